@@ -1,0 +1,55 @@
+# Everything runs from the virtual environment in .venv/ that `make install` creates.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+STAMP := $(VENV)/.installed
+GEN_PY := clients/python/src
+
+.PHONY: install run test test-unit test-integration test-e2e bench lint protos buf-lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml clients/python/pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e clients/python -e '.[dev]'
+	touch $(STAMP)
+
+run: install
+	$(BIN)/loyalty-server
+
+test: install
+	$(BIN)/pytest -q
+
+test-unit: install
+	$(BIN)/pytest -q tests/unit
+
+test-integration: install
+	$(BIN)/pytest -q tests/integration
+
+test-e2e: install
+	$(BIN)/pytest -q tests/e2e
+
+bench: install
+	$(BIN)/pytest -q tests/bench --benchmark-enable --benchmark-only
+
+lint: install buf-lint
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+# Regenerate the Python stubs (messages, gRPC, .pyi) from protos/.
+protos: install
+	$(PY) -m grpc_tools.protoc -I protos \
+	  --python_out=$(GEN_PY) --grpc_python_out=$(GEN_PY) \
+	  --mypy_out=$(GEN_PY) --mypy_grpc_out=$(GEN_PY) \
+	  --plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy \
+	  --plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc \
+	  protos/loyalty/v1/*.proto
+
+buf-lint:
+	cd protos && npx --yes @bufbuild/buf@1.75.0 lint
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,140 @@
+"""The cart (SPEC §3): lines, their net, and validation into field violations."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from enum import Enum
+
+from pricing.errors import Violation
+from pricing.money import INT64_MAX
+
+MAX_LINES = 1_000
+MAX_STRING = 256
+
+
+class LineKind(Enum):
+    GOODS = "GOODS"
+    SERVICE = "SERVICE"
+
+
+@dataclass(frozen=True)
+class CartLine:
+    line_id: str
+    quantity: int
+    unit_price_minor: int
+    sku: str = ""
+    category: str = ""
+    brand: str = ""
+    tags: tuple[str, ...] = ()
+    kind: LineKind = LineKind.GOODS
+    discount_minor: int = 0
+    promo_discount_minor: int = 0
+
+    @property
+    def gross_minor(self) -> int:
+        return self.quantity * self.unit_price_minor
+
+    @property
+    def net_minor(self) -> int:
+        """What the line costs after its markdown and its promo discount."""
+        return self.gross_minor - self.discount_minor - self.promo_discount_minor
+
+
+@dataclass(frozen=True)
+class Cart:
+    currency: str
+    lines: tuple[CartLine, ...]
+    delivery_minor: int = 0
+    promo_code: str = ""
+
+    @property
+    def goods_net_minor(self) -> int:
+        return sum(line.net_minor for line in self.lines)
+
+    @property
+    def total_minor(self) -> int:
+        """What the shopper pays before points: every line's net plus delivery."""
+        return self.goods_net_minor + self.delivery_minor
+
+    def without_promo(self) -> "Cart":
+        """The cart with its promo code dropped: each line's promo discount comes back."""
+        lines = tuple(replace(line, promo_discount_minor=0) for line in self.lines)
+        return replace(self, lines=lines, promo_code="")
+
+    def line(self, line_id: str) -> CartLine:
+        for line in self.lines:
+            if line.line_id == line_id:
+                return line
+        raise KeyError(line_id)
+
+
+def validate_string(
+    value: str, *, field: str, required: bool, max_len: int = MAX_STRING
+) -> list[Violation]:
+    """An id or label: present when required, and not longer than `max_len`."""
+    if required and not value:
+        return [Violation(field, "must not be empty")]
+    if len(value) > max_len:
+        return [Violation(field, f"must be at most {max_len} characters, got {len(value)}")]
+    return []
+
+
+def validate_cart(cart: Cart, *, field: str = "cart") -> list[Violation]:
+    """Every violation of SPEC §3 in the cart, one per offending field."""
+    violations = validate_string(cart.currency, field=f"{field}.currency", required=True, max_len=3)
+    violations += validate_string(cart.promo_code, field=f"{field}.promo_code", required=False)
+    if cart.delivery_minor < 0:
+        violations.append(Violation(f"{field}.delivery_minor", "must be >= 0"))
+    if not cart.lines:
+        violations.append(Violation(f"{field}.lines", "must not be empty"))
+    if len(cart.lines) > MAX_LINES:
+        violations.append(
+            Violation(
+                f"{field}.lines", f"must have at most {MAX_LINES} lines, got {len(cart.lines)}"
+            )
+        )
+        return violations
+    seen: set[str] = set()
+    total = cart.delivery_minor
+    for index, line in enumerate(cart.lines):
+        path = f"{field}.lines[{index}]"
+        violations += _validate_line(line, path=path)
+        if line.line_id and line.line_id in seen:
+            violations.append(Violation(f"{path}.line_id", f"duplicate line_id {line.line_id!r}"))
+        seen.add(line.line_id)
+        if 0 <= line.gross_minor <= INT64_MAX:
+            total += line.gross_minor
+    if total > INT64_MAX:
+        violations.append(Violation(f"{field}.lines", "the cart's total overflows int64"))
+    return violations
+
+
+def _validate_line(line: CartLine, *, path: str) -> list[Violation]:
+    violations = validate_string(line.line_id, field=f"{path}.line_id", required=True)
+    for name in ("sku", "category", "brand"):
+        violations += validate_string(getattr(line, name), field=f"{path}.{name}", required=False)
+    for index, tag in enumerate(line.tags):
+        violations += validate_string(tag, field=f"{path}.tags[{index}]", required=False)
+    violations += list(_amount_violations(line, path=path))
+    return violations
+
+
+def _amount_violations(line: CartLine, *, path: str) -> Iterator[Violation]:
+    if line.quantity <= 0:
+        yield Violation(f"{path}.quantity", "must be > 0")
+    for name in ("unit_price_minor", "discount_minor", "promo_discount_minor"):
+        if getattr(line, name) < 0:
+            yield Violation(f"{path}.{name}", "must be >= 0")
+    gross = line.gross_minor
+    if gross > INT64_MAX:
+        yield Violation(f"{path}.unit_price_minor", "quantity × unit_price_minor overflows int64")
+    elif (
+        gross >= 0
+        and line.discount_minor >= 0
+        and line.promo_discount_minor >= 0
+        and line.discount_minor + line.promo_discount_minor > gross
+    ):
+        yield Violation(
+            f"{path}.discount_minor",
+            f"discounts ({line.discount_minor} + {line.promo_discount_minor}) exceed the "
+            f"line total {gross}",
+        )

@@ -1,0 +1,35 @@
+"""Which lines points may pay for (SPEC §4, "Eligible lines")."""
+
+from dataclasses import dataclass
+
+from pricing.cart import Cart, CartLine
+from pricing.program import Program
+
+
+@dataclass(frozen=True)
+class ExcludedLine:
+    line_id: str
+    rule_id: str  # the exclusion rule's id, or "services" for the services setting
+
+
+@dataclass(frozen=True)
+class Eligibility:
+    eligible: tuple[CartLine, ...]
+    excluded: tuple[ExcludedLine, ...]
+
+    @property
+    def base_minor(self) -> int:
+        """The eligible base: the sum of eligible lines' net. Caps are percentages of it."""
+        return sum(line.net_minor for line in self.eligible)
+
+
+def classify(program: Program, cart: Cart) -> Eligibility:
+    eligible = []
+    excluded = []
+    for line in cart.lines:
+        rule_id = program.exclusion_for(line)
+        if rule_id is None:
+            eligible.append(line)
+        else:
+            excluded.append(ExcludedLine(line.line_id, rule_id))
+    return Eligibility(tuple(eligible), tuple(excluded))
