@@ -40,13 +40,23 @@ lint: install buf-lint
 	$(BIN)/mypy
 
 # Regenerate the Python stubs (messages, gRPC, .pyi) from protos/.
+# The generator is pinned: generated code checks at import time that the
+# installed grpcio/protobuf are at least the versions that generated it, so
+# clients/python/pyproject.toml's lower bounds must move with these pins.
+GRPC_TOOLS_VERSION := 1.85.1
+MYPY_PROTOBUF_VERSION := 5.1.0
+GEN_PKG := $(GEN_PY)/loyalty/v1
+
 protos: install
+	$(PY) -m pip install --quiet 'grpcio-tools==$(GRPC_TOOLS_VERSION)' 'mypy-protobuf==$(MYPY_PROTOBUF_VERSION)'
+	rm -f $(GEN_PKG)/*_pb2.py $(GEN_PKG)/*_pb2_grpc.py $(GEN_PKG)/*_pb2.pyi $(GEN_PKG)/*_pb2_grpc.pyi
 	$(PY) -m grpc_tools.protoc -I protos \
 	  --python_out=$(GEN_PY) --grpc_python_out=$(GEN_PY) \
 	  --mypy_out=$(GEN_PY) --mypy_grpc_out=$(GEN_PY) \
 	  --plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy \
 	  --plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc \
 	  protos/loyalty/v1/*.proto
+	$(PY) -c "from loyalty.v1 import account_service_pb2_grpc, redemption_service_pb2_grpc, errors_pb2"
 
 buf-lint:
 	cd protos && npx --yes @bufbuild/buf@1.75.0 lint

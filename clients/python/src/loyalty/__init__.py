@@ -1,0 +1,1 @@
+"""Client stubs for the loyalty checkout pricing service."""
