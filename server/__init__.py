@@ -1,0 +1,1 @@
+"""The loyalty service: gRPC servicers, use cases, persistence, configuration."""

@@ -1,0 +1,1 @@
+"""gRPC edge: servicers, proto ↔ domain translation, and the one error table."""

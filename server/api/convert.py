@@ -1,0 +1,337 @@
+"""Proto ↔ domain values. Translation lives here, not in the servicers."""
+
+import base64
+import hashlib
+from datetime import UTC, datetime, timedelta
+
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from loyalty.v1 import account_service_pb2 as account_pb
+from loyalty.v1 import cart_pb2, redemption_pb2
+from loyalty.v1 import redemption_service_pb2 as redemption_pb
+from pricing.caps import Constraint
+from pricing.cart import MAX_LINES, Cart, CartLine, LineKind, validate_cart, validate_string
+from pricing.errors import InvalidArgument, Violation
+from pricing.money import INT64_MAX
+from pricing.program import SelectionMode
+from pricing.quote import Option, Quote
+from pricing.reversal import ReturnedLine
+from server.service import commands
+from server.service.reads import Account
+from server.store.ledger import LedgerEntry
+from server.store.redemptions import Redemption
+
+REQUEST_ID_MAX = 128
+EPOCH = datetime.fromtimestamp(0, UTC)
+
+_KINDS = {
+    cart_pb2.LINE_KIND_UNSPECIFIED: LineKind.GOODS,
+    cart_pb2.LINE_KIND_GOODS: LineKind.GOODS,
+    cart_pb2.LINE_KIND_SERVICE: LineKind.SERVICE,
+}
+_CONSTRAINTS = {c: getattr(redemption_pb2, f"BINDING_CONSTRAINT_{c.value}") for c in Constraint}
+_MODES = {m: getattr(redemption_pb2, f"SELECTION_MODE_{m.value}") for m in SelectionMode}
+_STATES = {
+    name: getattr(redemption_pb2, f"REDEMPTION_STATE_{name}")
+    for name in ("HELD", "APPLIED", "PARTIALLY_REVERSED", "REVERSED", "RELEASED", "EXPIRED")
+}
+_ENTRY_KINDS = {
+    name: getattr(account_pb, f"LEDGER_ENTRY_KIND_{name}")
+    for name in (
+        "GRANT", "ACCRUAL", "REDEMPTION", "HOLD", "RELEASE", "REVERSAL", "CLAWBACK", "DEBT",
+        "EXPIRY",
+    )
+}  # fmt: skip
+
+
+class Fields:
+    """Collects violations while reading a request, then raises them all at once."""
+
+    def __init__(self) -> None:
+        self.violations: list[Violation] = []
+
+    def text(self, value: str, field: str, *, required: bool = True, max_len: int = 256) -> str:
+        self.violations += validate_string(value, field=field, required=required, max_len=max_len)
+        return value
+
+    def request_id(self, value: str) -> str:
+        return self.text(value, "request_id", max_len=REQUEST_ID_MAX)
+
+    def positive(self, value: int, field: str) -> int:
+        if value <= 0:
+            self.violations.append(Violation(field, "must be > 0"))
+        return value
+
+    def at_least_zero(self, value: int, field: str) -> int:
+        if value < 0:
+            self.violations.append(Violation(field, "must be >= 0"))
+        return value
+
+    def cart(self, message: cart_pb2.Cart, field: str = "cart") -> Cart:
+        if len(message.lines) > MAX_LINES:
+            self.violations.append(
+                Violation(f"{field}.lines", f"must have at most {MAX_LINES} lines")
+            )
+            return Cart(message.currency, ())
+        lines = []
+        for index, line in enumerate(message.lines):
+            kind = _KINDS.get(line.kind)
+            if kind is None:
+                self.violations.append(
+                    Violation(f"{field}.lines[{index}].kind", f"unknown kind {line.kind}")
+                )
+            lines.append(
+                CartLine(
+                    line_id=line.line_id,
+                    quantity=line.quantity,
+                    unit_price_minor=line.unit_price_minor,
+                    sku=line.sku,
+                    category=line.category,
+                    brand=line.brand,
+                    tags=tuple(line.tags),
+                    kind=kind or LineKind.GOODS,
+                    discount_minor=line.discount_minor,
+                    promo_discount_minor=line.promo_discount_minor,
+                )
+            )
+        cart = Cart(message.currency, tuple(lines), message.delivery_minor, message.promo_code)
+        self.violations += validate_cart(cart, field=field)
+        return cart
+
+    def done(self) -> None:
+        if self.violations:
+            raise InvalidArgument(self.violations)
+
+
+def fingerprint(method: str, request: Message) -> bytes:
+    """What makes two requests "the same" for idempotency: every field but `as_of`."""
+    copy = type(request)()
+    copy.CopyFrom(request)
+    copy.ClearField("as_of")  # type: ignore[arg-type]
+    digest = hashlib.sha256(method.encode())
+    digest.update(copy.SerializeToString(deterministic=True))
+    return digest.digest()
+
+
+def instant(message: Timestamp) -> datetime:
+    return message.ToDatetime(tzinfo=UTC)
+
+
+def optional_instant(owner: Message, field: str) -> datetime | None:
+    if not owner.HasField(field):
+        return None
+    return instant(getattr(owner, field))
+
+
+def stamp(value: datetime) -> Timestamp:
+    message = Timestamp()
+    message.FromDatetime(value)
+    return message
+
+
+# ---- requests → commands -------------------------------------------------------------
+
+
+def quote_command(request: redemption_pb.QuoteRedemptionRequest) -> commands.QuoteRedemption:
+    f = Fields()
+    command = commands.QuoteRedemption(
+        program_id=f.text(request.program_id, "program_id"),
+        customer_id=f.text(request.customer_id, "customer_id"),
+        cart=f.cart(request.cart),
+        payment_method=f.text(request.payment_method, "payment_method", required=False),
+    )
+    f.done()
+    return command
+
+
+def apply_command(request: redemption_pb.ApplyRedemptionRequest) -> commands.ApplyRedemption:
+    f = Fields()
+    command = commands.ApplyRedemption(
+        key=commands.Idempotency(
+            f.request_id(request.request_id), fingerprint("ApplyRedemption", request)
+        ),
+        program_id=f.text(request.program_id, "program_id"),
+        customer_id=f.text(request.customer_id, "customer_id"),
+        order_id=f.text(request.order_id, "order_id"),
+        cart=f.cart(request.cart),
+        payment_method=f.text(request.payment_method, "payment_method", required=False),
+        points=f.positive(request.points, "points"),
+        hold_seconds=f.at_least_zero(request.hold_seconds, "hold_seconds"),
+    )
+    f.done()
+    return command
+
+
+def reverse_command(request: redemption_pb.ReverseRedemptionRequest) -> commands.ReverseRedemption:
+    f = Fields()
+    lines = []
+    for index, line in enumerate(request.lines):
+        f.text(line.line_id, f"lines[{index}].line_id")
+        f.positive(line.quantity, f"lines[{index}].quantity")
+        lines.append(ReturnedLine(line.line_id, line.quantity))
+    command = commands.ReverseRedemption(
+        key=commands.Idempotency(
+            f.request_id(request.request_id), fingerprint("ReverseRedemption", request)
+        ),
+        program_id=f.text(request.program_id, "program_id"),
+        order_id=f.text(request.order_id, "order_id"),
+        lines=tuple(lines),
+        reason=f.text(request.reason, "reason", required=False),
+    )
+    f.done()
+    return command
+
+
+def grant_command(request: account_pb.GrantPointsRequest) -> commands.GrantPoints:
+    f = Fields()
+    command = commands.GrantPoints(
+        key=commands.Idempotency(
+            f.request_id(request.request_id), fingerprint("GrantPoints", request)
+        ),
+        program_id=f.text(request.program_id, "program_id"),
+        customer_id=f.text(request.customer_id, "customer_id"),
+        points=f.positive(request.points, "points"),
+        source=f.text(request.source, "source"),
+        available_at=optional_instant(request, "available_at"),
+        expires_at=optional_instant(request, "expires_at"),
+        reason=f.text(request.reason, "reason", required=False),
+    )
+    if command.points > INT64_MAX // 2:
+        f.violations.append(Violation("points", "too large"))
+    f.done()
+    return command
+
+
+def ids(request: Message, *names: str) -> None:
+    """Validate the required ids of a read request."""
+    f = Fields()
+    for name in names:
+        f.text(getattr(request, name), name)
+    f.done()
+
+
+def ledger_request(request: account_pb.ListLedgerEntriesRequest) -> commands.LedgerPageRequest:
+    f = Fields()
+    f.text(request.program_id, "program_id")
+    f.text(request.customer_id, "customer_id")
+    f.at_least_zero(request.page_size, "page_size")
+    after_at, after_id = None, 0
+    if request.page_token:
+        try:
+            micros, entry_id = base64.urlsafe_b64decode(request.page_token.encode()).split(b":")
+            after_at = EPOCH + timedelta(microseconds=int(micros))
+            after_id = int(entry_id)
+        except (ValueError, OverflowError):
+            f.violations.append(Violation("page_token", "not a token this service issued"))
+    f.done()
+    return commands.LedgerPageRequest(
+        request.program_id, request.customer_id, request.page_size, after_at, after_id
+    )
+
+
+def page_token(entry: LedgerEntry) -> str:
+    micros = (entry.effective_at - EPOCH) // timedelta(microseconds=1)
+    return base64.urlsafe_b64encode(f"{micros}:{entry.entry_id}".encode()).decode()
+
+
+# ---- domain → responses -------------------------------------------------------------
+
+
+def option_message(option: Option) -> redemption_pb2.RedemptionOption:
+    return redemption_pb2.RedemptionOption(
+        keeps_promo=option.keeps_promo,
+        max_points=option.max_points,
+        max_discount_minor=option.max_discount_minor,
+        eligible_base_minor=option.eligible_base_minor,
+        payable_minor=option.payable_minor,
+        binding_constraint=_CONSTRAINTS[option.binding],
+        selection_mode=_MODES[option.selection_mode],
+        allocations=[
+            redemption_pb2.LineAllocation(
+                line_id=a.line_id, points=a.points, discount_minor=a.discount_minor
+            )
+            for a in option.allocations
+        ],
+        excluded_lines=[
+            redemption_pb2.ExcludedLine(line_id=e.line_id, rule_id=e.rule_id)
+            for e in option.excluded
+        ],
+        points_to_earn=option.points_to_earn,
+    )
+
+
+def quote_response(quote: Quote) -> redemption_pb.QuoteRedemptionResponse:
+    return redemption_pb.QuoteRedemptionResponse(
+        tier_id=quote.tier_id,
+        spendable_points=quote.spendable_points,
+        options=[option_message(option) for option in quote.options],
+        recommended_option=quote.recommended,
+    )
+
+
+def redemption_message(redemption: Redemption) -> redemption_pb2.Redemption:
+    message = redemption_pb2.Redemption(
+        redemption_id=redemption.redemption_id,
+        order_id=redemption.order_id,
+        customer_id=redemption.customer_id,
+        program_id=redemption.program_id,
+        points=redemption.points,
+        discount_minor=redemption.discount_minor,
+        allocations=[
+            redemption_pb2.LineAllocation(
+                line_id=line.line_id, points=line.points, discount_minor=line.discount_minor
+            )
+            for line in redemption.lines
+        ],
+        points_reversed=redemption.points_reversed,
+        state=_STATES[redemption.state],
+        created_at=stamp(redemption.created_at),
+        program_version=redemption.program_version,
+    )
+    if redemption.hold_expires_at is not None:
+        message.hold_expires_at.CopyFrom(stamp(redemption.hold_expires_at))
+    return message
+
+
+def account_response(account: Account) -> account_pb.GetAccountResponse:
+    status = account.tier
+    message = account_pb.GetAccountResponse(
+        spendable_points=account.spendable_points,
+        pending_points=account.pending_points,
+        held_points=account.held_points,
+        balances_by_source=dict(account.balances_by_source),
+        tier_id=status.tier.id,
+        qualifying_spend_minor=status.spend_minor,
+        qualifying_orders=status.orders,
+        debt_points=account.debt_points,
+    )
+    if account.next_expiry is not None:
+        expires_at, points = account.next_expiry
+        message.next_expiry.CopyFrom(
+            account_pb.NextExpiry(expires_at=stamp(expires_at), points=points)
+        )
+    if status.next_tier is not None:
+        message.next_tier.CopyFrom(
+            account_pb.NextTier(
+                tier_id=status.next_tier.id,
+                missing_spend_minor=status.missing_spend_minor,
+                missing_orders=status.missing_orders,
+            )
+        )
+    return message
+
+
+def ledger_entry_message(entry: LedgerEntry) -> account_pb.LedgerEntry:
+    message = account_pb.LedgerEntry(
+        entry_id=str(entry.entry_id),
+        kind=_ENTRY_KINDS[entry.kind],
+        points=entry.points,
+        source=entry.source,
+        order_id=entry.order_id or "",
+        effective_at=stamp(entry.effective_at),
+        reason=entry.reason,
+    )
+    if entry.recorded_at is not None:
+        message.recorded_at.CopyFrom(stamp(entry.recorded_at))
+    return message

@@ -1,0 +1,92 @@
+"""RedemptionService: proto → command → use case → proto, nothing else."""
+
+from typing import Any
+
+import grpc
+
+from loyalty.v1 import redemption_service_pb2 as pb
+from loyalty.v1 import redemption_service_pb2_grpc as pb_grpc
+from server.api import convert
+from server.api.edge import Edge, rpc
+from server.service.apply import ApplyResult, apply_redemption
+from server.service.errors import NotImplementedYet
+from server.service.quote import quote_redemption
+from server.service.reads import get_redemption
+from server.service.reverse import ReverseResult, reverse_redemption
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+def _render_apply(result: ApplyResult) -> bytes:
+    return pb.ApplyRedemptionResponse(
+        redemption=convert.redemption_message(result.redemption),
+        balance_after=result.balance_after,
+    ).SerializeToString()
+
+
+def _render_reverse(result: ReverseResult) -> bytes:
+    response = pb.ReverseRedemptionResponse(
+        points_returned=result.points_returned,
+        points_clawed_back=result.points_clawed_back,
+        debt_points=result.debt_points,
+        balance_after=result.balance_after,
+    )
+    if result.redemption is not None:
+        response.redemption.CopyFrom(convert.redemption_message(result.redemption))
+    return response.SerializeToString()
+
+
+class RedemptionServicer(pb_grpc.RedemptionServiceServicer):
+    def __init__(self, edge: Edge) -> None:
+        self.edge = edge
+
+    @rpc
+    async def QuoteRedemption(
+        self, request: pb.QuoteRedemptionRequest, context: Context
+    ) -> pb.QuoteRedemptionResponse:
+        command = convert.quote_command(request)
+        now = self.edge.now(request)
+        quote = await self.edge.run(quote_redemption, self.edge.deps, command, now=now)
+        return convert.quote_response(quote)
+
+    @rpc
+    async def ApplyRedemption(
+        self, request: pb.ApplyRedemptionRequest, context: Context
+    ) -> pb.ApplyRedemptionResponse:
+        command = convert.apply_command(request)
+        now = self.edge.now(request)
+        answer = await self.edge.run(
+            apply_redemption, self.edge.deps, command, now=now, render=_render_apply
+        )
+        return pb.ApplyRedemptionResponse.FromString(answer)
+
+    @rpc
+    async def CaptureRedemption(
+        self, request: pb.CaptureRedemptionRequest, context: Context
+    ) -> pb.CaptureRedemptionResponse:
+        raise NotImplementedYet("CaptureRedemption arrives with two-phase redemption (holds)")
+
+    @rpc
+    async def ReverseRedemption(
+        self, request: pb.ReverseRedemptionRequest, context: Context
+    ) -> pb.ReverseRedemptionResponse:
+        command = convert.reverse_command(request)
+        now = self.edge.now(request)
+        answer = await self.edge.run(
+            reverse_redemption, self.edge.deps, command, now=now, render=_render_reverse
+        )
+        return pb.ReverseRedemptionResponse.FromString(answer)
+
+    @rpc
+    async def GetRedemption(
+        self, request: pb.GetRedemptionRequest, context: Context
+    ) -> pb.GetRedemptionResponse:
+        convert.ids(request, "program_id", "order_id")
+        self.edge.now(request)  # as_of is checked like everywhere, though a read needs no clock
+        redemption = await self.edge.run(
+            get_redemption,
+            self.edge.deps,
+            program_id=request.program_id,
+            order_id=request.order_id,
+        )
+        return pb.GetRedemptionResponse(redemption=convert.redemption_message(redemption))

@@ -1,0 +1,158 @@
+"""Builds and runs the gRPC server: servicers, health, reflection, graceful shutdown."""
+
+import asyncio
+import logging
+import signal
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
+from grpc_reflection.v1alpha import reflection
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+
+from loyalty.v1 import (
+    account_service_pb2,
+    account_service_pb2_grpc,
+    redemption_service_pb2,
+    redemption_service_pb2_grpc,
+)
+from pricing.program import load_programs
+from server.api.account import AccountServicer
+from server.api.edge import Edge, Readiness
+from server.api.redemption import RedemptionServicer
+from server.config import Config
+from server.service.deps import Deps
+from server.store.db import Database, create_database_engine, normalize_url
+from server.store.migrate import migrate
+
+log = logging.getLogger(__name__)
+
+SERVICES = (
+    redemption_service_pb2.DESCRIPTOR.services_by_name["RedemptionService"].full_name,
+    account_service_pb2.DESCRIPTOR.services_by_name["AccountService"].full_name,
+)
+
+
+def database_engine(config: Config) -> Engine:
+    url = make_url(normalize_url(config.database_url))
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    return create_database_engine(
+        str(url.render_as_string(hide_password=False)), pool_size=config.db_pool_size
+    )
+
+
+class DatabaseWatch:
+    """Migrates once the database answers, then keeps health in step with it."""
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        health: health_aio.HealthServicer,
+        readiness: Readiness,
+        pool: ThreadPoolExecutor,
+        interval: float,
+    ) -> None:
+        self.database = database
+        self.health = health
+        self.readiness = readiness
+        self.pool = pool
+        self.interval = interval
+        self.migrated = False
+
+    def _check(self) -> bool:
+        try:
+            if not self.migrated:
+                migrate(self.database.engine)
+                self.migrated = True
+                log.info("schema is at the newest revision")
+            return self.database.ping()
+        except Exception as exc:  # the database is down or refusing: report, don't crash
+            log.warning("database not ready: %s", type(exc).__name__)
+            return False
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            ok = await loop.run_in_executor(self.pool, self._check)
+            if ok != self.readiness.ready:
+                log.info("database %s", "reachable: SERVING" if ok else "unreachable: NOT_SERVING")
+            self.readiness.ready = ok
+            status = (
+                health_pb2.HealthCheckResponse.SERVING
+                if ok
+                else health_pb2.HealthCheckResponse.NOT_SERVING
+            )
+            for name in ("", *SERVICES):
+                await self.health.set(name, status)
+            await asyncio.sleep(self.interval if ok else min(self.interval, 0.5))
+
+
+async def serve(config: Config, *, reuse_port: bool = False) -> None:
+    """Serve until SIGTERM or SIGINT, then drain gracefully."""
+    programs = load_programs(config.programs)
+    engine = database_engine(config)
+    database = Database(engine)
+    pool = ThreadPoolExecutor(max_workers=config.db_pool_size, thread_name_prefix="db")
+    readiness = Readiness()
+    edge = Edge(
+        Deps(database, programs),
+        pool=pool,
+        readiness=readiness,
+        allow_clock_override=config.allow_clock_override,
+    )
+    server = grpc.aio.server(
+        options=[("grpc.so_reuseport", 1 if reuse_port else 0)],
+        maximum_concurrent_rpcs=None,
+    )
+    redemption_service_pb2_grpc.add_RedemptionServiceServicer_to_server(
+        RedemptionServicer(edge), server
+    )
+    account_service_pb2_grpc.add_AccountServiceServicer_to_server(AccountServicer(edge), server)
+    health = health_aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    for name in ("", *SERVICES):
+        await health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    reflection.enable_server_reflection(
+        (
+            *SERVICES,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ),
+        server,
+    )
+    server.add_insecure_port(config.listen)
+    await server.start()
+    shown_url = make_url(normalize_url(config.database_url)).render_as_string(hide_password=True)
+    log.info(
+        "serving on %s (database %s, programs %s)",
+        config.listen,
+        shown_url,
+        ", ".join(sorted(programs)),
+    )
+    watch = DatabaseWatch(
+        database,
+        health=health,
+        readiness=readiness,
+        pool=pool,
+        interval=config.health_interval_seconds,
+    )
+    watcher = asyncio.create_task(watch.run())
+
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    await stopping.wait()
+
+    log.info("shutting down: NOT_SERVING, draining for up to %.1fs", config.grace_seconds)
+    watcher.cancel()
+    await health.enter_graceful_shutdown()
+    await server.stop(config.grace_seconds)
+    pool.shutdown(wait=True)
+    engine.dispose()
+    log.info("stopped")

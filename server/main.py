@@ -1,0 +1,60 @@
+"""The `loyalty-server` command: serve (default) or run a maintenance subcommand."""
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+from server.app import database_engine, serve
+from server.config import Config, parse
+from server.store.migrate import migrate
+
+
+def _serve_workers(config: Config) -> int:
+    """Fork `workers` processes sharing the port (SO_REUSEPORT) before gRPC starts in any."""
+    children = []
+    for _ in range(config.workers):
+        pid = os.fork()
+        if pid == 0:
+            asyncio.run(serve(config, reuse_port=True))
+            os._exit(0)
+        children.append(pid)
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    status = 0
+    for child in children:
+        _, code = os.waitpid(child, 0)
+        status = status or os.waitstatus_to_exitcode(code)
+    return status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    command, config = parse(argv)
+    logging.basicConfig(
+        level=config.log_level,
+        format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if command == "migrate":
+        engine = database_engine(config)
+        migrate(engine)
+        engine.dispose()
+        logging.getLogger(__name__).info("schema is at the newest revision")
+        return 0
+    if config.workers > 1:
+        return _serve_workers(config)
+    asyncio.run(serve(config))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

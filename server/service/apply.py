@@ -1,0 +1,130 @@
+"""ApplyRedemption: spend points on an order, in one transaction on the locked account."""
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
+
+from pricing.buckets import DebitRecord
+from pricing.errors import OrderAlreadyRedeemed
+from pricing.quote import check_currency
+from pricing.redemption import plan_redemption
+from server.service import commands
+from server.service.deps import Deps
+from server.service.errors import NotImplementedYet
+from server.service.idempotent import run_once
+from server.service.tiers import current_tier
+from server.store import buckets as bucket_store
+from server.store.accounts import lock_account
+from server.store.ledger import LedgerEntry, append
+from server.store.redemptions import (
+    Redemption,
+    RedemptionLine,
+    add_redemption,
+    order_has_redemption,
+)
+
+APPLIED = "APPLIED"
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    redemption: Redemption
+    balance_after: int
+
+
+def apply_redemption(
+    deps: Deps,
+    command: commands.ApplyRedemption,
+    *,
+    now: datetime,
+    render: Callable[[ApplyResult], bytes],
+) -> bytes:
+    program = deps.program(command.program_id)
+    if command.hold_seconds > 0:
+        raise NotImplementedYet("holds (hold_seconds > 0) arrive with two-phase redemption")
+
+    def effect(connection: Connection) -> ApplyResult:
+        # The order of checks is SPEC §7's: currency, then the order, then the amounts.
+        check_currency(program, command.cart)
+        if order_has_redemption(connection, program_id=program.id, order_id=command.order_id):
+            raise OrderAlreadyRedeemed(command.order_id)
+        lock_account(connection, program_id=program.id, customer_id=command.customer_id, now=now)
+        buckets = bucket_store.spendable_buckets(
+            connection, program_id=program.id, customer_id=command.customer_id, now=now
+        )
+        status = current_tier(connection, program, customer_id=command.customer_id, now=now)
+        plan = plan_redemption(
+            program,
+            cart=command.cart,
+            tier=status.tier,
+            payment_method=command.payment_method,
+            points=command.points,
+            buckets=buckets,
+            now=now,
+        )
+        by_id = {b.bucket_id: b for b in buckets}
+        redemption = Redemption(
+            redemption_id=str(uuid.uuid4()),
+            program_id=program.id,
+            order_id=command.order_id,
+            customer_id=command.customer_id,
+            state=APPLIED,
+            points=plan.points,
+            discount_minor=plan.discount_minor,
+            points_reversed=0,
+            payment_method=command.payment_method,
+            program_version=program.version,
+            hold_expires_at=None,
+            created_at=now,
+            lines=tuple(
+                RedemptionLine(a.line_id, a.quantity, a.points, a.discount_minor)
+                for a in plan.lines
+            ),
+            debits=tuple(
+                DebitRecord(d.bucket_id, d.points, 0, by_id[d.bucket_id].expires_at, d.bucket_id)
+                for d in plan.debits
+            ),
+        )
+        try:
+            add_redemption(connection, redemption)
+        except IntegrityError as exc:
+            if "redemptions" not in str(exc.orig):
+                raise
+            # A concurrent apply for the same order committed first (UNIQUE program, order).
+            raise OrderAlreadyRedeemed(command.order_id) from exc
+        bucket_store.take(connection, plan.debits)
+        append(
+            connection,
+            [
+                LedgerEntry(
+                    kind="REDEMPTION",
+                    points=-d.points,
+                    source=by_id[d.bucket_id].source,
+                    effective_at=now,
+                    bucket_id=d.bucket_id,
+                    order_id=command.order_id,
+                )
+                for d in plan.debits
+            ],
+            program_id=program.id,
+            customer_id=command.customer_id,
+            request_id=command.key.request_id,
+            now=now,
+        )
+        balance = sum(b.remaining for b in buckets) - plan.points
+        return ApplyResult(redemption, balance)
+
+    return run_once(
+        deps.db,
+        program_id=program.id,
+        request_id=command.key.request_id,
+        method="ApplyRedemption",
+        fingerprint=command.key.fingerprint,
+        now=now,
+        effect=effect,
+        render=render,
+    )

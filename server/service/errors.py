@@ -1,0 +1,14 @@
+"""Errors of the service layer that are not the pricing domain's."""
+
+from pricing.errors import DomainError
+
+
+class NotImplementedYet(DomainError):
+    """Behaviour declared by the API whose issue has not landed yet (UNIMPLEMENTED)."""
+
+
+class ClockOverrideDisabled(DomainError):
+    """`as_of` was sent to a server that does not allow overriding its clock."""
+
+    def __init__(self) -> None:
+        super().__init__("as_of is honoured only when the server runs with --allow-clock-override")

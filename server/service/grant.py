@@ -1,0 +1,102 @@
+"""GrantPoints: credit points of a source; the credit pays debt first (SPEC §5)."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection
+
+from pricing.buckets import pay_debt_first
+from pricing.errors import InvalidArgument, UnknownSource, Violation
+from server.service import commands
+from server.service.deps import Deps
+from server.service.idempotent import run_once
+from server.store import buckets as bucket_store
+from server.store.accounts import lock_account, set_debt
+from server.store.ledger import LedgerEntry, append
+
+
+@dataclass(frozen=True)
+class GrantResult:
+    points: int
+    balance_after: int
+    debt_points: int
+
+
+def grant_points(
+    deps: Deps,
+    command: commands.GrantPoints,
+    *,
+    now: datetime,
+    render: Callable[[GrantResult], bytes],
+) -> bytes:
+    program = deps.program(command.program_id)
+    source = program.sources.get(command.source)
+    if source is None:
+        raise UnknownSource(field="source", source=command.source, known=sorted(program.sources))
+    available_at = command.available_at or now
+    expires_at = command.expires_at
+    if expires_at is None and source.expiry_days is not None:
+        expires_at = available_at + timedelta(days=source.expiry_days)
+    if expires_at is not None and expires_at <= available_at:
+        raise InvalidArgument([Violation("expires_at", "must be after available_at")])
+
+    def effect(connection: Connection) -> GrantResult:
+        customer = command.customer_id
+        debt = lock_account(connection, program_id=program.id, customer_id=customer, now=now)
+        payment = pay_debt_first(credit=command.points, debt=debt)
+        bucket_id = bucket_store.add_bucket(
+            connection,
+            program_id=program.id,
+            customer_id=customer,
+            source=source.id,
+            granted=command.points,
+            remaining=payment.to_bucket,
+            available_at=available_at,
+            expires_at=expires_at,
+            origin="GRANT",
+            order_id=None,
+            now=now,
+        )
+        if payment.to_debt:
+            set_debt(
+                connection,
+                program_id=program.id,
+                customer_id=customer,
+                debt_points=debt - payment.to_debt,
+            )
+        append(
+            connection,
+            [
+                LedgerEntry(
+                    kind="GRANT",
+                    points=command.points,
+                    source=source.id,
+                    effective_at=available_at,
+                    bucket_id=bucket_id,
+                    reason=command.reason,
+                )
+            ],
+            program_id=program.id,
+            customer_id=customer,
+            request_id=command.key.request_id,
+            now=now,
+        )
+        balance = sum(
+            b.remaining
+            for b in bucket_store.spendable_buckets(
+                connection, program_id=program.id, customer_id=customer, now=now
+            )
+        )
+        return GrantResult(command.points, balance, debt - payment.to_debt)
+
+    return run_once(
+        deps.db,
+        program_id=program.id,
+        request_id=command.key.request_id,
+        method="GrantPoints",
+        fingerprint=command.key.fingerprint,
+        now=now,
+        effect=effect,
+        render=render,
+    )

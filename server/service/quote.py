@@ -1,0 +1,32 @@
+"""QuoteRedemption: a read; it writes nothing."""
+
+from datetime import datetime
+
+from sqlalchemy import Connection
+
+from pricing.quote import Quote, check_currency, quote
+from server.service import commands
+from server.service.deps import Deps
+from server.service.tiers import current_tier
+from server.store.buckets import spendable_buckets
+
+
+def quote_redemption(deps: Deps, command: commands.QuoteRedemption, *, now: datetime) -> Quote:
+    program = deps.program(command.program_id)
+    check_currency(program, command.cart)
+
+    def read(connection: Connection) -> Quote:
+        buckets = spendable_buckets(
+            connection, program_id=program.id, customer_id=command.customer_id, now=now
+        )
+        status = current_tier(connection, program, customer_id=command.customer_id, now=now)
+        return quote(
+            program,
+            cart=command.cart,
+            tier=status.tier,
+            payment_method=command.payment_method,
+            buckets=buckets,
+            now=now,
+        )
+
+    return deps.db.read(read)

@@ -1,0 +1,98 @@
+"""GetAccount, GetRedemption and ListLedgerEntries: reads, which never write."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection
+
+from pricing.buckets import balance_by_source, spendable
+from pricing.errors import OrderNotFound
+from pricing.tiers import TierStatus
+from server.service import commands
+from server.service.deps import Deps
+from server.service.tiers import current_tier
+from server.store import ledger
+from server.store.accounts import read_debt
+from server.store.buckets import live_buckets
+from server.store.redemptions import Redemption, find_redemption
+
+MAX_PAGE = 1_000
+DEFAULT_PAGE = 100
+
+
+@dataclass(frozen=True)
+class Account:
+    spendable_points: int
+    pending_points: int
+    held_points: int
+    balances_by_source: Mapping[str, int]
+    next_expiry: tuple[datetime, int] | None  # the earliest expiry among spendable points
+    tier: TierStatus
+    debt_points: int
+
+
+def get_account(deps: Deps, *, program_id: str, customer_id: str, now: datetime) -> Account:
+    program = deps.program(program_id)
+
+    def read(connection: Connection) -> Account:
+        buckets = live_buckets(connection, program_id=program.id, customer_id=customer_id, now=now)
+        live = spendable(buckets, now)
+        next_expiry = None
+        expiring = [b for b in live if b.expires_at is not None]
+        if expiring:
+            first = expiring[0].expires_at
+            assert first is not None
+            next_expiry = (first, sum(b.remaining for b in expiring if b.expires_at == first))
+        return Account(
+            spendable_points=sum(b.remaining for b in live),
+            pending_points=sum(b.remaining for b in buckets if b.pending_at(now)),
+            held_points=0,
+            balances_by_source=balance_by_source(buckets, now),
+            next_expiry=next_expiry,
+            tier=current_tier(connection, program, customer_id=customer_id, now=now),
+            debt_points=read_debt(connection, program_id=program.id, customer_id=customer_id),
+        )
+
+    return deps.db.read(read)
+
+
+def get_redemption(deps: Deps, *, program_id: str, order_id: str) -> Redemption:
+    program = deps.program(program_id)
+
+    def read(connection: Connection) -> Redemption | None:
+        return find_redemption(connection, program_id=program.id, order_id=order_id)
+
+    found = deps.db.read(read)
+    if found is None:
+        raise OrderNotFound(order_id)
+    return found
+
+
+@dataclass(frozen=True)
+class LedgerPage:
+    entries: list[ledger.LedgerEntry]
+    has_more: bool
+
+
+def list_ledger_entries(
+    deps: Deps, request: commands.LedgerPageRequest, *, now: datetime
+) -> LedgerPage:
+    program = deps.program(request.program_id)
+    size = min(request.page_size or DEFAULT_PAGE, MAX_PAGE)
+    after = None
+    if request.after_effective_at is not None:
+        after = ledger.Cursor(request.after_effective_at, request.after_entry_id)
+
+    def read(connection: Connection) -> list[ledger.LedgerEntry]:
+        return ledger.page(
+            connection,
+            program_id=program.id,
+            customer_id=request.customer_id,
+            up_to=now,
+            after=after,
+            limit=size + 1,
+        )
+
+    entries = deps.db.read(read)
+    return LedgerPage(entries[:size], has_more=len(entries) > size)

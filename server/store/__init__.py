@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy Core tables, queries per aggregate, engines and migrations."""

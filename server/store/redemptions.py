@@ -1,0 +1,195 @@
+"""Redemptions with their line allocations and bucket debits."""
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, bindparam, insert, select, update
+
+from pricing.buckets import Debit, DebitRecord
+from pricing.reversal import UnitsLine
+from server.store.schema import buckets, redemption_debits, redemption_lines, redemptions
+
+
+@dataclass(frozen=True)
+class RedemptionLine:
+    line_id: str
+    quantity: int
+    points: int
+    discount_minor: int
+    returned_units: int = 0
+
+    def units(self) -> UnitsLine:
+        return UnitsLine(self.line_id, self.quantity, self.points, self.returned_units)
+
+
+@dataclass(frozen=True)
+class Redemption:
+    redemption_id: str
+    program_id: str
+    order_id: str
+    customer_id: str
+    state: str
+    points: int
+    discount_minor: int
+    points_reversed: int
+    payment_method: str
+    program_version: int
+    hold_expires_at: datetime | None
+    created_at: datetime
+    lines: tuple[RedemptionLine, ...]
+    debits: tuple[DebitRecord, ...]
+
+
+def add_redemption(connection: Connection, redemption: Redemption) -> None:
+    connection.execute(
+        insert(redemptions).values(
+            redemption_id=redemption.redemption_id,
+            program_id=redemption.program_id,
+            order_id=redemption.order_id,
+            customer_id=redemption.customer_id,
+            state=redemption.state,
+            points=redemption.points,
+            discount_minor=redemption.discount_minor,
+            points_reversed=redemption.points_reversed,
+            payment_method=redemption.payment_method,
+            program_version=redemption.program_version,
+            hold_expires_at=redemption.hold_expires_at,
+            created_at=redemption.created_at,
+            updated_at=redemption.created_at,
+        )
+    )
+    connection.execute(
+        insert(redemption_lines),
+        [
+            {
+                "redemption_id": redemption.redemption_id,
+                "line_id": line.line_id,
+                "position": position,
+                "quantity": line.quantity,
+                "points": line.points,
+                "discount_minor": line.discount_minor,
+            }
+            for position, line in enumerate(redemption.lines)
+        ],
+    )
+    if redemption.debits:
+        connection.execute(
+            insert(redemption_debits),
+            [
+                {
+                    "redemption_id": redemption.redemption_id,
+                    "bucket_id": debit.bucket_id,
+                    "points_taken": debit.taken,
+                }
+                for debit in redemption.debits
+            ],
+        )
+
+
+def order_has_redemption(connection: Connection, *, program_id: str, order_id: str) -> bool:
+    r = redemptions.c
+    found = connection.execute(
+        select(r.redemption_id).where(r.program_id == program_id, r.order_id == order_id)
+    ).first()
+    return found is not None
+
+
+def find_redemption(connection: Connection, *, program_id: str, order_id: str) -> Redemption | None:
+    r = redemptions.c
+    row = connection.execute(
+        select(redemptions).where(r.program_id == program_id, r.order_id == order_id)
+    ).first()
+    if row is None:
+        return None
+    lines = connection.execute(
+        select(
+            redemption_lines.c.line_id,
+            redemption_lines.c.quantity,
+            redemption_lines.c.points,
+            redemption_lines.c.discount_minor,
+            redemption_lines.c.returned_units,
+        )
+        .where(redemption_lines.c.redemption_id == row.redemption_id)
+        .order_by(redemption_lines.c.position)
+    )
+    debits = connection.execute(
+        select(
+            redemption_debits.c.bucket_id,
+            redemption_debits.c.points_taken,
+            redemption_debits.c.points_returned,
+            buckets.c.expires_at,
+        )
+        .join(buckets, buckets.c.bucket_id == redemption_debits.c.bucket_id)
+        .where(redemption_debits.c.redemption_id == row.redemption_id)
+    )
+    return Redemption(
+        redemption_id=row.redemption_id,
+        program_id=row.program_id,
+        order_id=row.order_id,
+        customer_id=row.customer_id,
+        state=row.state,
+        points=row.points,
+        discount_minor=row.discount_minor,
+        points_reversed=row.points_reversed,
+        payment_method=row.payment_method,
+        program_version=row.program_version,
+        hold_expires_at=row.hold_expires_at,
+        created_at=row.created_at,
+        lines=tuple(RedemptionLine(*line._tuple()) for line in lines),
+        debits=tuple(
+            DebitRecord(d.bucket_id, d.points_taken, d.points_returned, d.expires_at, d.bucket_id)
+            for d in debits
+        ),
+    )
+
+
+def record_return(
+    connection: Connection,
+    redemption: Redemption,
+    *,
+    units: Mapping[str, int],
+    restored: Iterable[Debit],
+    points_returned: int,
+    state: str,
+    now: datetime,
+) -> None:
+    """Write down a return: units per line, points back per debit, the new totals and state."""
+    connection.execute(
+        update(redemptions)
+        .where(redemptions.c.redemption_id == redemption.redemption_id)
+        .values(
+            points_reversed=redemptions.c.points_reversed + points_returned,
+            state=state,
+            updated_at=now,
+        )
+    )
+    line_params = [
+        {"r_id": redemption.redemption_id, "l_id": line_id, "units": count}
+        for line_id, count in units.items()
+        if count
+    ]
+    if line_params:
+        connection.execute(
+            update(redemption_lines)
+            .where(
+                redemption_lines.c.redemption_id == bindparam("r_id"),
+                redemption_lines.c.line_id == bindparam("l_id"),
+            )
+            .values(returned_units=redemption_lines.c.returned_units + bindparam("units")),
+            line_params,
+        )
+    debit_params = [
+        {"r_id": redemption.redemption_id, "b_id": d.bucket_id, "points": d.points}
+        for d in restored
+    ]
+    if debit_params:
+        connection.execute(
+            update(redemption_debits)
+            .where(
+                redemption_debits.c.redemption_id == bindparam("r_id"),
+                redemption_debits.c.bucket_id == bindparam("b_id"),
+            )
+            .values(points_returned=redemption_debits.c.points_returned + bindparam("points")),
+            debit_params,
+        )

@@ -1,0 +1,170 @@
+"""The tables. Each guards itself: CHECK for amounts, UNIQUE for one-per-order, foreign keys."""
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
+
+from server.store.types import Id, UtcDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+ID = 256  # ids from callers: program, customer, order, line, source
+REQUEST_ID = 128
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("program_id", String(ID), primary_key=True),
+    Column("customer_id", String(ID), primary_key=True),
+    Column("debt_points", BigInteger, nullable=False, server_default="0"),
+    Column("version", BigInteger, nullable=False, server_default="0"),
+    Column("created_at", UtcDateTime, nullable=False),
+    CheckConstraint("debt_points >= 0", name="debt_not_negative"),
+)
+
+
+def _account_fk() -> ForeignKeyConstraint:
+    return ForeignKeyConstraint(
+        ["program_id", "customer_id"], ["accounts.program_id", "accounts.customer_id"]
+    )
+
+
+buckets = Table(
+    "buckets",
+    metadata,
+    Column("bucket_id", Id, primary_key=True, autoincrement=True),
+    Column("program_id", String(ID), nullable=False),
+    Column("customer_id", String(ID), nullable=False),
+    Column("source", String(ID), nullable=False),
+    Column("granted", BigInteger, nullable=False),
+    Column("remaining", BigInteger, nullable=False),
+    Column("available_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=True),
+    Column("origin", String(16), nullable=False),
+    Column("order_id", String(ID), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    _account_fk(),
+    CheckConstraint("remaining >= 0", name="remaining_not_negative"),
+    CheckConstraint("remaining <= granted", name="remaining_within_granted"),
+    CheckConstraint("origin IN ('GRANT', 'ACCRUAL')", name="origin_known"),
+    CheckConstraint(
+        "expires_at IS NULL OR expires_at > available_at", name="expires_after_available"
+    ),
+    Index("ix_buckets_account", "program_id", "customer_id", "expires_at"),
+)
+
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("entry_id", Id, primary_key=True, autoincrement=True),
+    Column("program_id", String(ID), nullable=False),
+    Column("customer_id", String(ID), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("points", BigInteger, nullable=False),
+    Column("source", String(ID), nullable=False, server_default=""),
+    Column("bucket_id", Id, nullable=True),
+    Column("order_id", String(ID), nullable=True),
+    Column("request_id", String(REQUEST_ID), nullable=True),
+    Column("reason", String(ID), nullable=False, server_default=""),
+    Column("effective_at", UtcDateTime, nullable=False),
+    Column("recorded_at", UtcDateTime, nullable=False),
+    _account_fk(),
+    ForeignKeyConstraint(["bucket_id"], ["buckets.bucket_id"]),
+    CheckConstraint(
+        "kind IN ('GRANT', 'ACCRUAL', 'REDEMPTION', 'HOLD', 'RELEASE', 'REVERSAL', "
+        "'CLAWBACK', 'DEBT', 'EXPIRY')",
+        name="kind_known",
+    ),
+    CheckConstraint("points <> 0", name="points_not_zero"),
+    Index("ix_ledger_entries_account", "program_id", "customer_id", "effective_at", "entry_id"),
+)
+
+redemptions = Table(
+    "redemptions",
+    metadata,
+    Column("redemption_id", String(36), primary_key=True),
+    Column("program_id", String(ID), nullable=False),
+    Column("order_id", String(ID), nullable=False),
+    Column("customer_id", String(ID), nullable=False),
+    Column("state", String(24), nullable=False),
+    Column("points", BigInteger, nullable=False),
+    Column("discount_minor", BigInteger, nullable=False),
+    Column("points_reversed", BigInteger, nullable=False, server_default="0"),
+    Column("payment_method", String(ID), nullable=False, server_default=""),
+    Column("program_version", BigInteger, nullable=False),
+    Column("hold_expires_at", UtcDateTime, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    _account_fk(),
+    UniqueConstraint("program_id", "order_id"),
+    CheckConstraint("points > 0", name="points_positive"),
+    CheckConstraint(
+        "points_reversed >= 0 AND points_reversed <= points", name="reversed_within_points"
+    ),
+    CheckConstraint(
+        "state IN ('HELD', 'APPLIED', 'PARTIALLY_REVERSED', 'REVERSED', 'RELEASED', 'EXPIRED')",
+        name="state_known",
+    ),
+)
+
+redemption_lines = Table(
+    "redemption_lines",
+    metadata,
+    Column("redemption_id", String(36), primary_key=True),
+    Column("line_id", String(ID), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("quantity", BigInteger, nullable=False),
+    Column("points", BigInteger, nullable=False),
+    Column("discount_minor", BigInteger, nullable=False),
+    Column("returned_units", BigInteger, nullable=False, server_default="0"),
+    ForeignKeyConstraint(["redemption_id"], ["redemptions.redemption_id"]),
+    CheckConstraint("quantity > 0", name="quantity_positive"),
+    CheckConstraint("points >= 0", name="points_not_negative"),
+    CheckConstraint(
+        "returned_units >= 0 AND returned_units <= quantity", name="returned_within_quantity"
+    ),
+)
+
+redemption_debits = Table(
+    "redemption_debits",
+    metadata,
+    Column("redemption_id", String(36), primary_key=True),
+    Column("bucket_id", Id, primary_key=True),
+    Column("points_taken", BigInteger, nullable=False),
+    Column("points_returned", BigInteger, nullable=False, server_default="0"),
+    ForeignKeyConstraint(["redemption_id"], ["redemptions.redemption_id"]),
+    ForeignKeyConstraint(["bucket_id"], ["buckets.bucket_id"]),
+    CheckConstraint("points_taken > 0", name="taken_positive"),
+    CheckConstraint(
+        "points_returned >= 0 AND points_returned <= points_taken", name="returned_within_taken"
+    ),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("program_id", String(ID), primary_key=True),
+    Column("request_id", String(REQUEST_ID), primary_key=True),
+    Column("method", String(64), nullable=False),
+    Column("fingerprint", LargeBinary, nullable=False),
+    Column("response", LargeBinary, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+)
