@@ -32,8 +32,13 @@ def cap_rates(program: Program, *, tier: Tier, payment_method: str) -> CapRates:
     override = program.payment_methods.get(payment_method)
     if override is None:
         return CapRates(tier.redeem_cap_bp, {s.id: s.cap_bp for s in sources})
+    # Sources the override does not name take its default, else keep their own cap.
     source_bp = {
-        s.id: override.source_cap_bp.get(s.id, override.other_sources_cap_bp) for s in sources
+        s.id: override.source_cap_bp.get(
+            s.id,
+            s.cap_bp if override.other_sources_cap_bp is None else override.other_sources_cap_bp,
+        )
+        for s in sources
     }
     return CapRates(override.redeem_cap_bp, source_bp)
 

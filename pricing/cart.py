@@ -98,10 +98,11 @@ def validate_cart(cart: Cart, *, field: str = "cart") -> list[Violation]:
     for index, line in enumerate(cart.lines):
         path = f"{field}.lines[{index}]"
         violations += _validate_line(line, path=path)
-        if line.line_id and line.line_id in seen:
+        # A line_id already reported (too long) is not reported again as a duplicate.
+        if line.line_id and len(line.line_id) <= MAX_STRING and line.line_id in seen:
             violations.append(Violation(f"{path}.line_id", f"duplicate line_id {line.line_id!r}"))
         seen.add(line.line_id)
-        if 0 <= line.gross_minor <= INT64_MAX:
+        if _has_valid_factors(line) and line.gross_minor <= INT64_MAX:
             total += line.gross_minor
     if total > INT64_MAX:
         violations.append(Violation(f"{field}.lines", "the cart's total overflows int64"))
@@ -118,12 +119,18 @@ def _validate_line(line: CartLine, *, path: str) -> list[Violation]:
     return violations
 
 
+def _has_valid_factors(line: CartLine) -> bool:
+    return line.quantity > 0 and line.unit_price_minor >= 0
+
+
 def _amount_violations(line: CartLine, *, path: str) -> Iterator[Violation]:
     if line.quantity <= 0:
         yield Violation(f"{path}.quantity", "must be > 0")
     for name in ("unit_price_minor", "discount_minor", "promo_discount_minor"):
         if getattr(line, name) < 0:
             yield Violation(f"{path}.{name}", "must be >= 0")
+    if not _has_valid_factors(line):
+        return  # no meaningful line total; the bad factor is already reported
     gross = line.gross_minor
     if gross > INT64_MAX:
         yield Violation(f"{path}.unit_price_minor", "quantity × unit_price_minor overflows int64")

@@ -127,6 +127,8 @@ def load_program(path: Path) -> Program:
             data = tomllib.load(handle)
     except tomllib.TOMLDecodeError as exc:
         raise ProgramConfigError(path, "(file)", f"not valid TOML: {exc}") from exc
+    except OSError as exc:
+        raise ProgramConfigError(path, "(file)", f"cannot be read: {exc.strerror}") from exc
     return _Reader(path).program(data)
 
 
@@ -361,5 +363,7 @@ class _Reader:
                     item, "other_sources_cap_bp", prefix=prefix, default=None
                 ),
             )
+            if method.id in methods:
+                raise self.fail(f"{prefix}id", f"payment method {method.id!r} is defined twice")
             methods[method.id] = method
         return methods

@@ -1,0 +1,205 @@
+"""pricing.cart: net, the promo dropped, and validation into one violation per offending field."""
+
+from collections import Counter
+from dataclasses import replace
+
+import pytest
+
+from pricing.cart import Cart, CartLine, LineKind, validate_cart, validate_string
+from pricing.errors import Violation
+from pricing.money import INT64_MAX
+
+
+def good_line(line_id: str = "l1", **fields: object) -> CartLine:
+    line = CartLine(line_id, quantity=2, unit_price_minor=500)
+    return replace(line, **fields)
+
+
+def cart_of(*lines: CartLine, **fields: object) -> Cart:
+    return replace(Cart("RUB", tuple(lines)), **fields)
+
+
+def paths(violations: list[Violation]) -> list[str]:
+    return [v.field for v in violations]
+
+
+class TestNet:
+    def test_net_is_gross_minus_both_discounts(self) -> None:
+        line = CartLine("a", 3, 1_000, discount_minor=250, promo_discount_minor=400)
+        # gross 3 × 1000 = 3000; net 3000 − 250 − 400 = 2350
+        assert line.gross_minor == 3_000
+        assert line.net_minor == 2_350
+
+    def test_totals_include_delivery(self) -> None:
+        cart = Cart(
+            "RUB",
+            (CartLine("a", 1, 1_000, discount_minor=100), CartLine("b", 2, 300)),
+            delivery_minor=500,
+        )
+        # goods 900 + 600 = 1500; with delivery 500 → 2000
+        assert cart.goods_net_minor == 1_500
+        assert cart.total_minor == 2_000
+
+    def test_without_promo_gives_the_promo_part_back(self) -> None:
+        cart = Cart(
+            "RUB",
+            (
+                CartLine("a", 1, 1_000, discount_minor=100, promo_discount_minor=200),
+                CartLine("b", 1, 500, promo_discount_minor=50),
+            ),
+            promo_code="SPRING",
+        )
+        dropped = cart.without_promo()
+        assert dropped.promo_code == ""
+        # a: 1000 − 100 = 900 (the markdown stays); b: 500
+        assert [line.net_minor for line in dropped.lines] == [900, 500]
+        assert [line.discount_minor for line in dropped.lines] == [100, 0]
+        # the original is unchanged: 1000 − 100 − 200 = 700, 500 − 50 = 450
+        assert [line.net_minor for line in cart.lines] == [700, 450]
+
+    def test_line_lookup(self) -> None:
+        cart = cart_of(good_line("a"), good_line("b"))
+        assert cart.line("b").line_id == "b"
+        with pytest.raises(KeyError):
+            cart.line("c")
+
+
+class TestValidation:
+    def test_a_good_cart_has_no_violations(self) -> None:
+        cart = cart_of(
+            good_line("a", sku="S", category="c", brand="b", tags=("t",)),
+            good_line("b", kind=LineKind.SERVICE, discount_minor=400, promo_discount_minor=600),
+            delivery_minor=300,
+            promo_code="P",
+        )
+        assert validate_cart(cart) == []
+
+    def test_one_violation_per_offending_field_with_exact_paths(self) -> None:
+        cart = cart_of(
+            good_line("a"),
+            good_line("b", quantity=0, discount_minor=-1),
+            good_line("c", unit_price_minor=-5, promo_discount_minor=-2),
+        )
+        assert paths(validate_cart(cart)) == [
+            "cart.lines[1].quantity",
+            "cart.lines[1].discount_minor",
+            "cart.lines[2].unit_price_minor",
+            "cart.lines[2].promo_discount_minor",
+        ]
+
+    def test_descriptions(self) -> None:
+        violations = validate_cart(cart_of(good_line(quantity=-3)))
+        assert violations == [Violation("cart.lines[0].quantity", "must be > 0")]
+
+    def test_empty_and_duplicate_line_ids(self) -> None:
+        cart = cart_of(good_line("a"), good_line(""), good_line("a"))
+        violations = validate_cart(cart)
+        assert paths(violations) == ["cart.lines[1].line_id", "cart.lines[2].line_id"]
+        assert violations[0].description == "must not be empty"
+        assert "duplicate line_id 'a'" in violations[1].description
+
+    def test_cart_level_fields(self) -> None:
+        cart = Cart("", (), delivery_minor=-1, promo_code="p" * 257)
+        assert paths(validate_cart(cart)) == [
+            "cart.currency",
+            "cart.promo_code",
+            "cart.delivery_minor",
+            "cart.lines",
+        ]
+
+    def test_currency_longer_than_three(self) -> None:
+        assert paths(validate_cart(cart_of(good_line(), currency="RUBL"))) == ["cart.currency"]
+
+    def test_field_prefix(self) -> None:
+        violations = validate_cart(cart_of(good_line(quantity=0)), field="request.cart")
+        assert paths(violations) == ["request.cart.lines[0].quantity"]
+
+    def test_discounts_above_the_line_total(self) -> None:
+        # gross 2 × 500 = 1000: 600 + 400 = 1000 is fine, 600 + 401 = 1001 is not
+        assert validate_cart(cart_of(good_line(discount_minor=600, promo_discount_minor=400))) == []
+        violations = validate_cart(cart_of(good_line(discount_minor=600, promo_discount_minor=401)))
+        assert paths(violations) == ["cart.lines[0].discount_minor"]
+        assert "exceed the line total 1000" in violations[0].description
+
+    def test_at_most_1000_lines(self) -> None:
+        lines = [good_line(f"l{i}") for i in range(1_000)]
+        assert validate_cart(cart_of(*lines)) == []
+        violations = validate_cart(cart_of(*lines, good_line("l1000")))
+        assert violations == [Violation("cart.lines", "must have at most 1000 lines, got 1001")]
+
+    @pytest.mark.parametrize("name", ["sku", "category", "brand", "line_id"])
+    def test_256_characters(self, name: str) -> None:
+        assert validate_cart(cart_of(good_line(**{name: "x" * 256}))) == []
+        violations = validate_cart(cart_of(good_line(**{name: "x" * 257})))
+        assert violations == [
+            Violation(f"cart.lines[0].{name}", "must be at most 256 characters, got 257")
+        ]
+
+    def test_256_characters_in_tags_and_promo_code(self) -> None:
+        cart = cart_of(good_line(tags=("ok", "t" * 257)), promo_code="p" * 256)
+        assert paths(validate_cart(cart)) == ["cart.lines[0].tags[1]"]
+
+    def test_line_total_overflows_int64(self) -> None:
+        # 2 × 2^62 = 2^63 = INT64_MAX + 1
+        violations = validate_cart(cart_of(good_line(quantity=2, unit_price_minor=2**62)))
+        assert paths(violations) == ["cart.lines[0].unit_price_minor"]
+        assert "overflows int64" in violations[0].description
+
+    def test_line_total_at_int64_max_is_fine(self) -> None:
+        assert validate_cart(cart_of(good_line(quantity=1, unit_price_minor=INT64_MAX))) == []
+
+    def test_sum_of_lines_overflows_int64(self) -> None:
+        # each line 2^62 fits; together 2^63 = INT64_MAX + 1 does not
+        cart = cart_of(
+            good_line("a", quantity=1, unit_price_minor=2**62),
+            good_line("b", quantity=1, unit_price_minor=2**62),
+        )
+        violations = validate_cart(cart)
+        assert violations == [Violation("cart.lines", "the cart's total overflows int64")]
+
+    def test_lines_plus_delivery_overflows_int64(self) -> None:
+        # line 1 + delivery INT64_MAX = INT64_MAX + 1; line 0 + INT64_MAX fits
+        over = cart_of(good_line(quantity=1, unit_price_minor=1), delivery_minor=INT64_MAX)
+        assert paths(validate_cart(over)) == ["cart.lines"]
+        fits = cart_of(good_line(quantity=1, unit_price_minor=0), delivery_minor=INT64_MAX)
+        assert validate_cart(fits) == []
+
+    def test_never_two_violations_for_one_field(self) -> None:
+        long_id = "x" * 257
+        cart = cart_of(
+            good_line(long_id),
+            good_line(long_id),  # too long and a duplicate: still one violation
+            good_line("n", quantity=-1, unit_price_minor=-(2**63)),  # negatives, product 2^63
+        )
+        counts = Counter(paths(validate_cart(cart)))
+        assert counts == {
+            "cart.lines[0].line_id": 1,
+            "cart.lines[1].line_id": 1,
+            "cart.lines[2].quantity": 1,
+            "cart.lines[2].unit_price_minor": 1,
+        }
+
+    def test_negative_factors_do_not_make_a_line_total(self) -> None:
+        # (−1) × (−2^62) = 2^62 twice would "overflow" the sum; only the bad factors are reported
+        bad = good_line("a", quantity=-1, unit_price_minor=-(2**62))
+        cart = cart_of(bad, replace(bad, line_id="b"))
+        assert paths(validate_cart(cart)) == [
+            "cart.lines[0].quantity",
+            "cart.lines[0].unit_price_minor",
+            "cart.lines[1].quantity",
+            "cart.lines[1].unit_price_minor",
+        ]
+
+
+class TestValidateString:
+    def test_required(self) -> None:
+        assert validate_string("", field="f", required=True) == [
+            Violation("f", "must not be empty")
+        ]
+        assert validate_string("", field="f", required=False) == []
+
+    def test_request_id_limit(self) -> None:
+        assert validate_string("r" * 128, field="request_id", required=True, max_len=128) == []
+        assert paths(
+            validate_string("r" * 129, field="request_id", required=True, max_len=128)
+        ) == ["request_id"]
