@@ -24,6 +24,11 @@ from server.store.redemptions import Redemption
 
 REQUEST_ID_MAX = 128
 EPOCH = datetime.fromtimestamp(0, UTC)
+# A day inside datetime's range at both ends, so that moving an instant to a program's time
+# zone stays inside it.
+MIN_INSTANT = datetime(1, 1, 2, tzinfo=UTC)
+MAX_INSTANT = datetime(9999, 12, 30, tzinfo=UTC)
+_LINE_TEXTS = ("line_id", "sku", "category", "brand")
 
 _KINDS = {
     cart_pb2.LINE_KIND_UNSPECIFIED: LineKind.GOODS,
@@ -52,7 +57,8 @@ class Fields:
         self.violations: list[Violation] = []
 
     def text(self, value: str, field: str, *, required: bool = True, max_len: int = 256) -> str:
-        self.violations += validate_string(value, field=field, required=required, max_len=max_len)
+        problems = validate_string(value, field=field, required=required, max_len=max_len)
+        self.violations += problems or _nul_violations([(field, value)])
         return value
 
     def request_id(self, value: str) -> str:
@@ -97,7 +103,24 @@ class Fields:
             )
         cart = Cart(message.currency, tuple(lines), message.delivery_minor, message.promo_code)
         self.violations += validate_cart(cart, field=field)
+        texts = [
+            (f"{field}.currency", message.currency),
+            (f"{field}.promo_code", message.promo_code),
+        ]
+        for index, line in enumerate(message.lines):
+            path = f"{field}.lines[{index}]"
+            texts += [(f"{path}.{name}", getattr(line, name)) for name in _LINE_TEXTS]
+            texts += [(f"{path}.tags[{i}]", tag) for i, tag in enumerate(line.tags)]
+        reported = {v.field for v in self.violations}
+        self.violations += _nul_violations([t for t in texts if t[0] not in reported])
         return cart
+
+    def optional_instant(self, owner: Message, field: str) -> datetime | None:
+        try:
+            return optional_instant(owner, field)
+        except InvalidArgument as exc:
+            self.violations += exc.violations
+            return None
 
     def done(self) -> None:
         if self.violations:
@@ -114,14 +137,29 @@ def fingerprint(method: str, request: Message) -> bytes:
     return digest.digest()
 
 
-def instant(message: Timestamp) -> datetime:
-    return message.ToDatetime(tzinfo=UTC)
+def instant(message: Timestamp, field: str = "as_of") -> datetime:
+    """A valid Timestamp inside the range the service computes in; otherwise bad input."""
+    try:
+        value: datetime | None = message.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError):  # seconds or nanos out of the Timestamp's range
+        value = None
+    if value is None or not MIN_INSTANT <= value <= MAX_INSTANT:
+        allowed = f"{MIN_INSTANT:%Y-%m-%d} to {MAX_INSTANT:%Y-%m-%d}"
+        raise InvalidArgument([Violation(field, f"must be a timestamp from {allowed}")])
+    return value
 
 
 def optional_instant(owner: Message, field: str) -> datetime | None:
     if not owner.HasField(field):
         return None
-    return instant(getattr(owner, field))
+    return instant(getattr(owner, field), field)
+
+
+def _nul_violations(texts: list[tuple[str, str]]) -> list[Violation]:
+    """NUL characters: PostgreSQL's text cannot hold them, so no backend takes them."""
+    return [
+        Violation(f, "must not contain NUL characters") for f, value in texts if "\x00" in value
+    ]
 
 
 def stamp(value: datetime) -> Timestamp:
@@ -193,8 +231,8 @@ def grant_command(request: account_pb.GrantPointsRequest) -> commands.GrantPoint
         customer_id=f.text(request.customer_id, "customer_id"),
         points=f.positive(request.points, "points"),
         source=f.text(request.source, "source"),
-        available_at=optional_instant(request, "available_at"),
-        expires_at=optional_instant(request, "expires_at"),
+        available_at=f.optional_instant(request, "available_at"),
+        expires_at=f.optional_instant(request, "expires_at"),
         reason=f.text(request.reason, "reason", required=False),
     )
     if command.points > INT64_MAX // 2:
@@ -222,6 +260,8 @@ def ledger_request(request: account_pb.ListLedgerEntriesRequest) -> commands.Led
             micros, entry_id = base64.urlsafe_b64decode(request.page_token.encode()).split(b":")
             after_at = EPOCH + timedelta(microseconds=int(micros))
             after_id = int(entry_id)
+            if not 0 <= after_id <= INT64_MAX:
+                raise ValueError(entry_id)
         except (ValueError, OverflowError):
             f.violations.append(Violation("page_token", "not a token this service issued"))
     f.done()

@@ -50,9 +50,10 @@ def apply_redemption(
     def effect(connection: Connection) -> ApplyResult:
         # The order of checks is SPEC §7's: currency, then the order, then the amounts.
         check_currency(program, command.cart)
+        lock_account(connection, program_id=program.id, customer_id=command.customer_id, now=now)
+        # Looked up under the lock: a concurrent apply for this order may just have committed.
         if order_has_redemption(connection, program_id=program.id, order_id=command.order_id):
             raise OrderAlreadyRedeemed(command.order_id)
-        lock_account(connection, program_id=program.id, customer_id=command.customer_id, now=now)
         buckets = bucket_store.spendable_buckets(
             connection, program_id=program.id, customer_id=command.customer_id, now=now
         )

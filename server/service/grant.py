@@ -8,6 +8,7 @@ from sqlalchemy import Connection
 
 from pricing.buckets import pay_debt_first
 from pricing.errors import InvalidArgument, UnknownSource, Violation
+from pricing.money import INT64_MAX
 from server.service import commands
 from server.service.deps import Deps
 from server.service.idempotent import run_once
@@ -37,7 +38,11 @@ def grant_points(
     available_at = command.available_at or now
     expires_at = command.expires_at
     if expires_at is None and source.expiry_days is not None:
-        expires_at = available_at + timedelta(days=source.expiry_days)
+        try:
+            expires_at = available_at + timedelta(days=source.expiry_days)
+        except OverflowError:
+            field = "available_at" if command.available_at else "as_of"
+            raise InvalidArgument([Violation(field, "the default expiry is after 9999")]) from None
     if expires_at is not None and expires_at <= available_at:
         raise InvalidArgument([Violation("expires_at", "must be after available_at")])
 
@@ -45,6 +50,12 @@ def grant_points(
         customer = command.customer_id
         debt = lock_account(connection, program_id=program.id, customer_id=customer, now=now)
         payment = pay_debt_first(credit=command.points, debt=debt)
+        held = bucket_store.total_remaining(connection, program_id=program.id, customer_id=customer)
+        if held + payment.to_bucket > INT64_MAX:
+            # Balances are int64 on the wire: a sum that overflows is bad input (SPEC §3).
+            raise InvalidArgument(
+                [Violation("points", "the customer's points would overflow int64")]
+            )
         bucket_id = bucket_store.add_bucket(
             connection,
             program_id=program.id,

@@ -48,6 +48,17 @@ def spendable_buckets(
     ]
 
 
+def total_remaining(connection: Connection, *, program_id: str, customer_id: str) -> int:
+    """Points left in all of a customer's buckets, whatever their window (summed in Python:
+    SQLite's SUM raises on int64 overflow)."""
+    rows = connection.execute(
+        select(buckets.c.remaining).where(
+            buckets.c.program_id == program_id, buckets.c.customer_id == customer_id
+        )
+    )
+    return sum(remaining for (remaining,) in rows)
+
+
 def buckets_by_id(connection: Connection, bucket_ids: Iterable[int]) -> dict[int, Bucket]:
     rows = connection.execute(select(*_columns).where(buckets.c.bucket_id.in_(list(bucket_ids))))
     return {bucket.bucket_id: bucket for bucket in (_bucket(row._tuple()) for row in rows)}

@@ -1,0 +1,1 @@
+"""End-to-end tests: a real `loyalty-server` process on SQLite and on PostgreSQL."""
