@@ -1,7 +1,7 @@
 """Buckets of points: when they may be spent, and which are spent or refilled first."""
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 
@@ -15,6 +15,7 @@ class Bucket:
     available_at: datetime
     expires_at: datetime | None  # None: never expires
     seq: int  # creation order, breaks ties between equal expiries
+    settled: bool = True  # False: a credit that pays debt when it matures (an accrual)
 
     def spendable_at(self, now: datetime) -> bool:
         return self.available_at <= now and (self.expires_at is None or now < self.expires_at)
@@ -167,3 +168,59 @@ def pay_debt_first(*, credit: int, debt: int) -> DebtPayment:
     """Every credit pays outstanding debt first, whatever its source (SPEC §5)."""
     to_debt = min(credit, debt)
     return DebtPayment(to_debt=to_debt, to_bucket=credit - to_debt)
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """Matured credits applied against debt: what each paid, and the debt left."""
+
+    payments: tuple[Debit, ...]  # points moved from a bucket to the debt
+    settled: tuple[int, ...]  # buckets now settled, whether they paid anything or not
+    debt: int
+
+    def apply(self, buckets: Iterable[Bucket]) -> list[Bucket]:
+        """The buckets as they are once this settlement is written down."""
+        paid = {p.bucket_id: p.points for p in self.payments}
+        done = set(self.settled)
+        return [
+            replace(b, remaining=b.remaining - paid.get(b.bucket_id, 0), settled=True)
+            if b.bucket_id in done
+            else b
+            for b in buckets
+        ]
+
+
+def settle_matured(buckets: Iterable[Bucket], *, debt: int, now: datetime) -> Settlement:
+    """Every credit pays debt first (SPEC §5); an accrual pays when it matures.
+
+    Unsettled buckets that have matured by `now` pay the debt in the order
+    they matured. Every mutation settles first, so the debt they meet is the
+    debt at their maturity; reads apply the same settlement without writing it.
+    """
+    matured = sorted(
+        (b for b in buckets if not b.settled and b.available_at <= now),
+        key=lambda b: (b.available_at, b.seq),
+    )
+    payments = []
+    for bucket in matured:
+        pay = min(bucket.remaining, debt)
+        if pay:
+            payments.append(Debit(bucket.bucket_id, pay))
+            debt -= pay
+    return Settlement(tuple(payments), tuple(b.bucket_id for b in matured), debt)
+
+
+def pay_debt_from_restore(restores: Sequence[Debit], *, debt: int) -> tuple[list[Debit], int]:
+    """Points coming back pay debt first (SPEC §5); the rest go back into their buckets.
+
+    Returns what each bucket still receives and how much paid the debt.
+    """
+    to_debt = min(debt, sum(r.points for r in restores))
+    left = to_debt
+    to_buckets = []
+    for restore in restores:
+        paid = min(left, restore.points)
+        left -= paid
+        if restore.points - paid:
+            to_buckets.append(Debit(restore.bucket_id, restore.points - paid))
+    return to_buckets, to_debt

@@ -1,9 +1,11 @@
 """Builds and runs the gRPC server: servicers, health, reflection, graceful shutdown."""
 
 import asyncio
+import functools
 import logging
 import signal
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
@@ -25,6 +27,7 @@ from server.api.edge import Edge, Readiness
 from server.api.redemption import RedemptionServicer
 from server.config import Config
 from server.service.deps import Deps
+from server.service.expire import expire_points
 from server.store.db import Database, create_database_engine, normalize_url
 from server.store.migrate import migrate
 
@@ -92,6 +95,26 @@ class DatabaseWatch:
             await asyncio.sleep(self.interval if ok else min(self.interval, 0.5))
 
 
+async def _expire_periodically(
+    database: Database, pool: ThreadPoolExecutor, readiness: Readiness, config: Config
+) -> None:
+    """The expiry job on the wall clock (never with clock override: SPEC §7)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(config.expire_every_seconds)
+        if not readiness.ready:
+            continue
+        try:
+            now = datetime.now(UTC)
+            report = await loop.run_in_executor(
+                pool, functools.partial(expire_points, database, now=now)
+            )
+            if report.points:
+                log.info("expired %d points in %d accounts", report.points, report.accounts)
+        except Exception:
+            log.exception("expiry run failed; retrying on the next tick")
+
+
 async def serve(config: Config, *, reuse_port: bool = False) -> None:
     """Serve until SIGTERM or SIGINT, then drain gracefully."""
     programs = load_programs(config.programs)
@@ -142,6 +165,9 @@ async def serve(config: Config, *, reuse_port: bool = False) -> None:
         interval=config.health_interval_seconds,
     )
     watcher = asyncio.create_task(watch.run())
+    expiry = None
+    if config.expire_every_seconds > 0 and not config.allow_clock_override:
+        expiry = asyncio.create_task(_expire_periodically(database, pool, readiness, config))
 
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -151,6 +177,8 @@ async def serve(config: Config, *, reuse_port: bool = False) -> None:
 
     log.info("shutting down: NOT_SERVING, draining for up to %.1fs", config.grace_seconds)
     watcher.cancel()
+    if expiry is not None:
+        expiry.cancel()
     await health.enter_graceful_shutdown()
     await server.stop(config.grace_seconds)
     pool.shutdown(wait=True)

@@ -4,6 +4,7 @@ import argparse
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
@@ -21,6 +22,8 @@ class Config:
     db_pool_size: int = 16
     grace_seconds: float = 5.0
     health_interval_seconds: float = 1.0
+    expire_every_seconds: float = 60.0
+    as_of: datetime | None = None
     log_level: str = "INFO"
 
 
@@ -35,6 +38,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _instant(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} needs a UTC offset, e.g. 2026-03-01T00:00Z")
+    return value
+
+
 def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="loyalty-server",
@@ -44,8 +54,9 @@ def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "command",
         nargs="?",
         default="serve",
-        choices=["serve", "migrate"],
-        help="serve (default), or migrate: create or upgrade the schema and exit",
+        choices=["serve", "migrate", "expire"],
+        help="serve (default); migrate: create or upgrade the schema and exit; "
+        "expire: write EXPIRY ledger entries for points that expired, and exit",
     )
     p.add_argument(
         "--listen",
@@ -90,6 +101,20 @@ def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         help="how long in-flight calls may finish on SIGTERM [LOYALTY_GRACE_SECONDS]",
     )
     p.add_argument(
+        "--expire-every",
+        type=float,
+        default=float(env.get("LOYALTY_EXPIRE_EVERY", "60")),
+        help="seconds between runs of the expiry job inside the server; 0 turns it off; "
+        "it never runs with clock override [LOYALTY_EXPIRE_EVERY, default %(default)s]",
+    )
+    p.add_argument(
+        "--as-of",
+        type=_instant,
+        default=None,
+        help="`expire` only, with --allow-clock-override: the instant to expire up to "
+        "(ISO 8601 with offset)",
+    )
+    p.add_argument(
         "--log-level",
         default=env.get("LOYALTY_LOG_LEVEL", "INFO"),
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -101,7 +126,10 @@ def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
 def parse(
     argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
 ) -> tuple[str, Config]:
-    args = parser(os.environ if env is None else env).parse_args(argv)
+    p = parser(os.environ if env is None else env)
+    args = p.parse_args(argv)
+    if args.as_of is not None and not (args.command == "expire" and args.allow_clock_override):
+        p.error("--as-of needs the expire command and --allow-clock-override")
     return args.command, Config(
         listen=args.listen,
         database_url=args.database_url,
@@ -110,5 +138,7 @@ def parse(
         workers=args.workers,
         db_pool_size=args.db_pool_size,
         grace_seconds=args.grace_seconds,
+        expire_every_seconds=args.expire_every,
+        as_of=args.as_of,
         log_level=args.log_level,
     )

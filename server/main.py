@@ -7,9 +7,12 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from server.app import database_engine, serve
 from server.config import Config, parse
+from server.service.expire import expire_points
+from server.store.db import Database
 from server.store.migrate import migrate
 
 
@@ -37,6 +40,16 @@ def _serve_workers(config: Config) -> int:
     return status
 
 
+def _expire(config: Config) -> int:
+    engine = database_engine(config)
+    migrate(engine)
+    now = config.as_of or datetime.now(UTC)
+    report = expire_points(Database(engine), now=now)
+    engine.dispose()
+    print(f"expired {report.points} points in {report.accounts} accounts up to {now.isoformat()}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     command, config = parse(argv)
     logging.basicConfig(
@@ -50,6 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         engine.dispose()
         logging.getLogger(__name__).info("schema is at the newest revision")
         return 0
+    if command == "expire":
+        return _expire(config)
     if config.workers > 1:
         return _serve_workers(config)
     asyncio.run(serve(config))

@@ -8,7 +8,7 @@ from loyalty.v1 import account_service_pb2 as pb
 from loyalty.v1 import account_service_pb2_grpc as pb_grpc
 from server.api import convert
 from server.api.edge import Edge, rpc
-from server.service.errors import NotImplementedYet
+from server.service.accrue import AccrueResult, accrue_order
 from server.service.grant import GrantResult, grant_points
 from server.service.reads import get_account, list_ledger_entries
 
@@ -19,6 +19,15 @@ def _render_grant(result: GrantResult) -> bytes:
     return pb.GrantPointsResponse(
         points=result.points, balance_after=result.balance_after, debt_points=result.debt_points
     ).SerializeToString()
+
+
+def _render_accrue(result: AccrueResult) -> bytes:
+    response = pb.AccrueOrderResponse(
+        points=result.points, available_at=convert.stamp(result.available_at)
+    )
+    if result.expires_at is not None:
+        response.expires_at.CopyFrom(convert.stamp(result.expires_at))
+    return response.SerializeToString()
 
 
 class AccountServicer(pb_grpc.AccountServiceServicer):
@@ -55,7 +64,12 @@ class AccountServicer(pb_grpc.AccountServiceServicer):
     async def AccrueOrder(
         self, request: pb.AccrueOrderRequest, context: Context
     ) -> pb.AccrueOrderResponse:
-        raise NotImplementedYet("AccrueOrder arrives with the earning side (accrual, tiers)")
+        command = convert.accrue_command(request)
+        now = self.edge.now(request)
+        answer = await self.edge.run(
+            accrue_order, self.edge.deps, command, now=now, render=_render_accrue
+        )
+        return pb.AccrueOrderResponse.FromString(answer)
 
     @rpc
     async def ListLedgerEntries(

@@ -241,6 +241,25 @@ def grant_command(request: account_pb.GrantPointsRequest) -> commands.GrantPoint
     return command
 
 
+def accrue_command(request: account_pb.AccrueOrderRequest) -> commands.AccrueOrder:
+    f = Fields()
+    delivered_at = f.optional_instant(request, "delivered_at")
+    if delivered_at is None and not any(v.field == "delivered_at" for v in f.violations):
+        f.violations.append(Violation("delivered_at", "is required"))
+    command = commands.AccrueOrder(
+        key=commands.Idempotency(
+            f.request_id(request.request_id), fingerprint("AccrueOrder", request)
+        ),
+        program_id=f.text(request.program_id, "program_id"),
+        customer_id=f.text(request.customer_id, "customer_id"),
+        order_id=f.text(request.order_id, "order_id"),
+        cart=f.cart(request.cart),
+        delivered_at=delivered_at or EPOCH,
+    )
+    f.done()
+    return command
+
+
 def ids(request: Message, *names: str) -> None:
     """Validate the required ids of a read request."""
     f = Fields()

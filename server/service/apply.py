@@ -13,12 +13,12 @@ from pricing.errors import OrderAlreadyRedeemed
 from pricing.quote import check_currency
 from pricing.redemption import plan_redemption
 from server.service import commands
+from server.service.account_state import locked_state
 from server.service.deps import Deps
 from server.service.errors import NotImplementedYet
 from server.service.idempotent import run_once
 from server.service.tiers import current_tier
 from server.store import buckets as bucket_store
-from server.store.accounts import lock_account
 from server.store.ledger import LedgerEntry, append
 from server.store.redemptions import (
     Redemption,
@@ -50,13 +50,13 @@ def apply_redemption(
     def effect(connection: Connection) -> ApplyResult:
         # The order of checks is SPEC §7's: currency, then the order, then the amounts.
         check_currency(program, command.cart)
-        lock_account(connection, program_id=program.id, customer_id=command.customer_id, now=now)
+        state = locked_state(
+            connection, program_id=program.id, customer_id=command.customer_id, now=now
+        )
         # Looked up under the lock: a concurrent apply for this order may just have committed.
         if order_has_redemption(connection, program_id=program.id, order_id=command.order_id):
             raise OrderAlreadyRedeemed(command.order_id)
-        buckets = bucket_store.spendable_buckets(
-            connection, program_id=program.id, customer_id=command.customer_id, now=now
-        )
+        buckets = state.spendable()
         status = current_tier(connection, program, customer_id=command.customer_id, now=now)
         plan = plan_redemption(
             program,

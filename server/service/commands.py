@@ -63,3 +63,13 @@ class LedgerPageRequest:
     page_size: int
     after_effective_at: datetime | None
     after_entry_id: int
+
+
+@dataclass(frozen=True)
+class AccrueOrder:
+    key: Idempotency
+    program_id: str
+    customer_id: str
+    order_id: str
+    cart: Cart
+    delivered_at: datetime

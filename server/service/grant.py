@@ -10,10 +10,11 @@ from pricing.buckets import pay_debt_first
 from pricing.errors import InvalidArgument, UnknownSource, Violation
 from pricing.money import INT64_MAX
 from server.service import commands
+from server.service.account_state import locked_state
 from server.service.deps import Deps
 from server.service.idempotent import run_once
 from server.store import buckets as bucket_store
-from server.store.accounts import lock_account, set_debt
+from server.store.accounts import set_debt
 from server.store.ledger import LedgerEntry, append
 
 
@@ -48,10 +49,9 @@ def grant_points(
 
     def effect(connection: Connection) -> GrantResult:
         customer = command.customer_id
-        debt = lock_account(connection, program_id=program.id, customer_id=customer, now=now)
-        payment = pay_debt_first(credit=command.points, debt=debt)
-        held = bucket_store.total_remaining(connection, program_id=program.id, customer_id=customer)
-        if held + payment.to_bucket > INT64_MAX:
+        state = locked_state(connection, program_id=program.id, customer_id=customer, now=now)
+        payment = pay_debt_first(credit=command.points, debt=state.debt)
+        if sum(b.remaining for b in state.buckets) + payment.to_bucket > INT64_MAX:
             # Balances are int64 on the wire: a sum that overflows is bad input (SPEC §3).
             raise InvalidArgument(
                 [Violation("points", "the customer's points would overflow int64")]
@@ -74,32 +74,33 @@ def grant_points(
                 connection,
                 program_id=program.id,
                 customer_id=customer,
-                debt_points=debt - payment.to_debt,
+                debt_points=state.debt - payment.to_debt,
             )
+        # What pays debt counts now; the rest when it becomes spendable. So the ledger
+        # always sums to spendable − debt, even for a grant that matures later.
+        parts = [(payment.to_debt, now), (payment.to_bucket, available_at)]
+        if available_at <= now:
+            parts = [(command.points, available_at)]
         append(
             connection,
             [
                 LedgerEntry(
                     kind="GRANT",
-                    points=command.points,
+                    points=points,
                     source=source.id,
-                    effective_at=available_at,
+                    effective_at=effective_at,
                     bucket_id=bucket_id,
                     reason=command.reason,
                 )
+                for points, effective_at in parts
             ],
             program_id=program.id,
             customer_id=customer,
             request_id=command.key.request_id,
             now=now,
         )
-        balance = sum(
-            b.remaining
-            for b in bucket_store.spendable_buckets(
-                connection, program_id=program.id, customer_id=customer, now=now
-            )
-        )
-        return GrantResult(command.points, balance, debt - payment.to_debt)
+        spendable_now = state.spendable_points + (payment.to_bucket if available_at <= now else 0)
+        return GrantResult(command.points, spendable_now, state.debt - payment.to_debt)
 
     return run_once(
         deps.db,

@@ -6,9 +6,9 @@ from sqlalchemy import Connection
 
 from pricing.quote import Quote, check_currency, quote
 from server.service import commands
+from server.service.account_state import read_state
 from server.service.deps import Deps
 from server.service.tiers import current_tier
-from server.store.buckets import spendable_buckets
 
 
 def quote_redemption(deps: Deps, command: commands.QuoteRedemption, *, now: datetime) -> Quote:
@@ -16,7 +16,7 @@ def quote_redemption(deps: Deps, command: commands.QuoteRedemption, *, now: date
     check_currency(program, command.cart)
 
     def read(connection: Connection) -> Quote:
-        buckets = spendable_buckets(
+        state = read_state(
             connection, program_id=program.id, customer_id=command.customer_id, now=now
         )
         status = current_tier(connection, program, customer_id=command.customer_id, now=now)
@@ -25,7 +25,7 @@ def quote_redemption(deps: Deps, command: commands.QuoteRedemption, *, now: date
             cart=command.cart,
             tier=status.tier,
             payment_method=command.payment_method,
-            buckets=buckets,
+            buckets=state.spendable(),
             now=now,
         )
 

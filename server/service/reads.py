@@ -6,15 +6,13 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
-from pricing.buckets import balance_by_source, spendable
 from pricing.errors import OrderNotFound
 from pricing.tiers import TierStatus
 from server.service import commands
+from server.service.account_state import read_state
 from server.service.deps import Deps
 from server.service.tiers import current_tier
 from server.store import ledger
-from server.store.accounts import read_debt
-from server.store.buckets import live_buckets
 from server.store.redemptions import Redemption, find_redemption
 
 MAX_PAGE = 1_000
@@ -36,8 +34,8 @@ def get_account(deps: Deps, *, program_id: str, customer_id: str, now: datetime)
     program = deps.program(program_id)
 
     def read(connection: Connection) -> Account:
-        buckets = live_buckets(connection, program_id=program.id, customer_id=customer_id, now=now)
-        live = spendable(buckets, now)
+        state = read_state(connection, program_id=program.id, customer_id=customer_id, now=now)
+        live = state.spendable()
         next_expiry = None
         expiring = [b for b in live if b.expires_at is not None]
         if expiring:
@@ -45,13 +43,13 @@ def get_account(deps: Deps, *, program_id: str, customer_id: str, now: datetime)
             assert first is not None
             next_expiry = (first, sum(b.remaining for b in expiring if b.expires_at == first))
         return Account(
-            spendable_points=sum(b.remaining for b in live),
-            pending_points=sum(b.remaining for b in buckets if b.pending_at(now)),
+            spendable_points=state.spendable_points,
+            pending_points=state.pending_points,
             held_points=0,
-            balances_by_source=balance_by_source(buckets, now),
+            balances_by_source=state.balances(),
             next_expiry=next_expiry,
             tier=current_tier(connection, program, customer_id=customer_id, now=now),
-            debt_points=read_debt(connection, program_id=program.id, customer_id=customer_id),
+            debt_points=state.debt,
         )
 
     return deps.db.read(read)

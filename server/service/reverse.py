@@ -1,4 +1,4 @@
-"""ReverseRedemption: give back the points spent on returned units (SPEC §6)."""
+"""ReverseRedemption: give back what returned units spent, take back what they earned (SPEC §6)."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -6,14 +6,16 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
-from pricing.buckets import plan_restore
+from pricing.buckets import pay_debt_from_restore, plan_clawback, plan_restore
 from pricing.errors import OrderNotFound
 from pricing.reversal import plan_line_returns, units_to_return
 from server.service import commands
+from server.service.account_state import AccountState, locked_state, read_state
 from server.service.deps import Deps
 from server.service.idempotent import run_once
 from server.store import buckets as bucket_store
-from server.store.accounts import lock_account
+from server.store.accounts import set_debt
+from server.store.accruals import Accrual, find_accrual, record_accrual_return
 from server.store.ledger import LedgerEntry, append
 from server.store.redemptions import Redemption, find_redemption, record_return
 
@@ -27,6 +29,16 @@ class ReverseResult:
     balance_after: int
 
 
+@dataclass(frozen=True)
+class _Moved:
+    """What one side of a return did: ledger entries to write and the account's new debt."""
+
+    points: int
+    entries: list[LedgerEntry]
+    debt: int
+    extra: int = 0  # for a clawback: what became debt
+
+
 def reverse_redemption(
     deps: Deps,
     command: commands.ReverseRedemption,
@@ -35,61 +47,51 @@ def reverse_redemption(
     render: Callable[[ReverseResult], bytes],
 ) -> bytes:
     program = deps.program(command.program_id)
+    order_id = command.order_id
 
     def effect(connection: Connection) -> ReverseResult:
-        found = find_redemption(connection, program_id=program.id, order_id=command.order_id)
+        found = find_redemption(connection, program_id=program.id, order_id=order_id) or (
+            find_accrual(connection, program_id=program.id, order_id=order_id)
+        )
         if found is None:
-            raise OrderNotFound(command.order_id)
-        lock_account(connection, program_id=program.id, customer_id=found.customer_id, now=now)
+            raise OrderNotFound(order_id)
+        state = locked_state(
+            connection, program_id=program.id, customer_id=found.customer_id, now=now
+        )
         # Re-read under the lock: a concurrent return may have committed meanwhile.
-        redemption = find_redemption(connection, program_id=program.id, order_id=command.order_id)
-        assert redemption is not None
-        lines = [line.units() for line in redemption.lines]
-        units = units_to_return(lines, command.lines)
-        returned = sum(move.points for move in plan_line_returns(lines, units))
-        restored = plan_restore(redemption.debits, points=returned)
-        bucket_store.give_back(connection, restored)
-        all_back = all(
-            line.returned_units + units.get(line.line_id, 0) == line.quantity
-            for line in redemption.lines
-        )
-        record_return(
-            connection,
-            redemption,
-            units=units,
-            restored=restored,
-            points_returned=returned,
-            state="REVERSED" if all_back else "PARTIALLY_REVERSED",
-            now=now,
-        )
-        sources = bucket_store.buckets_by_id(connection, (r.bucket_id for r in restored))
+        redemption = find_redemption(connection, program_id=program.id, order_id=order_id)
+        accrual = find_accrual(connection, program_id=program.id, order_id=order_id)
+        returned = _Moved(0, [], state.debt)
+        if redemption is not None:
+            returned = _give_back(connection, redemption, command, state)
+        clawed = _Moved(0, [], returned.debt)
+        if accrual is not None:
+            clawed = _take_back(connection, accrual, command, state, debt=returned.debt)
+        if clawed.debt != state.debt:
+            set_debt(
+                connection,
+                program_id=program.id,
+                customer_id=found.customer_id,
+                debt_points=clawed.debt,
+            )
         append(
             connection,
-            [
-                LedgerEntry(
-                    kind="REVERSAL",
-                    points=r.points,
-                    source=sources[r.bucket_id].source,
-                    effective_at=now,
-                    bucket_id=r.bucket_id,
-                    order_id=command.order_id,
-                    reason=command.reason,
-                )
-                for r in restored
-            ],
+            returned.entries + clawed.entries,
             program_id=program.id,
-            customer_id=redemption.customer_id,
+            customer_id=found.customer_id,
             request_id=command.key.request_id,
             now=now,
         )
-        after = find_redemption(connection, program_id=program.id, order_id=command.order_id)
-        balance = sum(
-            b.remaining
-            for b in bucket_store.spendable_buckets(
-                connection, program_id=program.id, customer_id=redemption.customer_id, now=now
-            )
+        after = read_state(
+            connection, program_id=program.id, customer_id=found.customer_id, now=now
         )
-        return ReverseResult(returned, 0, 0, after, balance)
+        return ReverseResult(
+            points_returned=returned.points,
+            points_clawed_back=clawed.points,
+            debt_points=clawed.extra,
+            redemption=find_redemption(connection, program_id=program.id, order_id=order_id),
+            balance_after=after.spendable_points,
+        )
 
     return run_once(
         deps.db,
@@ -101,3 +103,105 @@ def reverse_redemption(
         effect=effect,
         render=render,
     )
+
+
+def _give_back(
+    connection: Connection,
+    redemption: Redemption,
+    command: commands.ReverseRedemption,
+    state: AccountState,
+) -> _Moved:
+    """Points spent on the returned units go back: debt first, then their own buckets."""
+    lines = [line.units() for line in redemption.lines]
+    units = units_to_return(lines, command.lines)
+    points = sum(move.points for move in plan_line_returns(lines, units))
+    restored = plan_restore(redemption.debits, points=points)
+    to_buckets, to_debt = pay_debt_from_restore(restored, debt=state.debt)
+    expired_ids = {d.bucket_id for d in redemption.debits if _expired(d.expires_at, state.now)}
+    # Points returned to a bucket that has already expired stay expired (SPEC §6).
+    bucket_store.give_back(connection, [d for d in to_buckets if d.bucket_id not in expired_ids])
+    stay_expired = [d for d in to_buckets if d.bucket_id in expired_ids]
+    bucket_store.record_expired(connection, stay_expired)
+    all_back = all(
+        line.returned_units + units.get(line.line_id, 0) == line.quantity
+        for line in redemption.lines
+    )
+    record_return(
+        connection,
+        redemption,
+        units=units,
+        restored=restored,
+        points_returned=points,
+        state="REVERSED" if all_back else "PARTIALLY_REVERSED",
+        now=state.now,
+    )
+    sources = bucket_store.buckets_by_id(connection, (r.bucket_id for r in restored))
+    entries = [
+        LedgerEntry(
+            kind=kind,
+            points=sign * r.points,
+            source=sources[r.bucket_id].source,
+            effective_at=state.now,
+            bucket_id=r.bucket_id,
+            order_id=redemption.order_id,
+            reason=command.reason,
+        )
+        for kind, sign, moves in (("REVERSAL", 1, restored), ("EXPIRY", -1, stay_expired))
+        for r in moves
+    ]
+    return _Moved(points, entries, state.debt - to_debt)
+
+
+def _take_back(
+    connection: Connection,
+    accrual: Accrual,
+    command: commands.ReverseRedemption,
+    state: AccountState,
+    *,
+    debt: int,
+) -> _Moved:
+    """Points the returned units earned come back: own bucket, other buckets, then debt."""
+    units = units_to_return([line.points_units() for line in accrual.lines], command.lines)
+    points = sum(
+        m.points for m in plan_line_returns([x.points_units() for x in accrual.lines], units)
+    )
+    base = sum(m.points for m in plan_line_returns([x.base_units() for x in accrual.lines], units))
+    # Buckets as they are now, after this call's own restores.
+    current = bucket_store.account_buckets(
+        connection, program_id=state.program_id, customer_id=state.customer_id, now=state.now
+    )
+    plan = plan_clawback(current, points=points, own_bucket_id=accrual.bucket_id, now=state.now)
+    bucket_store.take(connection, plan.debits)
+    record_accrual_return(
+        connection, accrual, units=units, base_returned_minor=base, points_taken_back=points
+    )
+    by_id = {b.bucket_id: b for b in current}
+    entries = [
+        LedgerEntry(
+            kind="CLAWBACK",
+            points=-d.points,
+            source=by_id[d.bucket_id].source,
+            # Pending points leave at maturity, where their ACCRUAL entry counts them in.
+            effective_at=max(by_id[d.bucket_id].available_at, state.now),
+            bucket_id=d.bucket_id,
+            order_id=accrual.order_id,
+            reason=command.reason,
+        )
+        for d in plan.debits
+    ]
+    if plan.debt:
+        entries.append(
+            LedgerEntry(
+                kind="DEBT",
+                points=-plan.debt,
+                source="",
+                effective_at=state.now,
+                order_id=accrual.order_id,
+                reason=command.reason,
+            )
+        )
+    return _Moved(plan.clawed_back, entries, debt + plan.debt, extra=plan.debt)
+
+
+def _expired(expires_at: datetime | None, now: datetime) -> bool:
+    return expires_at is not None and expires_at <= now

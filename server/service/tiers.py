@@ -1,16 +1,21 @@
-"""The tier in force for a customer at an instant."""
+"""The tier in force for a customer at an instant, from the orders that matured before it."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
 
 from pricing.program import Program
-from pricing.tiers import QualifyingOrder, TierStatus, tier_status
+from pricing.tiers import TierStatus, tier_status
+from server.store.accruals import qualifying_orders
 
 
 def current_tier(
     connection: Connection, program: Program, *, customer_id: str, now: datetime
 ) -> TierStatus:
-    """Tiers count matured order accruals; orders are recorded by AccrueOrder."""
-    history: list[QualifyingOrder] = []  # AccrueOrder's accruals feed this (earning issue)
+    """Matured accruals of the window count (pricing/tiers.py decides the exact local days)."""
+    # Two spare days around the window cover any time-zone offset; pricing filters exactly.
+    since = now - timedelta(days=program.tier_window_days + 2)
+    history = qualifying_orders(
+        connection, program_id=program.id, customer_id=customer_id, since=since, until=now
+    )
     return tier_status(program, history, now=now)

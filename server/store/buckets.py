@@ -1,11 +1,12 @@
 """Buckets: loading them as domain values and moving points in and out."""
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
 
-from pricing.buckets import Bucket, Debit
+from pricing.buckets import Bucket, Debit, Settlement
 from server.store.schema import buckets
 
 _columns = (
@@ -14,49 +15,35 @@ _columns = (
     buckets.c.remaining,
     buckets.c.available_at,
     buckets.c.expires_at,
+    buckets.c.settled,
 )
 
 
-def _bucket(row: tuple[int, str, int, datetime, datetime | None]) -> Bucket:
-    bucket_id, source, remaining, available_at, expires_at = row
-    return Bucket(bucket_id, source, remaining, available_at, expires_at, seq=bucket_id)
+def _bucket(row: tuple[int, str, int, datetime, datetime | None, bool]) -> Bucket:
+    bucket_id, source, remaining, available_at, expires_at, settled = row
+    return Bucket(
+        bucket_id, source, remaining, available_at, expires_at, seq=bucket_id, settled=settled
+    )
 
 
-def live_buckets(
+def account_buckets(
     connection: Connection, *, program_id: str, customer_id: str, now: datetime
 ) -> list[Bucket]:
-    """Buckets with points that have not expired at `now`: spendable and pending ones."""
+    """The buckets that matter at `now`: points not yet expired, and credits not yet settled."""
     rows = connection.execute(
         select(*_columns).where(
             buckets.c.program_id == program_id,
             buckets.c.customer_id == customer_id,
-            buckets.c.remaining > 0,
-            or_(buckets.c.expires_at.is_(None), buckets.c.expires_at > now),
+            or_(
+                and_(
+                    buckets.c.remaining > 0,
+                    or_(buckets.c.expires_at.is_(None), buckets.c.expires_at > now),
+                ),
+                buckets.c.settled.is_(False),
+            ),
         )
     )
     return [_bucket(row._tuple()) for row in rows]
-
-
-def spendable_buckets(
-    connection: Connection, *, program_id: str, customer_id: str, now: datetime
-) -> list[Bucket]:
-    """Buckets spendable at `now` (`available_at ≤ now < expires_at`) with points left."""
-    return [
-        b
-        for b in live_buckets(connection, program_id=program_id, customer_id=customer_id, now=now)
-        if b.available_at <= now
-    ]
-
-
-def total_remaining(connection: Connection, *, program_id: str, customer_id: str) -> int:
-    """Points left in all of a customer's buckets, whatever their window (summed in Python:
-    SQLite's SUM raises on int64 overflow)."""
-    rows = connection.execute(
-        select(buckets.c.remaining).where(
-            buckets.c.program_id == program_id, buckets.c.customer_id == customer_id
-        )
-    )
-    return sum(remaining for (remaining,) in rows)
 
 
 def buckets_by_id(connection: Connection, bucket_ids: Iterable[int]) -> dict[int, Bucket]:
@@ -77,6 +64,7 @@ def add_bucket(
     origin: str,
     order_id: str | None,
     now: datetime,
+    settled: bool = True,
 ) -> int:
     statement = (
         insert(buckets)
@@ -91,6 +79,7 @@ def add_bucket(
             origin=origin,
             order_id=order_id,
             created_at=now,
+            settled=settled,
         )
         .returning(buckets.c.bucket_id)
     )
@@ -116,3 +105,75 @@ def give_back(connection: Connection, credits: Iterable[Debit]) -> None:
     params = [{"b_id": c.bucket_id, "delta": c.points} for c in credits]
     if params:
         connection.execute(_move, params)
+
+
+def write_settlement(connection: Connection, settlement: Settlement) -> None:
+    """Matured credits paid the debt: take what they paid, mark them settled."""
+    take(connection, settlement.payments)
+    if settlement.settled:
+        connection.execute(
+            update(buckets).where(buckets.c.bucket_id.in_(settlement.settled)).values(settled=True)
+        )
+
+
+_expire_more = (
+    update(buckets)
+    .where(buckets.c.bucket_id == bindparam("b_id"))
+    .values(expired_points=buckets.c.expired_points + bindparam("points"))
+)
+
+
+def record_expired(connection: Connection, amounts: Iterable[Debit]) -> None:
+    """Points that came back into an already expired bucket: they stay expired."""
+    params = [{"b_id": a.bucket_id, "points": a.points} for a in amounts]
+    if params:
+        connection.execute(_expire_more, params)
+
+
+@dataclass(frozen=True)
+class Expired:
+    bucket_id: int
+    source: str
+    points: int
+    expires_at: datetime
+
+
+def expire_account(
+    connection: Connection, *, program_id: str, customer_id: str, now: datetime
+) -> list[Expired]:
+    """Write off every point of the account whose bucket expired at or before `now`."""
+    rows = connection.execute(
+        select(buckets.c.bucket_id, buckets.c.source, buckets.c.remaining, buckets.c.expires_at)
+        .where(
+            buckets.c.program_id == program_id,
+            buckets.c.customer_id == customer_id,
+            buckets.c.remaining > 0,
+            buckets.c.expires_at <= now,
+        )
+        .order_by(buckets.c.bucket_id)
+    ).all()
+    expired = [Expired(r.bucket_id, r.source, r.remaining, r.expires_at) for r in rows]
+    if expired:
+        connection.execute(
+            update(buckets)
+            .where(buckets.c.bucket_id == bindparam("b_id"))
+            .values(
+                expired_points=buckets.c.expired_points + bindparam("points"),
+                remaining=buckets.c.remaining - bindparam("points"),
+            ),
+            [{"b_id": e.bucket_id, "points": e.points} for e in expired],
+        )
+    return expired
+
+
+def accounts_with_expired_points(
+    connection: Connection, *, now: datetime, limit: int
+) -> list[tuple[str, str]]:
+    """(program, customer) pairs holding points that expired at or before `now`."""
+    rows = connection.execute(
+        select(buckets.c.program_id, buckets.c.customer_id)
+        .where(buckets.c.expires_at <= now, buckets.c.remaining > 0)
+        .group_by(buckets.c.program_id, buckets.c.customer_id)
+        .limit(limit)
+    )
+    return [(r.program_id, r.customer_id) for r in rows]

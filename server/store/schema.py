@@ -2,6 +2,7 @@
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     ForeignKeyConstraint,
@@ -12,6 +13,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    true,
 )
 
 from server.store.types import Id, UtcDateTime
@@ -61,14 +63,20 @@ buckets = Table(
     Column("origin", String(16), nullable=False),
     Column("order_id", String(ID), nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
+    # False until a credit that pays debt at maturity (an accrual) has matured and paid it.
+    Column("settled", Boolean, nullable=False, server_default=true()),
+    # Points the expiry job (or a return into an expired bucket) wrote down as EXPIRY.
+    Column("expired_points", BigInteger, nullable=False, server_default="0"),
     _account_fk(),
     CheckConstraint("remaining >= 0", name="remaining_not_negative"),
+    CheckConstraint("expired_points >= 0", name="expired_not_negative"),
     CheckConstraint("remaining <= granted", name="remaining_within_granted"),
     CheckConstraint("origin IN ('GRANT', 'ACCRUAL')", name="origin_known"),
     CheckConstraint(
         "expires_at IS NULL OR expires_at > available_at", name="expires_after_available"
     ),
     Index("ix_buckets_account", "program_id", "customer_id", "expires_at"),
+    Index("ix_buckets_expiry", "expires_at"),
 )
 
 ledger_entries = Table(
@@ -167,4 +175,57 @@ idempotency_keys = Table(
     Column("fingerprint", LargeBinary, nullable=False),
     Column("response", LargeBinary, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
+)
+
+accruals = Table(
+    "accruals",
+    metadata,
+    Column("accrual_id", String(36), primary_key=True),
+    Column("program_id", String(ID), nullable=False),
+    Column("order_id", String(ID), nullable=False),
+    Column("customer_id", String(ID), nullable=False),
+    Column("points", BigInteger, nullable=False),
+    Column("base_minor", BigInteger, nullable=False),
+    # What returns took off the base: tiers count base_minor − base_returned_minor.
+    Column("base_returned_minor", BigInteger, nullable=False, server_default="0"),
+    Column("points_clawed_back", BigInteger, nullable=False, server_default="0"),
+    Column("bucket_id", Id, nullable=True),
+    Column("tier_id", String(ID), nullable=False),
+    Column("earn_rate_bp", Integer, nullable=False),
+    Column("program_version", BigInteger, nullable=False),
+    Column("delivered_at", UtcDateTime, nullable=False),
+    Column("available_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    _account_fk(),
+    ForeignKeyConstraint(["bucket_id"], ["buckets.bucket_id"]),
+    UniqueConstraint("program_id", "order_id"),
+    CheckConstraint("points >= 0", name="points_not_negative"),
+    CheckConstraint("base_minor >= 0", name="base_not_negative"),
+    CheckConstraint(
+        "base_returned_minor >= 0 AND base_returned_minor <= base_minor",
+        name="returned_within_base",
+    ),
+    CheckConstraint(
+        "points_clawed_back >= 0 AND points_clawed_back <= points", name="clawback_within_points"
+    ),
+    Index("ix_accruals_account", "program_id", "customer_id", "available_at"),
+)
+
+accrual_lines = Table(
+    "accrual_lines",
+    metadata,
+    Column("accrual_id", String(36), primary_key=True),
+    Column("line_id", String(ID), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("quantity", BigInteger, nullable=False),
+    Column("base_minor", BigInteger, nullable=False),
+    Column("points", BigInteger, nullable=False),
+    Column("returned_units", BigInteger, nullable=False, server_default="0"),
+    ForeignKeyConstraint(["accrual_id"], ["accruals.accrual_id"]),
+    CheckConstraint("quantity > 0", name="quantity_positive"),
+    CheckConstraint("points >= 0 AND base_minor >= 0", name="amounts_not_negative"),
+    CheckConstraint(
+        "returned_units >= 0 AND returned_units <= quantity", name="returned_within_quantity"
+    ),
 )

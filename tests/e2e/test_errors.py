@@ -552,19 +552,6 @@ def test_not_implemented_yet(stubs: Stubs) -> None:
         ),
         *unimplemented,
     )
-    expect_error(
-        stubs.account.AccrueOrder,
-        a.AccrueOrderRequest(
-            request_id=new_id("r"),
-            program_id="stomatorg",
-            customer_id=customer,
-            order_id=new_id("o"),
-            cart=OK_CART,
-            delivered_at=ts(T0),
-            as_of=ts(T0),
-        ),
-        *unimplemented,
-    )
     hold = apply_request("stomatorg", customer, new_id("o"), cart(line("a", 1, 1_000_000)), 100)
     hold.hold_seconds = 600
     expect_error(stubs.redemption.ApplyRedemption, hold, *unimplemented)

@@ -1,0 +1,74 @@
+"""The expiry job: write EXPIRY entries for points whose bucket expired (SPEC §7).
+
+Balances never wait for it: every call decides expiry at its own `now`. The
+job writes the ledger down. Each account is expired in its own transaction
+under the account lock, so it is idempotent, safe to run twice at once, and
+never races a spend: a spend takes only points spendable at its `now`, and
+the job takes only points whose window has closed.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection
+
+from server.service.account_state import locked_state
+from server.store import buckets as bucket_store
+from server.store.db import Database
+from server.store.ledger import LedgerEntry, append
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExpiryReport:
+    accounts: int
+    points: int
+
+
+def expire_points(db: Database, *, now: datetime, batch: int = 500) -> ExpiryReport:
+    accounts = points = 0
+    while True:
+        due = db.read(
+            lambda connection: bucket_store.accounts_with_expired_points(
+                connection, now=now, limit=batch
+            )
+        )
+        if not due:
+            return ExpiryReport(accounts, points)
+        for program_id, customer_id in due:
+            points += db.transact(
+                lambda connection, p=program_id, c=customer_id: _expire_account(
+                    connection, program_id=p, customer_id=c, now=now
+                )
+            )
+            accounts += 1
+
+
+def _expire_account(
+    connection: Connection, *, program_id: str, customer_id: str, now: datetime
+) -> int:
+    # Settle first: a credit that matured before it expired paid debt at maturity.
+    locked_state(connection, program_id=program_id, customer_id=customer_id, now=now)
+    expired = bucket_store.expire_account(
+        connection, program_id=program_id, customer_id=customer_id, now=now
+    )
+    append(
+        connection,
+        [
+            LedgerEntry(
+                kind="EXPIRY",
+                points=-e.points,
+                source=e.source,
+                effective_at=e.expires_at,
+                bucket_id=e.bucket_id,
+            )
+            for e in expired
+        ],
+        program_id=program_id,
+        customer_id=customer_id,
+        request_id=None,
+        now=now,
+    )
+    return sum(e.points for e in expired)

@@ -1,0 +1,172 @@
+"""Accruals: what an order earned, split over its lines, and what returns took back."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, bindparam, insert, select, update
+
+from pricing.reversal import UnitsLine
+from pricing.tiers import QualifyingOrder
+from server.store.schema import accrual_lines, accruals
+
+
+@dataclass(frozen=True)
+class AccrualLine:
+    line_id: str
+    quantity: int
+    base_minor: int
+    points: int
+    returned_units: int = 0
+
+    def points_units(self) -> UnitsLine:
+        return UnitsLine(self.line_id, self.quantity, self.points, self.returned_units)
+
+    def base_units(self) -> UnitsLine:
+        """The line's earning base, returned unit by unit like points (for tiers)."""
+        return UnitsLine(self.line_id, self.quantity, self.base_minor, self.returned_units)
+
+
+@dataclass(frozen=True)
+class Accrual:
+    accrual_id: str
+    program_id: str
+    order_id: str
+    customer_id: str
+    points: int
+    base_minor: int
+    base_returned_minor: int
+    points_clawed_back: int
+    bucket_id: int | None
+    tier_id: str
+    earn_rate_bp: int
+    program_version: int
+    delivered_at: datetime
+    available_at: datetime
+    expires_at: datetime | None
+    created_at: datetime
+    lines: tuple[AccrualLine, ...]
+
+
+def add_accrual(connection: Connection, accrual: Accrual) -> None:
+    connection.execute(
+        insert(accruals).values(
+            accrual_id=accrual.accrual_id,
+            program_id=accrual.program_id,
+            order_id=accrual.order_id,
+            customer_id=accrual.customer_id,
+            points=accrual.points,
+            base_minor=accrual.base_minor,
+            bucket_id=accrual.bucket_id,
+            tier_id=accrual.tier_id,
+            earn_rate_bp=accrual.earn_rate_bp,
+            program_version=accrual.program_version,
+            delivered_at=accrual.delivered_at,
+            available_at=accrual.available_at,
+            expires_at=accrual.expires_at,
+            created_at=accrual.created_at,
+        )
+    )
+    connection.execute(
+        insert(accrual_lines),
+        [
+            {
+                "accrual_id": accrual.accrual_id,
+                "line_id": line.line_id,
+                "position": position,
+                "quantity": line.quantity,
+                "base_minor": line.base_minor,
+                "points": line.points,
+            }
+            for position, line in enumerate(accrual.lines)
+        ],
+    )
+
+
+def find_accrual(connection: Connection, *, program_id: str, order_id: str) -> Accrual | None:
+    a = accruals.c
+    row = connection.execute(
+        select(accruals).where(a.program_id == program_id, a.order_id == order_id)
+    ).first()
+    if row is None:
+        return None
+    lines = connection.execute(
+        select(
+            accrual_lines.c.line_id,
+            accrual_lines.c.quantity,
+            accrual_lines.c.base_minor,
+            accrual_lines.c.points,
+            accrual_lines.c.returned_units,
+        )
+        .where(accrual_lines.c.accrual_id == row.accrual_id)
+        .order_by(accrual_lines.c.position)
+    )
+    return Accrual(
+        accrual_id=row.accrual_id,
+        program_id=row.program_id,
+        order_id=row.order_id,
+        customer_id=row.customer_id,
+        points=row.points,
+        base_minor=row.base_minor,
+        base_returned_minor=row.base_returned_minor,
+        points_clawed_back=row.points_clawed_back,
+        bucket_id=row.bucket_id,
+        tier_id=row.tier_id,
+        earn_rate_bp=row.earn_rate_bp,
+        program_version=row.program_version,
+        delivered_at=row.delivered_at,
+        available_at=row.available_at,
+        expires_at=row.expires_at,
+        created_at=row.created_at,
+        lines=tuple(AccrualLine(*line._tuple()) for line in lines),
+    )
+
+
+def record_accrual_return(
+    connection: Connection,
+    accrual: Accrual,
+    *,
+    units: Mapping[str, int],
+    base_returned_minor: int,
+    points_taken_back: int,
+) -> None:
+    """Units returned per line, the base they took off the tier amount, the points taken back."""
+    connection.execute(
+        update(accruals)
+        .where(accruals.c.accrual_id == accrual.accrual_id)
+        .values(
+            base_returned_minor=accruals.c.base_returned_minor + base_returned_minor,
+            points_clawed_back=accruals.c.points_clawed_back + points_taken_back,
+        )
+    )
+    params = [
+        {"a_id": accrual.accrual_id, "l_id": line_id, "units": count}
+        for line_id, count in units.items()
+        if count
+    ]
+    if params:
+        connection.execute(
+            update(accrual_lines)
+            .where(
+                accrual_lines.c.accrual_id == bindparam("a_id"),
+                accrual_lines.c.line_id == bindparam("l_id"),
+            )
+            .values(returned_units=accrual_lines.c.returned_units + bindparam("units")),
+            params,
+        )
+
+
+def qualifying_orders(
+    connection: Connection, *, program_id: str, customer_id: str, since: datetime, until: datetime
+) -> list[QualifyingOrder]:
+    """Accruals that matured in [since, until], with the amount they still count for."""
+    a = accruals.c
+    rows = connection.execute(
+        select(a.available_at, a.base_minor - a.base_returned_minor).where(
+            a.program_id == program_id,
+            a.customer_id == customer_id,
+            a.available_at >= since,
+            a.available_at <= until,
+        )
+    )
+    return [QualifyingOrder(matured_at, amount) for matured_at, amount in rows]
