@@ -24,6 +24,8 @@ def allocate(
     points: int, lines: Sequence[CartLine], *, point_value_minor: int
 ) -> tuple[LineAllocation, ...]:
     """Split `points` over `lines` in proportion to their net, each within its capacity."""
+    if points == 0:
+        return tuple(LineAllocation(line.line_id, line.quantity, 0, 0) for line in lines)
     parts = split_largest_remainder(
         points,
         [line.net_minor for line in lines],

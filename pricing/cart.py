@@ -1,7 +1,7 @@
 """The cart (SPEC §3): lines, their net, and validation into field violations."""
 
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from pricing.errors import Violation
@@ -29,14 +29,41 @@ class CartLine:
     discount_minor: int = 0
     promo_discount_minor: int = 0
 
-    @property
-    def gross_minor(self) -> int:
-        return self.quantity * self.unit_price_minor
+    # Derived once at construction: a quote reads them many times.
+    gross_minor: int = field(init=False, repr=False, compare=False)
+    net_minor: int = field(init=False, repr=False, compare=False)  # after markdown and promo
+    # Category, brand, sku and tags, casefolded, for exclusion rules.
+    match_keys: tuple[str, str, str, frozenset[str]] = field(init=False, repr=False, compare=False)
 
-    @property
-    def net_minor(self) -> int:
-        """What the line costs after its markdown and its promo discount."""
-        return self.gross_minor - self.discount_minor - self.promo_discount_minor
+    def __post_init__(self) -> None:
+        gross = self.quantity * self.unit_price_minor
+        object.__setattr__(self, "gross_minor", gross)
+        object.__setattr__(
+            self, "net_minor", gross - self.discount_minor - self.promo_discount_minor
+        )
+        keys = (
+            self.category.casefold(),
+            self.brand.casefold(),
+            self.sku.casefold(),
+            frozenset(tag.casefold() for tag in self.tags),
+        )
+        object.__setattr__(self, "match_keys", keys)
+
+    def without_promo(self) -> "CartLine":
+        if not self.promo_discount_minor:
+            return self
+        return CartLine(
+            self.line_id,
+            self.quantity,
+            self.unit_price_minor,
+            self.sku,
+            self.category,
+            self.brand,
+            self.tags,
+            self.kind,
+            self.discount_minor,
+            0,
+        )
 
 
 @dataclass(frozen=True)
@@ -57,7 +84,7 @@ class Cart:
 
     def without_promo(self) -> "Cart":
         """The cart with its promo code dropped: each line's promo discount comes back."""
-        lines = tuple(replace(line, promo_discount_minor=0) for line in self.lines)
+        lines = tuple(line.without_promo() for line in self.lines)
         return replace(self, lines=lines, promo_code="")
 
     def line(self, line_id: str) -> CartLine:

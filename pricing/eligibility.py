@@ -1,6 +1,6 @@
 """Which lines points may pay for (SPEC §4, "Eligible lines")."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pricing.cart import Cart, CartLine
 from pricing.program import Program
@@ -17,10 +17,11 @@ class Eligibility:
     eligible: tuple[CartLine, ...]
     excluded: tuple[ExcludedLine, ...]
 
-    @property
-    def base_minor(self) -> int:
-        """The eligible base: the sum of eligible lines' net. Caps are percentages of it."""
-        return sum(line.net_minor for line in self.eligible)
+    # The eligible base: the sum of eligible lines' net. Caps are percentages of it.
+    base_minor: int = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "base_minor", sum(line.net_minor for line in self.eligible))
 
 
 def classify(program: Program, cart: Cart) -> Eligibility:

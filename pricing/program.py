@@ -62,11 +62,12 @@ class ExclusionRule:
     kinds: frozenset[LineKind] = frozenset()
 
     def matches(self, line: CartLine) -> bool:
+        category, brand, sku, tags = line.match_keys
         return (
-            line.category.casefold() in self.categories
-            or line.brand.casefold() in self.brands
-            or line.sku.casefold() in self.skus
-            or any(tag.casefold() in self.tags for tag in line.tags)
+            category in self.categories
+            or brand in self.brands
+            or sku in self.skus
+            or not self.tags.isdisjoint(tags)
             or line.kind in self.kinds
         )
 
