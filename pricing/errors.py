@@ -160,3 +160,12 @@ class HoldExpired(DomainError):
 
     def metadata(self) -> dict[str, str]:
         return {"order_id": self.order_id}
+
+
+class HoldReleased(DomainError):
+    def __init__(self, order_id: str) -> None:
+        super().__init__(f"the hold on order {order_id!r} was released; it cannot be captured")
+        self.order_id = order_id
+
+    def metadata(self) -> dict[str, str]:
+        return {"order_id": self.order_id}

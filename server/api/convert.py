@@ -23,6 +23,7 @@ from server.store.ledger import LedgerEntry
 from server.store.redemptions import Redemption
 
 REQUEST_ID_MAX = 128
+MAX_HOLD_SECONDS = 30 * 24 * 3600
 EPOCH = datetime.fromtimestamp(0, UTC)
 # A day inside datetime's range at both ends, so that moving an instant to a program's time
 # zone stays inside it.
@@ -196,6 +197,23 @@ def apply_command(request: redemption_pb.ApplyRedemptionRequest) -> commands.App
         payment_method=f.text(request.payment_method, "payment_method", required=False),
         points=f.positive(request.points, "points"),
         hold_seconds=f.at_least_zero(request.hold_seconds, "hold_seconds"),
+    )
+    if request.hold_seconds > MAX_HOLD_SECONDS:
+        f.violations.append(
+            Violation("hold_seconds", f"must be at most {MAX_HOLD_SECONDS} (30 days)")
+        )
+    f.done()
+    return command
+
+
+def capture_command(request: redemption_pb.CaptureRedemptionRequest) -> commands.CaptureRedemption:
+    f = Fields()
+    command = commands.CaptureRedemption(
+        key=commands.Idempotency(
+            f.request_id(request.request_id), fingerprint("CaptureRedemption", request)
+        ),
+        program_id=f.text(request.program_id, "program_id"),
+        order_id=f.text(request.order_id, "order_id"),
     )
     f.done()
     return command

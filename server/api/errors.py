@@ -12,7 +12,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from pricing import errors as domain
-from server.service.errors import ClockOverrideDisabled, NotImplementedYet
+from server.service.errors import ClockOverrideDisabled
 from server.store.db import ConcurrentUpdate, DatabaseUnavailable
 
 log = logging.getLogger(__name__)
@@ -34,8 +34,8 @@ TABLE: dict[type[Exception], tuple[grpc.StatusCode, str]] = {
     domain.ExceedsMaximum: (grpc.StatusCode.FAILED_PRECONDITION, "EXCEEDS_MAXIMUM"),
     domain.ExceedsRemaining: (grpc.StatusCode.FAILED_PRECONDITION, "EXCEEDS_REMAINING"),
     domain.HoldExpired: (grpc.StatusCode.FAILED_PRECONDITION, "HOLD_EXPIRED"),
+    domain.HoldReleased: (grpc.StatusCode.FAILED_PRECONDITION, "HOLD_RELEASED"),
     ClockOverrideDisabled: (grpc.StatusCode.PERMISSION_DENIED, "CLOCK_OVERRIDE_DISABLED"),
-    NotImplementedYet: (grpc.StatusCode.UNIMPLEMENTED, "NOT_IMPLEMENTED"),
     DatabaseUnavailable: (grpc.StatusCode.UNAVAILABLE, "DATABASE_UNAVAILABLE"),
     ConcurrentUpdate: (grpc.StatusCode.ABORTED, "CONCURRENT_UPDATE"),
 }

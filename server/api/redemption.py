@@ -9,10 +9,11 @@ from loyalty.v1 import redemption_service_pb2_grpc as pb_grpc
 from server.api import convert
 from server.api.edge import Edge, rpc
 from server.service.apply import ApplyResult, apply_redemption
-from server.service.errors import NotImplementedYet
+from server.service.capture import capture_redemption
 from server.service.quote import quote_redemption
 from server.service.reads import get_redemption
 from server.service.reverse import ReverseResult, reverse_redemption
+from server.store.redemptions import Redemption
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -21,6 +22,12 @@ def _render_apply(result: ApplyResult) -> bytes:
     return pb.ApplyRedemptionResponse(
         redemption=convert.redemption_message(result.redemption),
         balance_after=result.balance_after,
+    ).SerializeToString()
+
+
+def _render_capture(redemption: Redemption) -> bytes:
+    return pb.CaptureRedemptionResponse(
+        redemption=convert.redemption_message(redemption)
     ).SerializeToString()
 
 
@@ -64,7 +71,12 @@ class RedemptionServicer(pb_grpc.RedemptionServiceServicer):
     async def CaptureRedemption(
         self, request: pb.CaptureRedemptionRequest, context: Context
     ) -> pb.CaptureRedemptionResponse:
-        raise NotImplementedYet("CaptureRedemption arrives with two-phase redemption (holds)")
+        command = convert.capture_command(request)
+        now = self.edge.now(request)
+        answer = await self.edge.run(
+            capture_redemption, self.edge.deps, command, now=now, render=_render_capture
+        )
+        return pb.CaptureRedemptionResponse.FromString(answer)
 
     @rpc
     async def ReverseRedemption(
@@ -82,11 +94,12 @@ class RedemptionServicer(pb_grpc.RedemptionServiceServicer):
         self, request: pb.GetRedemptionRequest, context: Context
     ) -> pb.GetRedemptionResponse:
         convert.ids(request, "program_id", "order_id")
-        self.edge.now(request)  # as_of is checked like everywhere, though a read needs no clock
+        now = self.edge.now(request)  # a hold reads as EXPIRED from its deadline on
         redemption = await self.edge.run(
             get_redemption,
             self.edge.deps,
             program_id=request.program_id,
             order_id=request.order_id,
+            now=now,
         )
         return pb.GetRedemptionResponse(redemption=convert.redemption_message(redemption))

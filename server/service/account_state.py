@@ -1,7 +1,9 @@
-"""An account as it stands at `now`: its buckets and debt, with matured credits settled.
+"""An account as it stands at `now`: buckets, debt and holds, with time's effects applied.
 
-Mutations take it under the account lock and write the settlement down;
-reads compute the same settlement without writing (reads never write).
+Two effects of time need no job: holds lapse at their deadline, and matured
+credits pay debt. Mutations take the state under the account lock and write
+those effects down; reads compute the same state without writing (reads
+never write).
 """
 
 from dataclasses import dataclass
@@ -10,8 +12,11 @@ from datetime import datetime
 from sqlalchemy import Connection
 
 from pricing.buckets import Bucket, balance_by_source, settle_matured, spendable
+from pricing.holds import Hold, release, with_lapsed_holds
 from server.store import buckets as bucket_store
 from server.store.accounts import lock_account, read_debt, set_debt
+from server.store.ledger import LedgerEntry, append
+from server.store.redemptions import account_holds, record_release
 
 
 @dataclass(frozen=True)
@@ -20,6 +25,7 @@ class AccountState:
     customer_id: str
     buckets: list[Bucket]
     debt: int
+    holds: list[Hold]  # live holds only: those lapsed by `now` are already given back
     now: datetime
 
     def spendable(self) -> list[Bucket]:
@@ -33,6 +39,10 @@ class AccountState:
     def pending_points(self) -> int:
         return sum(b.remaining for b in self.buckets if b.pending_at(self.now))
 
+    @property
+    def held_points(self) -> int:
+        return sum(hold.points for hold in self.holds)
+
     def balances(self) -> dict[str, int]:
         return balance_by_source(self.buckets, self.now)
 
@@ -40,8 +50,15 @@ class AccountState:
 def locked_state(
     connection: Connection, *, program_id: str, customer_id: str, now: datetime
 ) -> AccountState:
-    """Lock the account row (creating it if missing) and settle what matured by `now`."""
+    """Lock the account row (creating it if missing), then write down lapses and settlements."""
     debt = lock_account(connection, program_id=program_id, customer_id=customer_id, now=now)
+    holds = account_holds(connection, program_id=program_id, customer_id=customer_id)
+    for hold in holds:
+        if hold.lapsed_at(now):
+            write_release(
+                connection, hold, program_id=program_id, customer_id=customer_id, state="EXPIRED",
+                at=hold.deadline, now=now, request_id=None,
+            )  # fmt: skip
     found = bucket_store.account_buckets(
         connection, program_id=program_id, customer_id=customer_id, now=now
     )
@@ -55,7 +72,10 @@ def locked_state(
                 customer_id=customer_id,
                 debt_points=settlement.debt,
             )
-    return AccountState(program_id, customer_id, settlement.apply(found), settlement.debt, now)
+    live = [hold for hold in holds if not hold.lapsed_at(now)]
+    return AccountState(
+        program_id, customer_id, settlement.apply(found), settlement.debt, live, now
+    )
 
 
 def read_state(
@@ -63,8 +83,74 @@ def read_state(
 ) -> AccountState:
     """The same view as `locked_state`, without locking or writing anything."""
     debt = read_debt(connection, program_id=program_id, customer_id=customer_id)
+    holds = account_holds(connection, program_id=program_id, customer_id=customer_id)
     found = bucket_store.account_buckets(
         connection, program_id=program_id, customer_id=customer_id, now=now
     )
+    lapsed = [hold for hold in holds if hold.lapsed_at(now)]
+    if lapsed:
+        # Buckets a lapsed hold drained to zero are not among `found`; fetch them too.
+        known = {b.bucket_id for b in found}
+        wanted = {d.bucket_id for hold in lapsed for d in hold.debits} - known
+        found += bucket_store.buckets_by_id(connection, wanted).values()
+        found = with_lapsed_holds(found, lapsed, now=now)
     settlement = settle_matured(found, debt=debt, now=now)
-    return AccountState(program_id, customer_id, settlement.apply(found), settlement.debt, now)
+    live = [hold for hold in holds if not hold.lapsed_at(now)]
+    return AccountState(
+        program_id, customer_id, settlement.apply(found), settlement.debt, live, now
+    )
+
+
+def write_release(
+    connection: Connection,
+    hold: Hold,
+    *,
+    program_id: str,
+    customer_id: str,
+    state: str,
+    at: datetime,
+    now: datetime,
+    request_id: str | None,
+    reason: str = "",
+) -> int:
+    """Give a hold's points back (RELEASED on request, EXPIRED at its deadline); returns them.
+
+    Points whose bucket expired while they were held come back expired (SPEC §6's rule
+    for returns): a RELEASE and an EXPIRY entry, both at `at`.
+    """
+    released = release(hold, at=at)
+    bucket_store.give_back(connection, released.to_buckets)
+    bucket_store.record_expired(connection, released.stay_expired)
+    record_release(
+        connection,
+        redemption_id=hold.redemption_id,
+        returned=released.to_buckets + released.stay_expired,
+        state=state,
+        now=now,
+    )
+    sources = bucket_store.buckets_by_id(connection, (d.bucket_id for d in hold.debits))
+    entries = [
+        LedgerEntry(
+            kind=kind,
+            points=sign * d.points,
+            source=sources[d.bucket_id].source,
+            effective_at=at,
+            bucket_id=d.bucket_id,
+            order_id=hold.order_id,
+            reason=reason,
+        )
+        for kind, sign, moves in (
+            ("RELEASE", 1, released.to_buckets + released.stay_expired),
+            ("EXPIRY", -1, released.stay_expired),
+        )
+        for d in moves
+    ]
+    append(
+        connection,
+        entries,
+        program_id=program_id,
+        customer_id=customer_id,
+        request_id=request_id,
+        now=now,
+    )
+    return released.points

@@ -3,7 +3,7 @@
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
@@ -15,7 +15,6 @@ from pricing.redemption import plan_redemption
 from server.service import commands
 from server.service.account_state import locked_state
 from server.service.deps import Deps
-from server.service.errors import NotImplementedYet
 from server.service.idempotent import run_once
 from server.service.tiers import current_tier
 from server.store import buckets as bucket_store
@@ -28,6 +27,7 @@ from server.store.redemptions import (
 )
 
 APPLIED = "APPLIED"
+HELD = "HELD"
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,9 @@ def apply_redemption(
     render: Callable[[ApplyResult], bytes],
 ) -> bytes:
     program = deps.program(command.program_id)
+    hold_deadline = None
     if command.hold_seconds > 0:
-        raise NotImplementedYet("holds (hold_seconds > 0) arrive with two-phase redemption")
+        hold_deadline = now + timedelta(seconds=command.hold_seconds)
 
     def effect(connection: Connection) -> ApplyResult:
         # The order of checks is SPEC §7's: currency, then the order, then the amounts.
@@ -73,13 +74,13 @@ def apply_redemption(
             program_id=program.id,
             order_id=command.order_id,
             customer_id=command.customer_id,
-            state=APPLIED,
+            state=HELD if hold_deadline else APPLIED,
             points=plan.points,
             discount_minor=plan.discount_minor,
             points_reversed=0,
             payment_method=command.payment_method,
             program_version=program.version,
-            hold_expires_at=None,
+            hold_expires_at=hold_deadline,
             created_at=now,
             lines=tuple(
                 RedemptionLine(a.line_id, a.quantity, a.points, a.discount_minor)
@@ -102,7 +103,8 @@ def apply_redemption(
             connection,
             [
                 LedgerEntry(
-                    kind="REDEMPTION",
+                    # A hold takes the points out of the balance now; capture writes nothing.
+                    kind="HOLD" if hold_deadline else "REDEMPTION",
                     points=-d.points,
                     source=by_id[d.bucket_id].source,
                     effective_at=now,

@@ -73,3 +73,10 @@ class AccrueOrder:
     order_id: str
     cart: Cart
     delivered_at: datetime
+
+
+@dataclass(frozen=True)
+class CaptureRedemption:
+    key: Idempotency
+    program_id: str
+    order_id: str

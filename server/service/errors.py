@@ -3,10 +3,6 @@
 from pricing.errors import DomainError
 
 
-class NotImplementedYet(DomainError):
-    """Behaviour declared by the API whose issue has not landed yet (UNIMPLEMENTED)."""
-
-
 class ClockOverrideDisabled(DomainError):
     """`as_of` was sent to a server that does not allow overriding its clock."""
 

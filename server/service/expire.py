@@ -1,4 +1,4 @@
-"""The expiry job: write EXPIRY entries for points whose bucket expired (SPEC §7).
+"""The expiry job: write EXPIRY entries for expired points and lapses of holds (SPEC §7, §8).
 
 Balances never wait for it: every call decides expiry at its own `now`. The
 job writes the ledger down. Each account is expired in its own transaction
@@ -17,6 +17,7 @@ from server.service.account_state import locked_state
 from server.store import buckets as bucket_store
 from server.store.db import Database
 from server.store.ledger import LedgerEntry, append
+from server.store.redemptions import accounts_with_lapsed_holds
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +31,7 @@ class ExpiryReport:
 def expire_points(db: Database, *, now: datetime, batch: int = 500) -> ExpiryReport:
     accounts = points = 0
     while True:
-        due = db.read(
-            lambda connection: bucket_store.accounts_with_expired_points(
-                connection, now=now, limit=batch
-            )
-        )
+        due = db.read(lambda connection: _due(connection, now=now, limit=batch))
         if not due:
             return ExpiryReport(accounts, points)
         for program_id, customer_id in due:
@@ -46,10 +43,18 @@ def expire_points(db: Database, *, now: datetime, batch: int = 500) -> ExpiryRep
             accounts += 1
 
 
+def _due(connection: Connection, *, now: datetime, limit: int) -> list[tuple[str, str]]:
+    """Accounts with expired points or lapsed holds still to write down."""
+    due = bucket_store.accounts_with_expired_points(connection, now=now, limit=limit)
+    lapsed = accounts_with_lapsed_holds(connection, now=now, limit=limit)
+    return sorted(set(due) | set(lapsed))
+
+
 def _expire_account(
     connection: Connection, *, program_id: str, customer_id: str, now: datetime
 ) -> int:
-    # Settle first: a credit that matured before it expired paid debt at maturity.
+    # Lapsed holds give their points back and matured credits pay debt first: both
+    # happened before the expiry that follows.
     locked_state(connection, program_id=program_id, customer_id=customer_id, now=now)
     expired = bucket_store.expire_account(
         connection, program_id=program_id, customer_id=customer_id, now=now

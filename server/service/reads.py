@@ -1,7 +1,7 @@
 """GetAccount, GetRedemption and ListLedgerEntries: reads, which never write."""
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import Connection
@@ -45,7 +45,7 @@ def get_account(deps: Deps, *, program_id: str, customer_id: str, now: datetime)
         return Account(
             spendable_points=state.spendable_points,
             pending_points=state.pending_points,
-            held_points=0,
+            held_points=state.held_points,
             balances_by_source=state.balances(),
             next_expiry=next_expiry,
             tier=current_tier(connection, program, customer_id=customer_id, now=now),
@@ -55,7 +55,7 @@ def get_account(deps: Deps, *, program_id: str, customer_id: str, now: datetime)
     return deps.db.read(read)
 
 
-def get_redemption(deps: Deps, *, program_id: str, order_id: str) -> Redemption:
+def get_redemption(deps: Deps, *, program_id: str, order_id: str, now: datetime) -> Redemption:
     program = deps.program(program_id)
 
     def read(connection: Connection) -> Redemption | None:
@@ -64,7 +64,15 @@ def get_redemption(deps: Deps, *, program_id: str, order_id: str) -> Redemption:
     found = deps.db.read(read)
     if found is None:
         raise OrderNotFound(order_id)
-    return found
+    return as_seen_at(found, now)
+
+
+def as_seen_at(redemption: Redemption, now: datetime) -> Redemption:
+    """A hold lapses exactly at its deadline, whether or not that is written down yet."""
+    deadline = redemption.hold_expires_at
+    if redemption.state == "HELD" and deadline is not None and deadline <= now:
+        return replace(redemption, state="EXPIRED")
+    return redemption
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,10 @@ from datetime import datetime
 from sqlalchemy import Connection
 
 from pricing.buckets import pay_debt_from_restore, plan_clawback, plan_restore
-from pricing.errors import OrderNotFound
+from pricing.errors import InvalidArgument, OrderNotFound, Violation
 from pricing.reversal import plan_line_returns, units_to_return
 from server.service import commands
-from server.service.account_state import AccountState, locked_state, read_state
+from server.service.account_state import AccountState, locked_state, read_state, write_release
 from server.service.deps import Deps
 from server.service.idempotent import run_once
 from server.store import buckets as bucket_store
@@ -18,6 +18,9 @@ from server.store.accounts import set_debt
 from server.store.accruals import Accrual, find_accrual, record_accrual_return
 from server.store.ledger import LedgerEntry, append
 from server.store.redemptions import Redemption, find_redemption, record_return
+
+# Released and lapsed holds gave every point back already.
+_NOTHING_TO_RETURN = {"RELEASED", "EXPIRED"}
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,19 @@ def reverse_redemption(
         redemption = find_redemption(connection, program_id=program.id, order_id=order_id)
         accrual = find_accrual(connection, program_id=program.id, order_id=order_id)
         returned = _Moved(0, [], state.debt)
-        if redemption is not None:
+        hold = next((h for h in state.holds if h.order_id == order_id), None)
+        if hold is not None:
+            if command.lines:
+                raise InvalidArgument(
+                    [Violation("lines", "a hold is released whole: send no lines")]
+                )
+            points = write_release(
+                connection, hold, program_id=program.id, customer_id=found.customer_id,
+                state="RELEASED", at=now, now=now, request_id=command.key.request_id,
+                reason=command.reason,
+            )  # fmt: skip
+            returned = _Moved(points, [], state.debt)
+        elif redemption is not None and redemption.state not in _NOTHING_TO_RETURN:
             returned = _give_back(connection, redemption, command, state)
         clawed = _Moved(0, [], returned.debt)
         if accrual is not None:

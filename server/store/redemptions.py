@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import Connection, bindparam, insert, select, update
 
 from pricing.buckets import Debit, DebitRecord
+from pricing.holds import Hold
 from pricing.reversal import UnitsLine
 from server.store.schema import buckets, redemption_debits, redemption_lines, redemptions
 
@@ -113,16 +114,7 @@ def find_redemption(connection: Connection, *, program_id: str, order_id: str) -
         .where(redemption_lines.c.redemption_id == row.redemption_id)
         .order_by(redemption_lines.c.position)
     )
-    debits = connection.execute(
-        select(
-            redemption_debits.c.bucket_id,
-            redemption_debits.c.points_taken,
-            redemption_debits.c.points_returned,
-            buckets.c.expires_at,
-        )
-        .join(buckets, buckets.c.bucket_id == redemption_debits.c.bucket_id)
-        .where(redemption_debits.c.redemption_id == row.redemption_id)
-    )
+    debits = _debit_records(connection, [row.redemption_id]).get(row.redemption_id, [])
     return Redemption(
         redemption_id=row.redemption_id,
         program_id=row.program_id,
@@ -137,10 +129,7 @@ def find_redemption(connection: Connection, *, program_id: str, order_id: str) -
         hold_expires_at=row.hold_expires_at,
         created_at=row.created_at,
         lines=tuple(RedemptionLine(*line._tuple()) for line in lines),
-        debits=tuple(
-            DebitRecord(d.bucket_id, d.points_taken, d.points_returned, d.expires_at, d.bucket_id)
-            for d in debits
-        ),
+        debits=tuple(debits),
     )
 
 
@@ -193,3 +182,98 @@ def record_return(
             .values(points_returned=redemption_debits.c.points_returned + bindparam("points")),
             debit_params,
         )
+
+
+def _debit_records(
+    connection: Connection, redemption_ids: list[str]
+) -> dict[str, list[DebitRecord]]:
+    rows = connection.execute(
+        select(
+            redemption_debits.c.redemption_id,
+            redemption_debits.c.bucket_id,
+            redemption_debits.c.points_taken,
+            redemption_debits.c.points_returned,
+            buckets.c.expires_at,
+        )
+        .join(buckets, buckets.c.bucket_id == redemption_debits.c.bucket_id)
+        .where(redemption_debits.c.redemption_id.in_(redemption_ids))
+    )
+    records: dict[str, list[DebitRecord]] = {}
+    for row in rows:
+        records.setdefault(row.redemption_id, []).append(
+            DebitRecord(
+                row.bucket_id, row.points_taken, row.points_returned, row.expires_at, row.bucket_id
+            )
+        )
+    return records
+
+
+def account_holds(connection: Connection, *, program_id: str, customer_id: str) -> list[Hold]:
+    """The account's redemptions still in state HELD (some may have lapsed by now)."""
+    r = redemptions.c
+    rows = connection.execute(
+        select(r.redemption_id, r.order_id, r.points, r.hold_expires_at).where(
+            r.program_id == program_id, r.customer_id == customer_id, r.state == "HELD"
+        )
+    ).all()
+    if not rows:
+        return []
+    debits = _debit_records(connection, [row.redemption_id for row in rows])
+    return [
+        Hold(
+            row.redemption_id,
+            row.order_id,
+            row.points,
+            row.hold_expires_at,
+            tuple(debits.get(row.redemption_id, ())),
+        )
+        for row in rows
+    ]
+
+
+def record_release(
+    connection: Connection,
+    *,
+    redemption_id: str,
+    returned: Iterable[Debit],
+    state: str,
+    now: datetime,
+) -> None:
+    """A hold released (RELEASED) or lapsed (EXPIRED): its debits are all given back."""
+    connection.execute(
+        update(redemptions)
+        .where(redemptions.c.redemption_id == redemption_id)
+        .values(state=state, updated_at=now)
+    )
+    params = [{"r_id": redemption_id, "b_id": d.bucket_id, "points": d.points} for d in returned]
+    if params:
+        connection.execute(
+            update(redemption_debits)
+            .where(
+                redemption_debits.c.redemption_id == bindparam("r_id"),
+                redemption_debits.c.bucket_id == bindparam("b_id"),
+            )
+            .values(points_returned=redemption_debits.c.points_returned + bindparam("points")),
+            params,
+        )
+
+
+def set_state(connection: Connection, *, redemption_id: str, state: str, now: datetime) -> None:
+    connection.execute(
+        update(redemptions)
+        .where(redemptions.c.redemption_id == redemption_id)
+        .values(state=state, updated_at=now)
+    )
+
+
+def accounts_with_lapsed_holds(
+    connection: Connection, *, now: datetime, limit: int
+) -> list[tuple[str, str]]:
+    r = redemptions.c
+    rows = connection.execute(
+        select(r.program_id, r.customer_id)
+        .where(r.state == "HELD", r.hold_expires_at <= now)
+        .group_by(r.program_id, r.customer_id)
+        .limit(limit)
+    )
+    return [(row.program_id, row.customer_id) for row in rows]

@@ -541,23 +541,6 @@ def test_exceeds_remaining_and_unknown_returned_lines(stubs: Stubs) -> None:
     assert redemption.points_reversed == 6
 
 
-def test_not_implemented_yet(stubs: Stubs) -> None:
-    customer = new_id("c")
-    grant(stubs, "stomatorg", customer, 500, "action")
-    unimplemented = (grpc.StatusCode.UNIMPLEMENTED, "NOT_IMPLEMENTED")
-    expect_error(
-        stubs.redemption.CaptureRedemption,
-        pb.CaptureRedemptionRequest(
-            request_id=new_id("r"), program_id="stomatorg", order_id=new_id("o"), as_of=ts(T0)
-        ),
-        *unimplemented,
-    )
-    hold = apply_request("stomatorg", customer, new_id("o"), cart(line("a", 1, 1_000_000)), 100)
-    hold.hold_seconds = 600
-    expect_error(stubs.redemption.ApplyRedemption, hold, *unimplemented)
-    assert account(stubs, "stomatorg", customer).spendable_points == 500
-
-
 # ---- precedence: bad input, unknown program, request_id reuse, CURRENCY_MISMATCH,
 # ORDER_ALREADY_REDEEMED, PROMO_CONFLICT, ALL_OR_NOTHING, EXCEEDS_MAXIMUM ----------------------
 

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17loyalty/v1/errors.proto\x12\nloyalty.v1*\x90\x05\n\x0b\x45rrorReason\x12\x1c\n\x18\x45RROR_REASON_UNSPECIFIED\x10\x00\x12 \n\x1c\x45RROR_REASON_INVALID_REQUEST\x10\x01\x12\x1f\n\x1b\x45RROR_REASON_UNKNOWN_SOURCE\x10\x02\x12\"\n\x1e\x45RROR_REASON_PROGRAM_NOT_FOUND\x10\x03\x12 \n\x1c\x45RROR_REASON_ORDER_NOT_FOUND\x10\x04\x12\'\n#ERROR_REASON_IDEMPOTENCY_KEY_REUSED\x10\x05\x12\'\n#ERROR_REASON_ORDER_ALREADY_REDEEMED\x10\x06\x12\"\n\x1e\x45RROR_REASON_CURRENCY_MISMATCH\x10\x07\x12\x1f\n\x1b\x45RROR_REASON_PROMO_CONFLICT\x10\x08\x12\x1f\n\x1b\x45RROR_REASON_ALL_OR_NOTHING\x10\t\x12 \n\x1c\x45RROR_REASON_EXCEEDS_MAXIMUM\x10\n\x12\"\n\x1e\x45RROR_REASON_EXCEEDS_REMAINING\x10\x0b\x12\x1d\n\x19\x45RROR_REASON_HOLD_EXPIRED\x10\x0c\x12&\n\"ERROR_REASON_ORDER_ALREADY_ACCRUED\x10\r\x12(\n$ERROR_REASON_CLOCK_OVERRIDE_DISABLED\x10\x0e\x12%\n!ERROR_REASON_DATABASE_UNAVAILABLE\x10\x0f\x12\"\n\x1e\x45RROR_REASON_CONCURRENT_UPDATE\x10\x10\x12 \n\x1c\x45RROR_REASON_NOT_IMPLEMENTED\x10\x11\x42\x44ZBgithub.com/loyalty-pricing/loyalty/clients/go/loyalty/v1;loyaltyv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17loyalty/v1/errors.proto\x12\nloyalty.v1*\xb0\x05\n\x0b\x45rrorReason\x12\x1c\n\x18\x45RROR_REASON_UNSPECIFIED\x10\x00\x12 \n\x1c\x45RROR_REASON_INVALID_REQUEST\x10\x01\x12\x1f\n\x1b\x45RROR_REASON_UNKNOWN_SOURCE\x10\x02\x12\"\n\x1e\x45RROR_REASON_PROGRAM_NOT_FOUND\x10\x03\x12 \n\x1c\x45RROR_REASON_ORDER_NOT_FOUND\x10\x04\x12\'\n#ERROR_REASON_IDEMPOTENCY_KEY_REUSED\x10\x05\x12\'\n#ERROR_REASON_ORDER_ALREADY_REDEEMED\x10\x06\x12\"\n\x1e\x45RROR_REASON_CURRENCY_MISMATCH\x10\x07\x12\x1f\n\x1b\x45RROR_REASON_PROMO_CONFLICT\x10\x08\x12\x1f\n\x1b\x45RROR_REASON_ALL_OR_NOTHING\x10\t\x12 \n\x1c\x45RROR_REASON_EXCEEDS_MAXIMUM\x10\n\x12\"\n\x1e\x45RROR_REASON_EXCEEDS_REMAINING\x10\x0b\x12\x1d\n\x19\x45RROR_REASON_HOLD_EXPIRED\x10\x0c\x12&\n\"ERROR_REASON_ORDER_ALREADY_ACCRUED\x10\r\x12(\n$ERROR_REASON_CLOCK_OVERRIDE_DISABLED\x10\x0e\x12%\n!ERROR_REASON_DATABASE_UNAVAILABLE\x10\x0f\x12\"\n\x1e\x45RROR_REASON_CONCURRENT_UPDATE\x10\x10\x12 \n\x1c\x45RROR_REASON_NOT_IMPLEMENTED\x10\x11\x12\x1e\n\x1a\x45RROR_REASON_HOLD_RELEASED\x10\x12\x42\x44ZBgithub.com/loyalty-pricing/loyalty/clients/go/loyalty/v1;loyaltyv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,5 +33,5 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'ZBgithub.com/loyalty-pricing/loyalty/clients/go/loyalty/v1;loyaltyv1'
   _globals['_ERRORREASON']._serialized_start=40
-  _globals['_ERRORREASON']._serialized_end=696
+  _globals['_ERRORREASON']._serialized_end=728
 # @@protoc_insertion_point(module_scope)

@@ -82,6 +82,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """
     ERROR_REASON_NOT_IMPLEMENTED: _ErrorReason.ValueType  # 17
     """UNIMPLEMENTED: the call or option is not supported by this server."""
+    ERROR_REASON_HOLD_RELEASED: _ErrorReason.ValueType  # 18
+    """FAILED_PRECONDITION: a capture came after the hold had been released by
+    ReverseRedemption.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Every reason the service puts in the google.rpc.ErrorInfo of an error
@@ -157,4 +161,8 @@ retries; retry the call (with the same request_id).
 """
 ERROR_REASON_NOT_IMPLEMENTED: ErrorReason.ValueType  # 17
 """UNIMPLEMENTED: the call or option is not supported by this server."""
+ERROR_REASON_HOLD_RELEASED: ErrorReason.ValueType  # 18
+"""FAILED_PRECONDITION: a capture came after the hold had been released by
+ReverseRedemption.
+"""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

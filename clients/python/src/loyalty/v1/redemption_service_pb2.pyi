@@ -148,9 +148,10 @@ class ApplyRedemptionRequest(_message.Message):
     exactly the maximum (else FAILED_PRECONDITION, reason ALL_OR_NOTHING).
     """
     hold_seconds: _builtins.int
-    """When > 0, only hold the points for this many seconds until
-    CaptureRedemption; an uncaptured hold is then released by itself. When
-    0, spend them at once.
+    """When > 0 (at most 2,592,000: 30 days), only hold the points for this
+    many seconds until CaptureRedemption; an uncaptured hold lapses by
+    itself at that deadline (state EXPIRED, points back). When 0, spend
+    them at once.
     """
     @_builtins.property
     def cart(self) -> _cart_pb2.Cart:
@@ -309,8 +310,9 @@ class ReverseRedemptionRequest(_message.Message):
     """Free-text reason recorded in the ledger (e.g. "cancelled", "return")."""
     @_builtins.property
     def lines(self) -> _containers.RepeatedCompositeFieldContainer[_redemption_pb2.ReturnedLine]:
-        """The returned units. Empty: everything that remains (and, on a hold,
-        release it). Returning more units than remain fails with
+        """The returned units. Empty: everything that remains. On an uncaptured
+        hold the whole hold is released, so send no lines (lines on a hold are
+        INVALID_ARGUMENT). Returning more units than remain fails with
         FAILED_PRECONDITION, reason EXCEEDS_REMAINING.
         """
 

@@ -99,8 +99,9 @@ class RedemptionServiceServicer:
 
     def CaptureRedemption(self, request, context):
         """Turns a held redemption into spent points (state APPLIED). Fails with
-        FAILED_PRECONDITION, reason HOLD_EXPIRED, once the hold has lapsed.
-        Idempotent on `request_id`.
+        FAILED_PRECONDITION, reason HOLD_EXPIRED, once the hold has lapsed, and
+        HOLD_RELEASED once it was released. Capturing a redemption that is
+        already spent answers it as it is. Idempotent on `request_id`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -53,8 +53,9 @@ class RedemptionServiceStub:
     """
     CaptureRedemption: _grpc.UnaryUnaryMultiCallable[_redemption_service_pb2.CaptureRedemptionRequest, _redemption_service_pb2.CaptureRedemptionResponse]
     """Turns a held redemption into spent points (state APPLIED). Fails with
-    FAILED_PRECONDITION, reason HOLD_EXPIRED, once the hold has lapsed.
-    Idempotent on `request_id`.
+    FAILED_PRECONDITION, reason HOLD_EXPIRED, once the hold has lapsed, and
+    HOLD_RELEASED once it was released. Capturing a redemption that is
+    already spent answers it as it is. Idempotent on `request_id`.
     """
     ReverseRedemption: _grpc.UnaryUnaryMultiCallable[_redemption_service_pb2.ReverseRedemptionRequest, _redemption_service_pb2.ReverseRedemptionResponse]
     """Undoes an order, whole or by returned lines: gives back the points spent
@@ -90,8 +91,9 @@ class RedemptionServiceAsyncStub(RedemptionServiceStub):
     """
     CaptureRedemption: _aio.UnaryUnaryMultiCallable[_redemption_service_pb2.CaptureRedemptionRequest, _redemption_service_pb2.CaptureRedemptionResponse]  # type: ignore[assignment]
     """Turns a held redemption into spent points (state APPLIED). Fails with
-    FAILED_PRECONDITION, reason HOLD_EXPIRED, once the hold has lapsed.
-    Idempotent on `request_id`.
+    FAILED_PRECONDITION, reason HOLD_EXPIRED, once the hold has lapsed, and
+    HOLD_RELEASED once it was released. Capturing a redemption that is
+    already spent answers it as it is. Idempotent on `request_id`.
     """
     ReverseRedemption: _aio.UnaryUnaryMultiCallable[_redemption_service_pb2.ReverseRedemptionRequest, _redemption_service_pb2.ReverseRedemptionResponse]  # type: ignore[assignment]
     """Undoes an order, whole or by returned lines: gives back the points spent
@@ -142,8 +144,9 @@ class RedemptionServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_redemption_service_pb2.CaptureRedemptionResponse, _abc.Awaitable[_redemption_service_pb2.CaptureRedemptionResponse]]:
         """Turns a held redemption into spent points (state APPLIED). Fails with
-        FAILED_PRECONDITION, reason HOLD_EXPIRED, once the hold has lapsed.
-        Idempotent on `request_id`.
+        FAILED_PRECONDITION, reason HOLD_EXPIRED, once the hold has lapsed, and
+        HOLD_RELEASED once it was released. Capturing a redemption that is
+        already spent answers it as it is. Idempotent on `request_id`.
         """
 
     @_abc_1.abstractmethod

@@ -1,0 +1,55 @@
+"""CaptureRedemption: a held redemption becomes spent (SPEC §8)."""
+
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import Connection
+
+from pricing.errors import HoldExpired, HoldReleased, OrderNotFound
+from server.service import commands
+from server.service.account_state import locked_state
+from server.service.deps import Deps
+from server.service.idempotent import run_once
+from server.store.redemptions import Redemption, find_redemption, set_state
+
+
+def capture_redemption(
+    deps: Deps,
+    command: commands.CaptureRedemption,
+    *,
+    now: datetime,
+    render: Callable[[Redemption], bytes],
+) -> bytes:
+    program = deps.program(command.program_id)
+
+    def effect(connection: Connection) -> Redemption:
+        found = find_redemption(connection, program_id=program.id, order_id=command.order_id)
+        if found is None:
+            raise OrderNotFound(command.order_id)
+        # Under the lock a lapse due by `now` is written first: capture and lapse are
+        # decided in one order, so exactly one of them happens.
+        locked_state(connection, program_id=program.id, customer_id=found.customer_id, now=now)
+        redemption = find_redemption(connection, program_id=program.id, order_id=command.order_id)
+        assert redemption is not None
+        if redemption.state == "EXPIRED":
+            raise HoldExpired(command.order_id)
+        if redemption.state == "RELEASED":
+            raise HoldReleased(command.order_id)
+        if redemption.state == "HELD":
+            set_state(connection, redemption_id=redemption.redemption_id, state="APPLIED", now=now)
+            redemption = find_redemption(
+                connection, program_id=program.id, order_id=command.order_id
+            )
+            assert redemption is not None
+        return redemption
+
+    return run_once(
+        deps.db,
+        program_id=program.id,
+        request_id=command.key.request_id,
+        method="CaptureRedemption",
+        fingerprint=command.key.fingerprint,
+        now=now,
+        effect=effect,
+        render=render,
+    )
