@@ -26,6 +26,7 @@ from server.api.account import AccountServicer
 from server.api.edge import Edge, Readiness
 from server.api.redemption import RedemptionServicer
 from server.config import Config
+from server.metrics import Metrics
 from server.service.deps import Deps
 from server.service.expire import expire_points
 from server.store.db import Database, create_database_engine, normalize_url
@@ -96,7 +97,11 @@ class DatabaseWatch:
 
 
 async def _expire_periodically(
-    database: Database, pool: ThreadPoolExecutor, readiness: Readiness, config: Config
+    database: Database,
+    pool: ThreadPoolExecutor,
+    readiness: Readiness,
+    config: Config,
+    metrics: Metrics,
 ) -> None:
     """The expiry job on the wall clock (never with clock override: SPEC §7)."""
     loop = asyncio.get_running_loop()
@@ -107,7 +112,7 @@ async def _expire_periodically(
         try:
             now = datetime.now(UTC)
             report = await loop.run_in_executor(
-                pool, functools.partial(expire_points, database, now=now)
+                pool, functools.partial(expire_points, database, now=now, metrics=metrics)
             )
             if report.points:
                 log.info("expired %d points in %d accounts", report.points, report.accounts)
@@ -115,15 +120,19 @@ async def _expire_periodically(
             log.exception("expiry run failed; retrying on the next tick")
 
 
-async def serve(config: Config, *, reuse_port: bool = False) -> None:
+async def serve(config: Config, *, reuse_port: bool = False, worker: int = 0) -> None:
     """Serve until SIGTERM or SIGINT, then drain gracefully."""
     programs = load_programs(config.programs)
     engine = database_engine(config)
-    database = Database(engine)
+    metrics = Metrics()
+    database = Database(engine, observer=metrics)
+    if config.metrics_listen:
+        host, _, port = config.metrics_listen.rpartition(":")
+        metrics.serve(f"{host}:{int(port) + worker}")
     pool = ThreadPoolExecutor(max_workers=config.db_pool_size, thread_name_prefix="db")
     readiness = Readiness()
     edge = Edge(
-        Deps(database, programs),
+        Deps(database, programs, metrics),
         pool=pool,
         readiness=readiness,
         allow_clock_override=config.allow_clock_override,
@@ -167,7 +176,9 @@ async def serve(config: Config, *, reuse_port: bool = False) -> None:
     watcher = asyncio.create_task(watch.run())
     expiry = None
     if config.expire_every_seconds > 0 and not config.allow_clock_override:
-        expiry = asyncio.create_task(_expire_periodically(database, pool, readiness, config))
+        expiry = asyncio.create_task(
+            _expire_periodically(database, pool, readiness, config, metrics)
+        )
 
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -24,7 +24,9 @@ class Config:
     health_interval_seconds: float = 1.0
     expire_every_seconds: float = 60.0
     as_of: datetime | None = None
+    metrics_listen: str = ""
     log_level: str = "INFO"
+    log_format: str = "json"
 
 
 def _flag(value: str | None) -> bool:
@@ -54,9 +56,10 @@ def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "command",
         nargs="?",
         default="serve",
-        choices=["serve", "migrate", "expire"],
+        choices=["serve", "migrate", "expire", "check-config"],
         help="serve (default); migrate: create or upgrade the schema and exit; "
-        "expire: write EXPIRY ledger entries for points that expired, and exit",
+        "expire: write EXPIRY ledger entries for points that expired, and exit; "
+        "check-config: validate the program files and print what each allows",
     )
     p.add_argument(
         "--listen",
@@ -115,6 +118,18 @@ def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "(ISO 8601 with offset)",
     )
     p.add_argument(
+        "--metrics-listen",
+        default=env.get("LOYALTY_METRICS_LISTEN", ""),
+        help="HOST:PORT for Prometheus /metrics over HTTP; off when empty (with --workers N, "
+        "worker i listens on PORT+i) [LOYALTY_METRICS_LISTEN]",
+    )
+    p.add_argument(
+        "--log-format",
+        default=env.get("LOYALTY_LOG_FORMAT", "json"),
+        choices=["json", "text"],
+        help="json: one JSON object per line (default); text: for a terminal [LOYALTY_LOG_FORMAT]",
+    )
+    p.add_argument(
         "--log-level",
         default=env.get("LOYALTY_LOG_LEVEL", "INFO"),
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -140,5 +155,7 @@ def parse(
         grace_seconds=args.grace_seconds,
         expire_every_seconds=args.expire_every,
         as_of=args.as_of,
+        metrics_listen=args.metrics_listen,
         log_level=args.log_level,
+        log_format=args.log_format,
     )

@@ -9,7 +9,10 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from pythonjsonlogger.json import JsonFormatter
+
 from server.app import database_engine, serve
+from server.check_config import check_config
 from server.config import Config, parse
 from server.service.expire import expire_points
 from server.store.db import Database
@@ -19,10 +22,10 @@ from server.store.migrate import migrate
 def _serve_workers(config: Config) -> int:
     """Fork `workers` processes sharing the port (SO_REUSEPORT) before gRPC starts in any."""
     children = []
-    for _ in range(config.workers):
+    for index in range(config.workers):
         pid = os.fork()
         if pid == 0:
-            asyncio.run(serve(config, reuse_port=True))
+            asyncio.run(serve(config, reuse_port=True, worker=index))
             os._exit(0)
         children.append(pid)
 
@@ -50,13 +53,32 @@ def _expire(config: Config) -> int:
     return 0
 
 
+def configure_logging(config: Config) -> None:
+    """Structured JSON lines by default (one per call from the access log), or plain text."""
+    handler = logging.StreamHandler(sys.stderr)
+    if config.log_format == "json":
+        handler.setFormatter(
+            JsonFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s",
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            )
+        )
+    else:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s")
+        )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(config.log_level)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     command, config = parse(argv)
-    logging.basicConfig(
-        level=config.log_level,
-        format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(config)
+    if command == "check-config":
+        code, report = check_config(config.programs)
+        print(report)
+        return code
     if command == "migrate":
         engine = database_engine(config)
         migrate(engine)

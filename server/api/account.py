@@ -31,6 +31,8 @@ def _render_accrue(result: AccrueResult) -> bytes:
 
 
 class AccountServicer(pb_grpc.AccountServiceServicer):
+    SERVICE = pb.DESCRIPTOR.services_by_name["AccountService"].full_name
+
     def __init__(self, edge: Edge) -> None:
         self.edge = edge
 

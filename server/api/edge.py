@@ -2,19 +2,26 @@
 
 import asyncio
 import functools
+import logging
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 
 import grpc
 from google.protobuf.message import Message
+from prometheus_client import Counter, Histogram
 
 from server.api.convert import instant
 from server.api.errors import to_status
+from server.metrics import Metrics
 from server.service.deps import Deps
 from server.service.errors import ClockOverrideDisabled
 from server.store.db import DatabaseUnavailable
+
+access = logging.getLogger("loyalty.access")
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -26,6 +33,23 @@ class Readiness:
 
     def __init__(self) -> None:
         self.ready = False
+
+
+@dataclass
+class _CallMetrics:
+    """One method's metric children, resolved once rather than on every call."""
+
+    started: Counter
+    handling: Histogram
+    by_code: dict[grpc.StatusCode, Counter]
+    metrics: Metrics
+    labels: tuple[str, str, str]
+
+    def handled(self, code: grpc.StatusCode) -> Counter:
+        child = self.by_code.get(code)
+        if child is None:
+            child = self.by_code[code] = self.metrics.handled.labels(*self.labels, code.name)
+        return child
 
 
 class Edge:
@@ -43,6 +67,22 @@ class Edge:
         self.pool = pool
         self.readiness = readiness
         self.allow_clock_override = allow_clock_override
+        self._calls: dict[tuple[str, str], _CallMetrics] = {}
+
+    def calls(self, service: str, method: str) -> _CallMetrics:
+        found = self._calls.get((service, method))
+        if found is None:
+            metrics = self.deps.metrics
+            labels = ("unary", service, method)
+            found = _CallMetrics(
+                started=metrics.started.labels(*labels),
+                handling=metrics.handling.labels(*labels),
+                by_code={},
+                metrics=metrics,
+                labels=labels,
+            )
+            self._calls[(service, method)] = found
+        return found
 
     def now(self, request: Message) -> datetime:
         """`now` enters once per call, here: the server clock, or `as_of` when allowed."""
@@ -60,14 +100,45 @@ class Edge:
 
 
 def rpc(method: Handler) -> Handler:
-    """Turn any error a handler raises into its status from the one error table."""
+    """Every RPC: errors to their status from the one table, metrics, one access-log line."""
+    name = method.__name__
 
     @functools.wraps(method)
     async def handler(self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        edge: Edge = self.edge
+        calls = edge.calls(self.SERVICE, name)
+        calls.started.inc()
+        start = time.perf_counter()
+        code = grpc.StatusCode.OK
         try:
             return await method(self, request, context)
         except Exception as exc:
             status = to_status(exc)
+            code = status.code
             await context.abort(status.code, status.details, status.trailing_metadata)
+        finally:
+            elapsed = time.perf_counter() - start
+            calls.handled(code).inc()
+            calls.handling.observe(elapsed)
+            access_log(name, request, code, elapsed)
 
     return handler
+
+
+# Request fields worth a log line: ids only, never cart contents or credentials.
+_LOGGED_IDS = ("program_id", "customer_id", "order_id", "request_id")
+
+
+def access_log(method: str, request: Message, code: grpc.StatusCode, elapsed: float) -> None:
+    if not access.isEnabledFor(logging.INFO):
+        return
+    fields: dict[str, object] = {
+        "method": method,
+        "status": code.name,
+        "duration_ms": round(elapsed * 1000, 3),
+    }
+    for name in _LOGGED_IDS:
+        value = getattr(request, name, "")
+        if value:
+            fields[name] = value
+    access.info("rpc", extra=fields)

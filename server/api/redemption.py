@@ -44,6 +44,8 @@ def _render_reverse(result: ReverseResult) -> bytes:
 
 
 class RedemptionServicer(pb_grpc.RedemptionServiceServicer):
+    SERVICE = pb.DESCRIPTOR.services_by_name["RedemptionService"].full_name
+
     def __init__(self, edge: Edge) -> None:
         self.edge = edge
 

@@ -136,8 +136,8 @@ def accrue_order(
         )
         return AccrueResult(plan.points, plan.available_at, plan.expires_at)
 
-    return run_once(
-        deps.db,
+    outcome = run_once(
+        deps,
         program_id=program.id,
         request_id=command.key.request_id,
         method="AccrueOrder",
@@ -146,3 +146,6 @@ def accrue_order(
         effect=effect,
         render=render,
     )
+    if outcome.result is not None:
+        deps.metrics.accrued.labels(program.id).inc(outcome.result.points)
+    return outcome.answer

@@ -121,8 +121,8 @@ def apply_redemption(
         balance = sum(b.remaining for b in buckets) - plan.points
         return ApplyResult(redemption, balance)
 
-    return run_once(
-        deps.db,
+    outcome = run_once(
+        deps,
         program_id=program.id,
         request_id=command.key.request_id,
         method="ApplyRedemption",
@@ -131,3 +131,7 @@ def apply_redemption(
         effect=effect,
         render=render,
     )
+    if outcome.result is not None:
+        spent = deps.metrics.held if hold_deadline else deps.metrics.redeemed
+        spent.labels(program.id).inc(outcome.result.redemption.points)
+    return outcome.answer

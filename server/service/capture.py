@@ -1,6 +1,7 @@
 """CaptureRedemption: a held redemption becomes spent (SPEC §8)."""
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection
@@ -13,6 +14,12 @@ from server.service.idempotent import run_once
 from server.store.redemptions import Redemption, find_redemption, set_state
 
 
+@dataclass(frozen=True)
+class Captured:
+    redemption: Redemption
+    captured: int  # points this call turned from held into spent
+
+
 def capture_redemption(
     deps: Deps,
     command: commands.CaptureRedemption,
@@ -20,9 +27,12 @@ def capture_redemption(
     now: datetime,
     render: Callable[[Redemption], bytes],
 ) -> bytes:
+    def render_capture(result: Captured) -> bytes:
+        return render(result.redemption)
+
     program = deps.program(command.program_id)
 
-    def effect(connection: Connection) -> Redemption:
+    def effect(connection: Connection) -> Captured:
         found = find_redemption(connection, program_id=program.id, order_id=command.order_id)
         if found is None:
             raise OrderNotFound(command.order_id)
@@ -35,21 +45,23 @@ def capture_redemption(
             raise HoldExpired(command.order_id)
         if redemption.state == "RELEASED":
             raise HoldReleased(command.order_id)
-        if redemption.state == "HELD":
-            set_state(connection, redemption_id=redemption.redemption_id, state="APPLIED", now=now)
-            redemption = find_redemption(
-                connection, program_id=program.id, order_id=command.order_id
-            )
-            assert redemption is not None
-        return redemption
+        if redemption.state != "HELD":
+            return Captured(redemption, 0)  # already spent: answered as it is
+        set_state(connection, redemption_id=redemption.redemption_id, state="APPLIED", now=now)
+        captured = find_redemption(connection, program_id=program.id, order_id=command.order_id)
+        assert captured is not None
+        return Captured(captured, captured.points)
 
-    return run_once(
-        deps.db,
+    outcome = run_once(
+        deps,
         program_id=program.id,
         request_id=command.key.request_id,
         method="CaptureRedemption",
         fingerprint=command.key.fingerprint,
         now=now,
         effect=effect,
-        render=render,
+        render=render_capture,
     )
+    if outcome.result is not None:
+        deps.metrics.captured.labels(program.id).inc(outcome.result.captured)
+    return outcome.answer

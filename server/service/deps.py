@@ -1,10 +1,11 @@
 """What every use case needs: the database and the programs."""
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pricing.errors import ProgramNotFound
 from pricing.program import Program
+from server.metrics import Metrics
 from server.store.db import Database
 
 
@@ -12,6 +13,7 @@ from server.store.db import Database
 class Deps:
     db: Database
     programs: Mapping[str, Program]
+    metrics: Metrics = field(default_factory=Metrics)
 
     def program(self, program_id: str) -> Program:
         try:

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
+from server.metrics import Metrics
 from server.service.account_state import locked_state
 from server.store import buckets as bucket_store
 from server.store.db import Database
@@ -28,18 +29,23 @@ class ExpiryReport:
     points: int
 
 
-def expire_points(db: Database, *, now: datetime, batch: int = 500) -> ExpiryReport:
+def expire_points(
+    db: Database, *, now: datetime, batch: int = 500, metrics: Metrics | None = None
+) -> ExpiryReport:
     accounts = points = 0
     while True:
         due = db.read(lambda connection: _due(connection, now=now, limit=batch))
         if not due:
             return ExpiryReport(accounts, points)
         for program_id, customer_id in due:
-            points += db.transact(
+            expired = db.transact(
                 lambda connection, p=program_id, c=customer_id: _expire_account(
                     connection, program_id=p, customer_id=c, now=now
                 )
             )
+            if metrics is not None:
+                metrics.expired.labels(program_id).inc(expired)
+            points += expired
             accounts += 1
 
 

@@ -102,8 +102,8 @@ def grant_points(
         spendable_now = state.spendable_points + (payment.to_bucket if available_at <= now else 0)
         return GrantResult(command.points, spendable_now, state.debt - payment.to_debt)
 
-    return run_once(
-        deps.db,
+    outcome = run_once(
+        deps,
         program_id=program.id,
         request_id=command.key.request_id,
         method="GrantPoints",
@@ -112,3 +112,6 @@ def grant_points(
         effect=effect,
         render=render,
     )
+    if outcome.result is not None:
+        deps.metrics.granted.labels(program.id).inc(outcome.result.points)
+    return outcome.answer

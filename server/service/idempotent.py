@@ -1,19 +1,28 @@
 """Running a mutation exactly once per request id (SPEC §7)."""
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from sqlalchemy import Connection
 
+from server.service.deps import Deps
 from server.store import idempotency
-from server.store.db import Database
 
 R = TypeVar("R")
 
 
+@dataclass(frozen=True)
+class Outcome(Generic[R]):
+    """The answer to send, and the effect's result when this call made it (None: a replay)."""
+
+    answer: bytes
+    result: R | None
+
+
 def run_once(
-    db: Database,
+    deps: Deps,
     *,
     program_id: str,
     request_id: str,
@@ -22,14 +31,17 @@ def run_once(
     now: datetime,
     effect: Callable[[Connection], R],
     render: Callable[[R], bytes],
-) -> bytes:
+) -> Outcome[R]:
     """Claim the request id, apply `effect`, store its rendered answer: one transaction.
 
     A replay of the same request returns the stored answer and changes
     nothing. A failed effect rolls back with its claim, so a retry runs anew.
     """
 
+    made: list[R] = []
+
     def work(connection: Connection) -> bytes:
+        made.clear()  # a retried transaction starts over
         stored = idempotency.claim(
             connection,
             program_id=program_id,
@@ -40,10 +52,15 @@ def run_once(
         )
         if stored is not None:
             return stored
-        answer = render(effect(connection))
+        result = effect(connection)
+        answer = render(result)
         idempotency.record_answer(
             connection, program_id=program_id, request_id=request_id, response=answer
         )
+        made.append(result)
         return answer
 
-    return db.transact(work)
+    answer = deps.db.transact(work)
+    if not made:
+        deps.metrics.replays.labels(method).inc()
+    return Outcome(answer, made[0] if made else None)

@@ -29,4 +29,7 @@ def quote_redemption(deps: Deps, command: commands.QuoteRedemption, *, now: date
             now=now,
         )
 
-    return deps.db.read(read)
+    result = deps.db.read(read)
+    offered = result.options[result.recommended].max_points
+    deps.metrics.quoted.labels(program.id).inc(offered)
+    return result

@@ -30,6 +30,7 @@ class ReverseResult:
     debt_points: int
     redemption: Redemption | None
     balance_after: int
+    released: bool = False  # the points came back from an uncaptured hold
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class _Moved:
     entries: list[LedgerEntry]
     debt: int
     extra: int = 0  # for a clawback: what became debt
+    released: bool = False
 
 
 def reverse_redemption(
@@ -76,7 +78,7 @@ def reverse_redemption(
                 state="RELEASED", at=now, now=now, request_id=command.key.request_id,
                 reason=command.reason,
             )  # fmt: skip
-            returned = _Moved(points, [], state.debt)
+            returned = _Moved(points, [], state.debt, released=True)
         elif redemption is not None and redemption.state not in _NOTHING_TO_RETURN:
             returned = _give_back(connection, redemption, command, state)
         clawed = _Moved(0, [], returned.debt)
@@ -106,10 +108,11 @@ def reverse_redemption(
             debt_points=clawed.extra,
             redemption=find_redemption(connection, program_id=program.id, order_id=order_id),
             balance_after=after.spendable_points,
+            released=returned.released,
         )
 
-    return run_once(
-        deps.db,
+    outcome = run_once(
+        deps,
         program_id=program.id,
         request_id=command.key.request_id,
         method="ReverseRedemption",
@@ -118,6 +121,13 @@ def reverse_redemption(
         effect=effect,
         render=render,
     )
+    if outcome.result is not None:
+        result = outcome.result
+        back = deps.metrics.released if result.released else deps.metrics.reversed
+        back.labels(program.id).inc(result.points_returned)
+        taken = result.points_clawed_back + result.debt_points
+        deps.metrics.clawed_back.labels(program.id).inc(taken)
+    return outcome.answer
 
 
 def _give_back(

@@ -9,7 +9,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
@@ -88,10 +88,33 @@ def _is_unavailable(exc: DBAPIError) -> bool:
     return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
 
 
+class DatabaseObserver(Protocol):
+    """Told of retries and of failures a caller will see (metrics implement it)."""
+
+    def retried(self, kind: str) -> None: ...
+
+    def failed(self, kind: str) -> None: ...
+
+
+class _Unobserved:
+    def retried(self, kind: str) -> None:
+        pass
+
+    def failed(self, kind: str) -> None:
+        pass
+
+
 class Database:
-    def __init__(self, engine: Engine, *, max_attempts: int = 5) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        max_attempts: int = 5,
+        observer: DatabaseObserver | None = None,
+    ) -> None:
         self.engine = engine
         self.max_attempts = max_attempts
+        self.observer: DatabaseObserver = observer or _Unobserved()
 
     @property
     def backend(self) -> str:
@@ -116,14 +139,18 @@ class Database:
             except DBAPIError as exc:
                 if _is_retryable(exc):
                     if attempt == self.max_attempts:
+                        self.observer.failed("conflict")
                         raise ConcurrentUpdate(str(exc.orig)) from exc
+                    self.observer.retried("conflict")
                     time.sleep(0.002 * attempt)
                     continue
                 if _is_unavailable(exc):
                     # A stale pooled connection (the database restarted) fails once;
                     # the pool has been refreshed, so try once more before giving up.
                     if attempt == 1 and exc.connection_invalidated:
+                        self.observer.retried("connection")
                         continue
+                    self.observer.failed("unavailable")
                     raise DatabaseUnavailable(str(exc.orig)) from exc
                 raise
         raise AssertionError("unreachable")
@@ -137,7 +164,9 @@ class Database:
             except DBAPIError as exc:
                 if _is_unavailable(exc) and not _is_retryable(exc):
                     if attempt == 1 and exc.connection_invalidated:
+                        self.observer.retried("connection")
                         continue
+                    self.observer.failed("unavailable")
                     raise DatabaseUnavailable(str(exc.orig)) from exc
                 raise
         raise AssertionError("unreachable")

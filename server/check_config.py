@@ -1,0 +1,85 @@
+"""`loyalty-server check-config`: validate program files and say what each allows."""
+
+from pathlib import Path
+
+from pricing.money import BP_WHOLE
+from pricing.program import Program, ProgramConfigError, load_programs
+
+
+def _percent(bp: int) -> str:
+    return f"{bp * 100 / BP_WHOLE:g} %"
+
+
+def _money(minor: int, currency: str) -> str:
+    return f"{minor / 100:,.2f} {currency}"
+
+
+def describe(program: Program) -> str:
+    """A plain summary for a person editing the file."""
+    cur = program.currency
+    out = [
+        f"{program.id} (version {program.version}): {program.name}",
+        f"  currency {cur}; 1 point = {_money(program.point_value_minor, cur)}; "
+        f"days in {program.time_zone}",
+        f"  selection {program.selection_mode.value}; promo codes {program.promo_policy.value}; "
+        f"services {'may' if program.services_redeemable else 'may not'} be paid with points",
+        f"  accrual: source {program.accrual_source}, spendable "
+        f"{program.accrual_delay_days} days after delivery",
+        f"  tiers over {program.tier_window_days} days:",
+    ]
+    for tier in program.tiers:
+        needs = (
+            f"from {tier.min_orders} orders and {_money(tier.min_spend_minor, cur)}"
+            if tier.min_orders or tier.min_spend_minor
+            else "everyone"
+        )
+        out.append(
+            f"    {tier.id}: earns {_percent(tier.earn_rate_bp)}, points pay up to "
+            f"{_percent(tier.redeem_cap_bp)} of eligible goods ({needs})"
+        )
+    out.append("  sources:")
+    for source in program.sources.values():
+        expiry = (
+            "never expire"
+            if source.expiry_days is None
+            else (f"expire {source.expiry_days} days after they become spendable")
+        )
+        cap = "" if source.cap_bp is None else f", capped at {_percent(source.cap_bp)}"
+        out.append(f"    {source.id}: {expiry}{cap}")
+    for method in program.payment_methods.values():
+        sources = ", ".join(f"{s} {_percent(bp)}" for s, bp in method.source_cap_bp.items())
+        other = (
+            ""
+            if method.other_sources_cap_bp is None
+            else (f", other sources {_percent(method.other_sources_cap_bp)}")
+        )
+        out.append(
+            f"  paying with {method.id}: total up to {_percent(method.redeem_cap_bp)}"
+            f"{'; ' + sources if sources else ''}{other}"
+        )
+    for rule in program.exclusions:
+        what = [
+            f"{label} {', '.join(sorted(values))}"
+            for label, values in (
+                ("categories", rule.categories),
+                ("brands", rule.brands),
+                ("skus", rule.skus),
+                ("tags", rule.tags),
+                ("kinds", {k.value for k in rule.kinds}),
+            )
+            if values
+        ]
+        out.append(f"  excluded from points by rule {rule.id!r}: {'; '.join(what)}")
+    return "\n".join(out)
+
+
+def check_config(directory: Path) -> tuple[int, str]:
+    """Exit code and report: 0 with a summary of every program, or 1 with the error."""
+    try:
+        programs = load_programs(directory)
+    except ProgramConfigError as exc:
+        return 1, f"invalid: {exc}"
+    if not programs:
+        return 1, f"invalid: {directory}: no *.toml program files"
+    summaries = [describe(program) for program in programs.values()]
+    return 0, "\n\n".join(summaries) + f"\n\n{len(programs)} program(s) OK in {directory}"
