@@ -6,7 +6,7 @@ PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 GEN_PY := clients/python/src
 
-.PHONY: install run test test-unit test-integration test-e2e bench lint protos buf-lint clean
+.PHONY: install run test test-unit test-integration test-e2e bench lint protos buf-lint buf-breaking check-config clean
 
 install: $(STAMP)
 
@@ -34,7 +34,7 @@ test-e2e: install
 bench: install
 	$(BIN)/pytest -q tests/bench --benchmark-enable --benchmark-only
 
-lint: install buf-lint
+lint: install buf-lint buf-breaking
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -58,8 +58,21 @@ protos: install
 	  protos/loyalty/v1/*.proto
 	$(PY) -c "from loyalty.v1 import account_service_pb2_grpc, redemption_service_pb2_grpc, errors_pb2"
 
+BUF := npx --yes @bufbuild/buf@1.75.0
+
 buf-lint:
-	cd protos && npx --yes @bufbuild/buf@1.75.0 lint
+	cd protos && $(BUF) lint
+
+# The API may only grow: compare protos/ (as in the working tree) with the commit before the
+# last one on this branch, so both the newest commit and uncommitted edits are checked.
+BUF_AGAINST ?= HEAD~1
+buf-breaking:
+	@if git rev-parse -q --verify '$(BUF_AGAINST)^{commit}' >/dev/null; then \
+	  cd protos && $(BUF) breaking --against "$$(git rev-parse --path-format=absolute --git-common-dir)#ref=$(BUF_AGAINST),subdir=protos"; \
+	else echo "buf breaking: no $(BUF_AGAINST) to compare with"; fi
+
+check-config: install
+	$(BIN)/loyalty-server check-config
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -132,7 +132,7 @@ def fingerprint(method: str, request: Message) -> bytes:
     """What makes two requests "the same" for idempotency: every field but `as_of`."""
     copy = type(request)()
     copy.CopyFrom(request)
-    copy.ClearField("as_of")  # type: ignore[arg-type]
+    copy.ClearField("as_of")
     digest = hashlib.sha256(method.encode())
     digest.update(copy.SerializeToString(deterministic=True))
     return digest.digest()

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from pricing.accrual import plan_accrual
 from pricing.buckets import settle_matured
 from pricing.errors import OrderAlreadyAccrued
+from pricing.money import cumulative_share
 from pricing.quote import check_currency
 from server.service import commands
 from server.service.account_state import locked_state
@@ -52,7 +53,12 @@ def accrue_order(
         redemption = find_redemption(connection, program_id=program.id, order_id=command.order_id)
         spent = {}
         if redemption is not None and redemption.state in _SPENT_STATES:
-            spent = {line.line_id: line.points for line in redemption.lines}
+            # Points still spent on each line: what returns before delivery gave back is not.
+            spent = {
+                line.line_id: line.points
+                - cumulative_share(line.points, done=line.returned_units, of=line.quantity)
+                for line in redemption.lines
+            }
         # The rate is the tier's in force at the call (SPEC §5).
         tier = current_tier(connection, program, customer_id=customer, now=now).tier
         plan = plan_accrual(

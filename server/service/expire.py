@@ -7,6 +7,7 @@ never races a spend: a spend takes only points spendable at its `now`, and
 the job takes only points whose window has closed.
 """
 
+import functools
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,8 +40,8 @@ def expire_points(
             return ExpiryReport(accounts, points)
         for program_id, customer_id in due:
             expired = db.transact(
-                lambda connection, p=program_id, c=customer_id: _expire_account(
-                    connection, program_id=p, customer_id=c, now=now
+                functools.partial(
+                    _expire_account, program_id=program_id, customer_id=customer_id, now=now
                 )
             )
             if metrics is not None:
