@@ -116,11 +116,13 @@ def _give_back(
     units = units_to_return(lines, command.lines)
     points = sum(move.points for move in plan_line_returns(lines, units))
     restored = plan_restore(redemption.debits, points=points)
-    to_buckets, to_debt = pay_debt_from_restore(restored, debt=state.debt)
     expired_ids = {d.bucket_id for d in redemption.debits if _expired(d.expires_at, state.now)}
-    # Points returned to a bucket that has already expired stay expired (SPEC §6).
-    bucket_store.give_back(connection, [d for d in to_buckets if d.bucket_id not in expired_ids])
-    stay_expired = [d for d in to_buckets if d.bucket_id in expired_ids]
+    # Points returned to a bucket that has already expired stay expired (SPEC §6): worth
+    # nothing, they pay no debt either. Only the live ones pay debt first.
+    live = [d for d in restored if d.bucket_id not in expired_ids]
+    to_buckets, to_debt = pay_debt_from_restore(live, debt=state.debt)
+    bucket_store.give_back(connection, to_buckets)
+    stay_expired = [d for d in restored if d.bucket_id in expired_ids]
     bucket_store.record_expired(connection, stay_expired)
     all_back = all(
         line.returned_units + units.get(line.line_id, 0) == line.quantity
