@@ -172,8 +172,23 @@ def _take_back(
     current = bucket_store.account_buckets(
         connection, program_id=state.program_id, customer_id=state.customer_id, now=state.now
     )
-    plan = plan_clawback(current, points=points, own_bucket_id=accrual.bucket_id, now=state.now)
+    written_off = 0
+    if accrual.bucket_id is not None:
+        # The own bucket even if it expired (account_buckets leaves it out): points that
+        # expired there were never spent, so they are not taken from other buckets.
+        own = bucket_store.buckets_by_id(connection, [accrual.bucket_id])
+        current = [b for b in current if b.bucket_id != accrual.bucket_id] + list(own.values())
+        written_off = bucket_store.written_off(connection, accrual.bucket_id)
+    plan = plan_clawback(
+        current,
+        points=points,
+        own_bucket_id=accrual.bucket_id,
+        now=state.now,
+        own_written_off=written_off,
+    )
     bucket_store.take(connection, plan.debits)
+    if accrual.bucket_id is not None:
+        bucket_store.take_written_off(connection, accrual.bucket_id, plan.written_off)
     record_accrual_return(
         connection, accrual, units=units, base_returned_minor=base, points_taken_back=points
     )
