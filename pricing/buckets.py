@@ -120,10 +120,11 @@ class ClawbackPlan:
 
     debits: list[Debit]
     debt: int
+    written_off: int = 0  # taken from the own bucket's points the expiry job wrote off
 
     @property
     def clawed_back(self) -> int:
-        return sum(d.points for d in self.debits)
+        return sum(d.points for d in self.debits) + self.written_off
 
 
 def plan_clawback(
@@ -132,28 +133,34 @@ def plan_clawback(
     points: int,
     own_bucket_id: int | None,
     now: datetime,
+    own_written_off: int = 0,
 ) -> ClawbackPlan:
     """Take back `points` an order earned (SPEC §6).
 
-    First from the accrual's own bucket, pending or not; then from other
-    spendable buckets first-expiring first; what is still missing is debt.
+    First from the accrual's own bucket, pending, spendable or expired: what
+    is still in it was never spent, nor were the points that expired there
+    (`own_written_off`: those the expiry job already wrote off and no
+    clawback took since). Only what was spent is taken from other spendable
+    buckets, first-expiring first; what is still missing is debt.
     """
     everything = list(buckets)
     left = points
     debits = []
     for bucket in everything:
-        if bucket.bucket_id == own_bucket_id and not bucket.expired_at(now):
+        if bucket.bucket_id == own_bucket_id:
             take = min(left, bucket.remaining)
             if take > 0:
                 debits.append(Debit(bucket.bucket_id, take))
                 left -= take
+    written_off = min(left, own_written_off)
+    left -= written_off
     for bucket in spendable((b for b in everything if b.bucket_id != own_bucket_id), now):
         if left == 0:
             break
         take = min(left, bucket.remaining)
         debits.append(Debit(bucket.bucket_id, take))
         left -= take
-    return ClawbackPlan(debits=debits, debt=left)
+    return ClawbackPlan(debits=debits, debt=left, written_off=written_off)
 
 
 @dataclass(frozen=True)

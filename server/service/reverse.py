@@ -141,11 +141,13 @@ def _give_back(
     units = units_to_return(lines, command.lines)
     points = sum(move.points for move in plan_line_returns(lines, units))
     restored = plan_restore(redemption.debits, points=points)
-    to_buckets, to_debt = pay_debt_from_restore(restored, debt=state.debt)
     expired_ids = {d.bucket_id for d in redemption.debits if _expired(d.expires_at, state.now)}
-    # Points returned to a bucket that has already expired stay expired (SPEC §6).
-    bucket_store.give_back(connection, [d for d in to_buckets if d.bucket_id not in expired_ids])
-    stay_expired = [d for d in to_buckets if d.bucket_id in expired_ids]
+    # Points returned to a bucket that has already expired stay expired (SPEC §6): worth
+    # nothing, they pay no debt either. Only the live ones pay debt first.
+    live = [d for d in restored if d.bucket_id not in expired_ids]
+    to_buckets, to_debt = pay_debt_from_restore(live, debt=state.debt)
+    bucket_store.give_back(connection, to_buckets)
+    stay_expired = [d for d in restored if d.bucket_id in expired_ids]
     bucket_store.record_expired(connection, stay_expired)
     all_back = all(
         line.returned_units + units.get(line.line_id, 0) == line.quantity
@@ -195,8 +197,23 @@ def _take_back(
     current = bucket_store.account_buckets(
         connection, program_id=state.program_id, customer_id=state.customer_id, now=state.now
     )
-    plan = plan_clawback(current, points=points, own_bucket_id=accrual.bucket_id, now=state.now)
+    written_off = 0
+    if accrual.bucket_id is not None:
+        # The own bucket even if it expired (account_buckets leaves it out): points that
+        # expired there were never spent, so they are not taken from other buckets.
+        own = bucket_store.buckets_by_id(connection, [accrual.bucket_id])
+        current = [b for b in current if b.bucket_id != accrual.bucket_id] + list(own.values())
+        written_off = bucket_store.written_off(connection, accrual.bucket_id)
+    plan = plan_clawback(
+        current,
+        points=points,
+        own_bucket_id=accrual.bucket_id,
+        now=state.now,
+        own_written_off=written_off,
+    )
     bucket_store.take(connection, plan.debits)
+    if accrual.bucket_id is not None:
+        bucket_store.take_written_off(connection, accrual.bucket_id, plan.written_off)
     record_accrual_return(
         connection, accrual, units=units, base_returned_minor=base, points_taken_back=points
     )

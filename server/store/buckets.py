@@ -130,6 +130,25 @@ def record_expired(connection: Connection, amounts: Iterable[Debit]) -> None:
         connection.execute(_expire_more, params)
 
 
+def written_off(connection: Connection, bucket_id: int) -> int:
+    """Points of the bucket written down as EXPIRY that no clawback has taken since."""
+    found = connection.execute(
+        select(buckets.c.expired_points).where(buckets.c.bucket_id == bucket_id)
+    ).scalar_one()
+    return int(found)
+
+
+def take_written_off(connection: Connection, bucket_id: int, points: int) -> None:
+    """A clawback took back expired points of the accrual's bucket (no ledger entry: the
+    EXPIRY entry already took them off)."""
+    if points:
+        connection.execute(
+            update(buckets)
+            .where(buckets.c.bucket_id == bucket_id)
+            .values(expired_points=buckets.c.expired_points - points)
+        )
+
+
 @dataclass(frozen=True)
 class Expired:
     bucket_id: int

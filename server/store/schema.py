@@ -65,7 +65,8 @@ buckets = Table(
     Column("created_at", UtcDateTime, nullable=False),
     # False until a credit that pays debt at maturity (an accrual) has matured and paid it.
     Column("settled", Boolean, nullable=False, server_default=true()),
-    # Points the expiry job (or a return into an expired bucket) wrote down as EXPIRY.
+    # Points the expiry job (or a return into an expired bucket) wrote down as EXPIRY,
+    # less those a clawback of the order that earned them took back since.
     Column("expired_points", BigInteger, nullable=False, server_default="0"),
     _account_fk(),
     CheckConstraint("remaining >= 0", name="remaining_not_negative"),

@@ -162,6 +162,48 @@ def reverse_request(
     )
 
 
+def accrue_request(
+    program_id: str,
+    customer_id: str,
+    order_id: str,
+    the_cart: cart_pb2.Cart,
+    *,
+    delivered_at: datetime | None,
+    as_of: datetime = T0,
+    request_id: str | None = None,
+) -> account_pb.AccrueOrderRequest:
+    """AccrueOrder; `delivered_at=None` leaves the field unset."""
+    request = account_pb.AccrueOrderRequest(
+        request_id=request_id or new_id("accrue"),
+        program_id=program_id,
+        customer_id=customer_id,
+        order_id=order_id,
+        cart=the_cart,
+        as_of=ts(as_of),
+    )
+    if delivered_at is not None:
+        request.delivered_at.CopyFrom(ts(delivered_at))
+    return request
+
+
+def accrue(
+    stubs: Stubs,
+    program_id: str,
+    customer_id: str,
+    order_id: str,
+    the_cart: cart_pb2.Cart,
+    *,
+    delivered_at: datetime,
+    as_of: datetime,
+) -> account_pb.AccrueOrderResponse:
+    return stubs.account.AccrueOrder(
+        accrue_request(
+            program_id, customer_id, order_id, the_cart, delivered_at=delivered_at, as_of=as_of
+        ),
+        timeout=TIMEOUT,
+    )
+
+
 def ledger(
     stubs: Stubs,
     program_id: str,

@@ -152,10 +152,16 @@ class TestPlanClawback:
         assert plan.debits == [Debit(10, 6), Debit(2, 5), Debit(1, 10), Debit(3, 8)]
         assert (plan.clawed_back, plan.debt) == (29, 11)
 
-    def test_expired_own_bucket_is_not_taken_from(self) -> None:
-        # B6 expired at NOW: skip it; B2 5, B1 2
+    def test_expired_own_bucket_is_taken_from_first(self) -> None:
+        # B6 expired at NOW with 100 unspent: never spent, so the 7 come from it, not others
         plan = plan_clawback(self.wallet(), points=7, own_bucket_id=6, now=NOW)
-        assert plan.debits == [Debit(2, 5), Debit(1, 2)]
+        assert plan.debits == [Debit(6, 7)]
+
+    def test_own_points_the_job_wrote_off_come_before_others(self) -> None:
+        # B7 (own) is empty, 4 of its points were written off as expired: those 4, then B2 3
+        plan = plan_clawback(self.wallet(), points=7, own_bucket_id=7, now=NOW, own_written_off=4)
+        assert plan.debits == [Debit(2, 3)]
+        assert (plan.written_off, plan.clawed_back, plan.debt) == (4, 7, 0)
 
     def test_no_own_bucket(self) -> None:
         plan = plan_clawback(self.wallet(), points=3, own_bucket_id=None, now=NOW)

@@ -254,10 +254,6 @@ def spendable_now(bucket: Bucket) -> bool:
     return bucket.available_at <= NOW and (bucket.expires_at is None or bucket.expires_at > NOW)
 
 
-def expired_now(bucket: Bucket) -> bool:
-    return bucket.expires_at is not None and bucket.expires_at <= NOW
-
-
 def spendable_by_rules(buckets: list[Bucket]) -> dict[str, int]:
     balances: dict[str, int] = defaultdict(int)
     for bucket in buckets:
@@ -522,9 +518,9 @@ def test_plan_clawback_own_bucket_then_spendable_then_debt(
         assert 0 < debit.points <= bucket.remaining  # no bucket goes below zero
         if debit.bucket_id != own:
             assert spendable_now(bucket)  # others: only spendable ones
-    own_live = own is not None and not expired_now(by_id[own]) and by_id[own].remaining > 0
-    if own_live and points:
-        # the accrual's own bucket first, pending or not
+    own_left = own is not None and by_id[own].remaining > 0
+    if own_left and points:
+        # the accrual's own bucket first, pending, spendable or expired (never spent)
         assert plan.debits[0] == Debit(own, min(points, by_id[own].remaining))
     others = [d for d in plan.debits if d.bucket_id != own]
     keys = [expiry_key(by_id[d.bucket_id]) for d in others]
@@ -540,12 +536,7 @@ def test_plan_clawback_own_bucket_then_spendable_then_debt(
                 assert b.bucket_id in touched  # none skipped
     if plan.debt:
         # debt only once everything takeable was taken
-        takeable = sum(
-            b.remaining
-            for b in buckets
-            if (b.bucket_id == own and not expired_now(b))
-            or (b.bucket_id != own and spendable_now(b))
-        )
+        takeable = sum(b.remaining for b in buckets if b.bucket_id == own or spendable_now(b))
         assert plan.clawed_back == takeable
 
 
