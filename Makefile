@@ -105,6 +105,7 @@ $(GO)/vendor/modules.txt: $(GO)/go.mod $(GO)/debian-vendor.sh
 	$(GO)/debian-vendor.sh
 
 go-build: go-vendor
+	@test -z "$$(gofmt -l $(GO)/cmd $(GO)/loyalty)" || { gofmt -l $(GO)/cmd $(GO)/loyalty; echo "gofmt: files above"; exit 1; }
 	cd $(GO) && $(GO_ENV) go vet ./... && $(GO_ENV) go build -o bin/scenario ./cmd/scenario
 
 clean:

@@ -2,19 +2,19 @@
 // against a loyalty server with the generated Go client, and checks every
 // number. It exits 1 on any error or unexpected number.
 //
-// The numbers, by hand (program stomatorg, a new customer in the `base` tier):
+//	./debian-vendor.sh && GOFLAGS=-mod=vendor go run ./cmd/scenario -server 127.0.0.1:50051
 //
-//   - grant 500 `loyalty` points                       → balance 500
-//   - cart: 2 × 5,000 ₽ (1,000,000 kopecks) + 300 ₽ delivery;
-//     base tier redeem cap 3 % of the eligible base (delivery never counts):
-//     floor(1,000,000 × 300 / 10,000) = 30,000 kopecks = 300 points (TIER_CAP);
-//     payable 1,000,000 + 30,000 − 30,000 = 1,000,000;
-//     points to earn: 3 % of 1,000,000 − 30,000 = 29,100 kopecks → 291 points
-//   - apply 300                                         → balance 500 − 300 = 200
-//   - return 1 of the 2 units: floor(300 × 1 / 2) = 150 back → balance 350
-//   - account: 350 spendable, all `loyalty`, tier `base`
+// The numbers, by hand (program stomatorg, a new customer in the base tier):
 //
-//	go run ./cmd/scenario -server 127.0.0.1:50051
+//	grant 500 loyalty points                            → balance 500
+//	cart: 2 × 5,000 ₽ = 1,000,000 kopecks, + 300 ₽ delivery
+//	  the base tier may pay 3 % of the eligible base (delivery never counts):
+//	  floor(1,000,000 × 300 / 10,000) = 30,000 kopecks = 300 points (TIER_CAP)
+//	  payable: 1,000,000 + 30,000 − 30,000 = 1,000,000
+//	  points to earn: 3 % of (1,000,000 − 30,000) = 29,100 kopecks → 291 points
+//	apply 300                                           → balance 500 − 300 = 200
+//	return 1 of the 2 units: floor(300 × 1 / 2) = 150   → balance 200 + 150 = 350
+//	account: 350 spendable, all of source loyalty, tier base
 package main
 
 import (
