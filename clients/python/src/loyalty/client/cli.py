@@ -65,7 +65,7 @@ def read_cart(path: str | None, stdin: TextIO) -> cart_pb2.Cart:
     try:
         text = stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
         return parse_cart(text)
-    except (OSError, ValueError) as exc:  # json_format.ParseError is a ValueError
+    except (OSError, ValueError, json_format.ParseError) as exc:
         raise UsageError(f"cannot read the cart from {path}: {exc}") from exc
 
 
