@@ -156,12 +156,12 @@ export class LoyaltyClient {
   }
 
   private call<Req, Res>(stub: object, method: Unary<Req, Res>, request: Req): Promise<Res> {
-    const metadata = new Metadata();
-    if (this.token) {
-      metadata.set("authorization", `Bearer ${this.token}`);
-    }
-    const deadline = new Date(Date.now() + this.timeoutMs);
     return new Promise((resolve, reject) => {
+      const metadata = new Metadata();
+      if (this.token) {
+        metadata.set("authorization", `Bearer ${this.token}`); // throws on a malformed token
+      }
+      const deadline = new Date(Date.now() + this.timeoutMs);
       method.call(stub, request, metadata, { deadline }, (error, response) => {
         if (error) reject(decodeError(error));
         else resolve(response);

@@ -44,6 +44,10 @@ def money(minor: int, currency: str = "") -> str:
     return f"{sign}{whole:,}.{cents:02d}" + (f" {currency}" if currency else "")
 
 
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
 def when(stamp: Timestamp) -> str:
     """An ISO-8601 instant in UTC, or "-" when unset."""
     if not stamp.seconds and not stamp.nanos:
@@ -213,7 +217,7 @@ def account(response: account_pb.GetAccountResponse, *, program_id: str, custome
     )
     tier = (
         f"{response.tier_id} (qualifying: {money(response.qualifying_spend_minor)} "
-        f"over {response.qualifying_orders} orders)"
+        f"over {plural(response.qualifying_orders, 'order')})"
     )
     pairs: list[tuple[str, object]] = [
         ("spendable", response.spendable_points),
@@ -229,7 +233,7 @@ def account(response: account_pb.GetAccountResponse, *, program_id: str, custome
             (
                 "next tier",
                 f"{nxt.tier_id}: {money(nxt.missing_spend_minor)} more spend "
-                f"and {nxt.missing_orders} more orders",
+                f"and {plural(nxt.missing_orders, 'more order')}",
             )
         )
     out = [f"{program_id} · customer {customer_id}", fields(pairs)]
