@@ -6,7 +6,8 @@ PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 GEN_PY := clients/python/src
 
-.PHONY: install run test test-unit test-integration test-e2e bench lint protos buf-lint buf-breaking check-config clean
+.PHONY: install run test test-unit test-integration test-e2e bench lint protos buf-lint \
+	buf-breaking check-config clean clients check-generated node-deps node-build go-vendor go-build
 
 install: $(STAMP)
 
@@ -74,5 +75,50 @@ buf-breaking:
 check-config: install
 	$(BIN)/loyalty-server check-config
 
+# Regenerate every client from protos/: the Python stubs (`protos` above), then
+# the Node (ts-proto) and Go (protoc-gen-go, protoc-gen-go-grpc) code through
+# `buf generate` with local plugins only (protos/buf.gen.yaml), so it works
+# offline once clients/node's npm packages and Debian's Go plugins are in.
+NODE := clients/node
+GO := clients/go
+GEN_DIRS := $(GEN_PKG) $(NODE)/src/gen $(GO)/loyalty
+
+clients: protos node-deps
+	@command -v protoc-gen-go >/dev/null && command -v protoc-gen-go-grpc >/dev/null || \
+	  { echo "protoc-gen-go / protoc-gen-go-grpc missing: apt-get install protoc-gen-go protoc-gen-go-grpc"; exit 1; }
+	rm -rf $(NODE)/src/gen $(GO)/loyalty
+	cd protos && $(BUF) generate
+
+# CI: what is committed must be exactly what `make clients` generates.
+check-generated: clients
+	@changed="$$(git status --porcelain --untracked-files=all -- $(GEN_DIRS))"; \
+	if [ -n "$$changed" ]; then \
+	  echo "Generated clients differ from what is committed; run 'make clients' and commit:"; \
+	  echo "$$changed"; git --no-pager diff --stat -- $(GEN_DIRS); exit 1; \
+	fi
+
+# Node: packages from the lockfile, then the client and its example compiled to dist/.
+node-deps: $(NODE)/node_modules/.installed
+
+$(NODE)/node_modules/.installed: $(NODE)/package-lock.json
+	cd $(NODE) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+node-build: node-deps
+	cd $(NODE) && npm run --silent build
+
+# Go: builds offline against Debian's Go packages (see clients/go/debian-vendor.sh).
+GO_ENV := GOFLAGS=-mod=vendor GOPROXY=off GOTOOLCHAIN=local GO111MODULE=on
+
+go-vendor: $(GO)/vendor/modules.txt
+
+$(GO)/vendor/modules.txt: $(GO)/go.mod $(GO)/debian-vendor.sh
+	$(GO)/debian-vendor.sh
+
+go-build: go-vendor
+	@test -z "$$(gofmt -l $(GO)/cmd $(GO)/loyalty)" || { gofmt -l $(GO)/cmd $(GO)/loyalty; echo "gofmt: files above"; exit 1; }
+	cd $(GO) && $(GO_ENV) go vet ./... && $(GO_ENV) go build -o bin/scenario ./cmd/scenario
+
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache \
+	  $(NODE)/node_modules $(NODE)/dist $(GO)/vendor $(GO)/bin

@@ -1,0 +1,187 @@
+// Command scenario runs grant → quote → apply → partial reverse → account
+// against a loyalty server with the generated Go client, and checks every
+// number. It exits 1 on any error or unexpected number.
+//
+//	./debian-vendor.sh && GOFLAGS=-mod=vendor go run ./cmd/scenario -server 127.0.0.1:50051
+//
+// The numbers, by hand (program stomatorg, a new customer in the base tier):
+//
+//	grant 500 loyalty points                            → balance 500
+//	cart: 2 × 5,000 ₽ = 1,000,000 kopecks, + 300 ₽ delivery
+//	  the base tier may pay 3 % of the eligible base (delivery never counts):
+//	  floor(1,000,000 × 300 / 10,000) = 30,000 kopecks = 300 points (TIER_CAP)
+//	  payable: 1,000,000 + 30,000 − 30,000 = 1,000,000
+//	  points to earn: 3 % of (1,000,000 − 30,000) = 29,100 kopecks → 291 points
+//	apply 300                                           → balance 500 − 300 = 200
+//	return 1 of the 2 units: floor(300 × 1 / 2) = 150   → balance 200 + 150 = 350
+//	account: 350 spendable, all of source loyalty, tier base
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
+
+	loyaltyv1 "github.com/loyalty-pricing/loyalty/clients/go/loyalty/v1"
+)
+
+const program = "stomatorg"
+
+func main() {
+	server := flag.String("server", "127.0.0.1:50051", "the loyalty server, host:port")
+	customer := flag.String("customer", "", "customer id (default: a new one)")
+	timeout := flag.Duration("timeout", 30*time.Second, "deadline of the whole scenario")
+	flag.Parse()
+	if *customer == "" {
+		*customer = "go-" + newID()
+	}
+	if err := run(*server, *customer, *timeout); err != nil {
+		fmt.Fprintln(os.Stderr, "scenario failed:", describe(err))
+		os.Exit(1)
+	}
+	fmt.Println("scenario OK")
+}
+
+func run(server, customer string, timeout time.Duration) error {
+	conn, err := grpc.Dial(server, grpc.WithInsecure())
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	accounts := loyaltyv1.NewAccountServiceClient(conn)
+	checkout := loyaltyv1.NewRedemptionServiceClient(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	order := "order-" + newID()
+	cart := &loyaltyv1.Cart{
+		Currency:      "RUB",
+		DeliveryMinor: 30000,
+		Lines: []*loyaltyv1.CartLine{{
+			LineId: "1", Sku: "drill", Category: "tools",
+			Kind: loyaltyv1.LineKind_LINE_KIND_GOODS, Quantity: 2, UnitPriceMinor: 500000,
+		}},
+	}
+
+	granted, err := accounts.GrantPoints(ctx, &loyaltyv1.GrantPointsRequest{
+		RequestId: "grant-" + newID(), ProgramId: program, CustomerId: customer,
+		Points: 500, Source: "loyalty", Reason: "welcome",
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("grant: balance %d\n", granted.BalanceAfter)
+	check := expect{}
+	check.equal("grant balance_after", granted.BalanceAfter, 500)
+
+	quote, err := checkout.QuoteRedemption(ctx, &loyaltyv1.QuoteRedemptionRequest{
+		ProgramId: program, CustomerId: customer, Cart: cart,
+	})
+	if err != nil {
+		return err
+	}
+	best := quote.Options[quote.RecommendedOption]
+	fmt.Printf("quote: tier %s, max %d points, pays %d, bound by %s\n",
+		quote.TierId, best.MaxPoints, best.PayableMinor, best.BindingConstraint)
+	check.equal("quote options", int64(len(quote.Options)), 1)
+	check.equal("quote max_points", best.MaxPoints, 300)
+	check.equal("quote max_discount_minor", best.MaxDiscountMinor, 30000)
+	check.equal("quote payable_minor", best.PayableMinor, 1000000)
+	check.equal("quote points_to_earn", best.PointsToEarn, 291)
+	check.equal("quote binding_constraint", int64(best.BindingConstraint),
+		int64(loyaltyv1.BindingConstraint_BINDING_CONSTRAINT_TIER_CAP))
+
+	applied, err := checkout.ApplyRedemption(ctx, &loyaltyv1.ApplyRedemptionRequest{
+		RequestId: "apply-" + newID(), ProgramId: program, CustomerId: customer,
+		OrderId: order, Cart: cart, Points: best.MaxPoints,
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("apply: %d points, state %s, balance %d\n",
+		applied.Redemption.Points, applied.Redemption.State, applied.BalanceAfter)
+	check.equal("apply points", applied.Redemption.Points, 300)
+	check.equal("apply balance_after", applied.BalanceAfter, 200)
+
+	back, err := checkout.ReverseRedemption(ctx, &loyaltyv1.ReverseRedemptionRequest{
+		RequestId: "reverse-" + newID(), ProgramId: program, OrderId: order,
+		Lines:  []*loyaltyv1.ReturnedLine{{LineId: "1", Quantity: 1}},
+		Reason: "return",
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("reverse: %d points back, state %s, balance %d\n",
+		back.PointsReturned, back.Redemption.State, back.BalanceAfter)
+	check.equal("reverse points_returned", back.PointsReturned, 150)
+	check.equal("reverse balance_after", back.BalanceAfter, 350)
+	check.equal("reverse state", int64(back.Redemption.State),
+		int64(loyaltyv1.RedemptionState_REDEMPTION_STATE_PARTIALLY_REVERSED))
+
+	account, err := accounts.GetAccount(ctx, &loyaltyv1.GetAccountRequest{
+		ProgramId: program, CustomerId: customer,
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("account: %d spendable, tier %s, by source %v\n",
+		account.SpendablePoints, account.TierId, account.BalancesBySource)
+	check.equal("account spendable_points", account.SpendablePoints, 350)
+	check.equal("account loyalty balance", account.BalancesBySource["loyalty"], 350)
+	if account.TierId != "base" {
+		check.failures = append(check.failures, fmt.Sprintf("account tier_id: got %q, want \"base\"", account.TierId))
+	}
+	return check.err()
+}
+
+// expect collects every mismatch, so one run reports them all.
+type expect struct{ failures []string }
+
+func (e *expect) equal(what string, got, want int64) {
+	if got != want {
+		e.failures = append(e.failures, fmt.Sprintf("%s: got %d, want %d", what, got, want))
+	}
+}
+
+func (e *expect) err() error {
+	if len(e.failures) == 0 {
+		return nil
+	}
+	return fmt.Errorf("unexpected numbers: %v", e.failures)
+}
+
+// describe renders a gRPC error with its google.rpc.ErrorInfo reason and
+// BadRequest field violations, when the server sent them.
+func describe(err error) string {
+	st, ok := status.FromError(err)
+	if !ok {
+		return err.Error()
+	}
+	text := fmt.Sprintf("%s: %s", st.Code(), st.Message())
+	for _, detail := range st.Details() {
+		switch d := detail.(type) {
+		case *errdetails.ErrorInfo:
+			text += fmt.Sprintf(" [reason %s, metadata %v]", d.Reason, d.Metadata)
+		case *errdetails.BadRequest:
+			for _, v := range d.FieldViolations {
+				text += fmt.Sprintf(" [field %s: %s]", v.Field, v.Description)
+			}
+		}
+	}
+	return text
+}
+
+func newID() string {
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
+}

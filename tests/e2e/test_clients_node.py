@@ -1,0 +1,34 @@
+"""The generated Node client runs the README's scenario against a real server.
+
+`make node-build` installs clients/node's packages from its lockfile (npm ci)
+and compiles the client and examples/scenario.ts; the scenario asserts every
+number itself (worked out by hand in its header) and exits 1 on a mismatch.
+"""
+
+import pytest
+
+from tests.support.server import ServerProcess
+from tests.support.toolchains import make, require_tools, run_scenario
+
+SCENARIO = "clients/node/dist/examples/scenario.js"
+
+
+@pytest.fixture(scope="session")
+def node_scenario() -> str:
+    require_tools("node", "npm", install_hint="install Node.js 18+ and npm")
+    make("node-build")
+    return SCENARIO
+
+
+def test_grant_quote_apply_partial_reverse_account(
+    server: ServerProcess, node_scenario: str
+) -> None:
+    out = run_scenario(["node", node_scenario, "--server", server.address])
+    assert out.splitlines() == [
+        "grant: balance 500",
+        "quote: tier base, max 300 points, pays 1000000, bound by BINDING_CONSTRAINT_TIER_CAP",
+        "apply: 300 points, balance 200",
+        "reverse: 150 points back, balance 350",
+        'account: 350 spendable, tier base, by source {"loyalty":350}',
+        "scenario OK",
+    ]
