@@ -1,6 +1,7 @@
 """Metrics and logs after a scripted scenario, counted by hand (issue: operations)."""
 
 import json
+import time
 import urllib.request
 from collections.abc import Iterator
 from datetime import timedelta
@@ -134,8 +135,13 @@ def test_one_json_line_per_call_with_ids_and_no_cart(observed: tuple[ServerProce
         stubs.redemption.ApplyRedemption(
             request, metadata=(("authorization", "Bearer top-secret-token"),)
         )
-    lines = Path(process.log_path).read_text().splitlines()
-    mine = [json.loads(text) for text in lines if request.request_id in text]
+    # The server writes its line once the call is over, which may be just after we hear back.
+    deadline = time.monotonic() + 10
+    mine: list[dict[str, object]] = []
+    while not mine and time.monotonic() < deadline:
+        lines = Path(process.log_path).read_text().splitlines()
+        mine = [json.loads(text) for text in lines if request.request_id in text]
+        time.sleep(0.05)
     assert len(mine) == 1
     entry = mine[0]
     assert entry["logger"] == "loyalty.access"
