@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import Connection
 
 from pricing.buckets import Bucket, balance_by_source, settle_matured, spendable
-from pricing.holds import Hold, release, with_lapsed_holds
+from pricing.holds import Hold, Release, lapse_order, release, with_lapsed_holds
 from server.store import buckets as bucket_store
 from server.store.accounts import lock_account, read_debt, set_debt
 from server.store.ledger import LedgerEntry, append
@@ -53,12 +53,12 @@ def locked_state(
     """Lock the account row (creating it if missing), then write down lapses and settlements."""
     debt = lock_account(connection, program_id=program_id, customer_id=customer_id, now=now)
     holds = account_holds(connection, program_id=program_id, customer_id=customer_id)
-    for hold in holds:
+    for hold in lapse_order(holds):
         if hold.lapsed_at(now):
-            write_release(
+            debt -= write_release(
                 connection, hold, program_id=program_id, customer_id=customer_id, state="EXPIRED",
-                at=hold.deadline, now=now, request_id=None,
-            )  # fmt: skip
+                at=hold.deadline, now=now, request_id=None, debt=debt,
+            ).to_debt  # fmt: skip
     found = bucket_store.account_buckets(
         connection, program_id=program_id, customer_id=customer_id, now=now
     )
@@ -93,7 +93,7 @@ def read_state(
         known = {b.bucket_id for b in found}
         wanted = {d.bucket_id for hold in lapsed for d in hold.debits} - known
         found += bucket_store.buckets_by_id(connection, wanted).values()
-        found = with_lapsed_holds(found, lapsed, now=now)
+        found, debt = with_lapsed_holds(found, lapsed, now=now, debt=debt)
     settlement = settle_matured(found, debt=debt, now=now)
     live = [hold for hold in holds if not hold.lapsed_at(now)]
     return AccountState(
@@ -111,20 +111,29 @@ def write_release(
     at: datetime,
     now: datetime,
     request_id: str | None,
+    debt: int,
     reason: str = "",
-) -> int:
-    """Give a hold's points back (RELEASED on request, EXPIRED at its deadline); returns them.
+) -> Release:
+    """Give a hold's points back (RELEASED on request, EXPIRED at its deadline).
 
-    Points whose bucket expired while they were held come back expired (SPEC §6's rule
-    for returns): a RELEASE and an EXPIRY entry, both at `at`.
+    Like every credit they pay the account's debt `debt` first (SPEC §5). Points whose
+    bucket expired while they were held come back expired (SPEC §6's rule for returns):
+    a RELEASE and an EXPIRY entry, both at `at`.
     """
-    released = release(hold, at=at)
+    released = release(hold, at=at, debt=debt)
     bucket_store.give_back(connection, released.to_buckets)
     bucket_store.record_expired(connection, released.stay_expired)
+    if released.to_debt:
+        set_debt(
+            connection,
+            program_id=program_id,
+            customer_id=customer_id,
+            debt_points=debt - released.to_debt,
+        )
     record_release(
         connection,
         redemption_id=hold.redemption_id,
-        returned=released.to_buckets + released.stay_expired,
+        returned=released.returned,
         state=state,
         now=now,
     )
@@ -140,7 +149,7 @@ def write_release(
             reason=reason,
         )
         for kind, sign, moves in (
-            ("RELEASE", 1, released.to_buckets + released.stay_expired),
+            ("RELEASE", 1, released.returned),
             ("EXPIRY", -1, released.stay_expired),
         )
         for d in moves
@@ -153,4 +162,4 @@ def write_release(
         request_id=request_id,
         now=now,
     )
-    return released.points
+    return released

@@ -73,12 +73,12 @@ def reverse_redemption(
                 raise InvalidArgument(
                     [Violation("lines", "a hold is released whole: send no lines")]
                 )
-            points = write_release(
+            released = write_release(
                 connection, hold, program_id=program.id, customer_id=found.customer_id,
                 state="RELEASED", at=now, now=now, request_id=command.key.request_id,
-                reason=command.reason,
+                debt=state.debt, reason=command.reason,
             )  # fmt: skip
-            returned = _Moved(points, [], state.debt, released=True)
+            returned = _Moved(released.points, [], state.debt - released.to_debt, released=True)
         elif redemption is not None and redemption.state not in _NOTHING_TO_RETURN:
             returned = _give_back(connection, redemption, command, state)
         clawed = _Moved(0, [], returned.debt)

@@ -228,3 +228,48 @@ def ledger(
 def allocations(message: object) -> list[tuple[str, int, int]]:
     """(line_id, points, discount_minor) of a quote option's or a redemption's allocations."""
     return [(a.line_id, a.points, a.discount_minor) for a in message.allocations]  # type: ignore[attr-defined]
+
+
+# ---- holds (two-phase redemption) --------------------------------------------------
+
+
+def hold_request(
+    program_id: str,
+    customer_id: str,
+    order_id: str,
+    the_cart: cart_pb2.Cart,
+    points: int,
+    *,
+    hold_seconds: int,
+    as_of: datetime = T0,
+    request_id: str | None = None,
+) -> redemption_pb.ApplyRedemptionRequest:
+    """ApplyRedemption that only holds the points for `hold_seconds`."""
+    request = apply_request(
+        program_id, customer_id, order_id, the_cart, points, as_of=as_of, request_id=request_id
+    )
+    request.hold_seconds = hold_seconds
+    return request
+
+
+def capture_request(
+    program_id: str, order_id: str, *, as_of: datetime, request_id: str | None = None
+) -> redemption_pb.CaptureRedemptionRequest:
+    return redemption_pb.CaptureRedemptionRequest(
+        request_id=request_id or new_id("capture"),
+        program_id=program_id,
+        order_id=order_id,
+        as_of=ts(as_of),
+    )
+
+
+def redemption_at(
+    stubs: Stubs, program_id: str, order_id: str, *, as_of: datetime
+) -> redemption_pb2.Redemption:
+    """GetRedemption as seen at `as_of` (a hold reads as EXPIRED from its deadline on)."""
+    return stubs.redemption.GetRedemption(
+        redemption_pb.GetRedemptionRequest(
+            program_id=program_id, order_id=order_id, as_of=ts(as_of)
+        ),
+        timeout=TIMEOUT,
+    ).redemption

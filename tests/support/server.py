@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import grpc
@@ -114,3 +115,22 @@ class ServerProcess:
     def restart(self) -> "ServerProcess":
         self.stop()
         return self.start()
+
+
+def run_expiry_job(database_url: str, as_of: datetime, *, timeout: float = 60) -> str:
+    """The expiry job as operators run it, up to `as_of`; returns what it printed.
+
+    `python -m server.main expire --database-url URL --allow-clock-override --as-of ISO`
+    """
+    args = [
+        sys.executable, "-m", "server.main", "expire",
+        "--database-url", database_url,
+        "--allow-clock-override",
+        "--as-of", as_of.isoformat(),
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOYALTY_")}
+    done = subprocess.run(
+        args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    assert done.returncode == 0, f"expiry job failed ({done.returncode}): {done.stderr}"
+    return done.stdout
