@@ -36,18 +36,29 @@ def grant_points(
     source = program.sources.get(command.source)
     if source is None:
         raise UnknownSource(field="source", source=command.source, known=sorted(program.sources))
-    available_at = command.available_at or now
-    expires_at = command.expires_at
-    if expires_at is None and source.expiry_days is not None:
-        try:
-            expires_at = available_at + timedelta(days=source.expiry_days)
-        except OverflowError:
-            field = "available_at" if command.available_at else "as_of"
-            raise InvalidArgument([Violation(field, "the default expiry is after 9999")]) from None
-    if expires_at is not None and expires_at <= available_at:
-        raise InvalidArgument([Violation("expires_at", "must be after available_at")])
+
+    def window() -> tuple[datetime, datetime | None]:
+        available_at = command.available_at or now
+        expires_at = command.expires_at
+        if expires_at is None and source.expiry_days is not None:
+            try:
+                expires_at = available_at + timedelta(days=source.expiry_days)
+            except OverflowError:
+                field = "available_at" if command.available_at else "as_of"
+                late = Violation(field, "the default expiry is after 9999")
+                raise InvalidArgument([late]) from None
+        if expires_at is not None and expires_at <= available_at:
+            raise InvalidArgument([Violation("expires_at", "must be after available_at")])
+        return available_at, expires_at
+
+    # A window the request fixes itself is bad input, refused before its request id is
+    # looked at. One that starts at `now` is judged after: a replay at a later `as_of`
+    # returns the first answer (SPEC §7), even once its `expires_at` has passed.
+    if command.available_at is not None:
+        window()
 
     def effect(connection: Connection) -> GrantResult:
+        available_at, expires_at = window()
         customer = command.customer_id
         state = locked_state(connection, program_id=program.id, customer_id=customer, now=now)
         payment = pay_debt_first(credit=command.points, debt=state.debt)
