@@ -324,3 +324,19 @@ def metric(
 
 def error_name(error: LoyaltyError) -> str:
     return f"{error.code.name} {error.reason}"
+
+
+def run_expiry(url: str, as_of: datetime) -> str:
+    """`loyalty-server expire` up to `as_of`; returns what it printed."""
+    args = [
+        sys.executable, "-m", "server.main", "expire",
+        "--database-url", url,
+        "--allow-clock-override",
+        "--as-of", as_of.isoformat(),
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOYALTY_")}
+    done = subprocess.run(
+        args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, f"expiry job failed ({done.returncode}): {done.stderr}"
+    return done.stdout
