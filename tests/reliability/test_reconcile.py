@@ -178,6 +178,7 @@ def test_corrupted_rows_are_each_named_with_expected_and_found(
         )
     done = run_reconcile(db_url, LATER)
     assert done.returncode == 1, done.stdout + done.stderr
+    print(done.stdout)  # what an operator sees (shown with -s)
     lines = [line for line in done.stdout.splitlines() if line.startswith("MISMATCH")]
     assert len(lines) == 2, done.stdout
     assert lines[0].startswith(f"MISMATCH {PROGRAM}/{a} account: ledger entries effective by")
