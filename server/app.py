@@ -45,7 +45,9 @@ def database_engine(config: Config) -> Engine:
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     return create_database_engine(
-        str(url.render_as_string(hide_password=False)), pool_size=config.db_pool_size
+        str(url.render_as_string(hide_password=False)),
+        pool_size=config.db_pool_size,
+        lock_timeout=config.db_lock_timeout,
     )
 
 
@@ -125,7 +127,7 @@ async def serve(config: Config, *, reuse_port: bool = False, worker: int = 0) ->
     programs = load_programs(config.programs)
     engine = database_engine(config)
     metrics = Metrics()
-    database = Database(engine, observer=metrics)
+    database = Database(engine, observer=metrics, lock_timeout=config.db_lock_timeout)
     if config.metrics_listen:
         host, _, port = config.metrics_listen.rpartition(":")
         metrics.serve(f"{host}:{int(port) + worker}")

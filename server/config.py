@@ -20,6 +20,7 @@ class Config:
     allow_clock_override: bool = False
     workers: int = 1
     db_pool_size: int = 16
+    db_lock_timeout: float = 5.0
     grace_seconds: float = 5.0
     health_interval_seconds: float = 1.0
     expire_every_seconds: float = 60.0
@@ -40,6 +41,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0 seconds, got {text}")
+    return value
+
+
 def _instant(text: str) -> datetime:
     value = datetime.fromisoformat(text)
     if value.tzinfo is None:
@@ -56,9 +64,11 @@ def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "command",
         nargs="?",
         default="serve",
-        choices=["serve", "migrate", "expire", "check-config"],
+        choices=["serve", "migrate", "expire", "reconcile", "check-config"],
         help="serve (default); migrate: create or upgrade the schema and exit; "
         "expire: write EXPIRY ledger entries for points that expired, and exit; "
+        "reconcile: check that every account's buckets, holds, debt and ledger agree "
+        "(exit 1 naming each mismatch); "
         "check-config: validate the program files and print what each allows",
     )
     p.add_argument(
@@ -98,6 +108,14 @@ def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "[LOYALTY_DB_POOL_SIZE, default %(default)s]",
     )
     p.add_argument(
+        "--db-lock-timeout",
+        type=_positive_seconds,
+        default=float(env.get("LOYALTY_DB_LOCK_TIMEOUT", "5")),
+        help="the longest a transaction waits for a lock (an account busy in another "
+        "transaction) before the call fails ABORTED; a call's own deadline shortens it "
+        "[LOYALTY_DB_LOCK_TIMEOUT, default %(default)s]",
+    )
+    p.add_argument(
         "--grace-seconds",
         type=float,
         default=float(env.get("LOYALTY_GRACE_SECONDS", "5")),
@@ -114,8 +132,8 @@ def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "--as-of",
         type=_instant,
         default=None,
-        help="`expire` only, with --allow-clock-override: the instant to expire up to "
-        "(ISO 8601 with offset)",
+        help="`expire` and `reconcile` only, with --allow-clock-override: the instant to "
+        "expire up to, or to reconcile at (ISO 8601 with offset)",
     )
     p.add_argument(
         "--metrics-listen",
@@ -143,8 +161,10 @@ def parse(
 ) -> tuple[str, Config]:
     p = parser(os.environ if env is None else env)
     args = p.parse_args(argv)
-    if args.as_of is not None and not (args.command == "expire" and args.allow_clock_override):
-        p.error("--as-of needs the expire command and --allow-clock-override")
+    if args.as_of is not None and not (
+        args.command in ("expire", "reconcile") and args.allow_clock_override
+    ):
+        p.error("--as-of needs the expire or reconcile command and --allow-clock-override")
     return args.command, Config(
         listen=args.listen,
         database_url=args.database_url,
@@ -152,6 +172,7 @@ def parse(
         allow_clock_override=args.allow_clock_override,
         workers=args.workers,
         db_pool_size=args.db_pool_size,
+        db_lock_timeout=args.db_lock_timeout,
         grace_seconds=args.grace_seconds,
         expire_every_seconds=args.expire_every,
         as_of=args.as_of,

@@ -10,12 +10,14 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from pythonjsonlogger.json import JsonFormatter
+from sqlalchemy.exc import OperationalError
 
 from server.app import database_engine, serve
 from server.check_config import check_config
 from server.config import Config, parse
+from server.reconcile import print_report, reconcile
 from server.service.expire import expire_points
-from server.store.db import Database
+from server.store.db import Database, DatabaseUnavailable
 from server.store.migrate import migrate
 
 
@@ -53,6 +55,20 @@ def _expire(config: Config) -> int:
     return 0
 
 
+def _reconcile(config: Config) -> int:
+    """0: every account agrees; 1: mismatches, each printed; 3: no database to check."""
+    engine = database_engine(config)
+    try:
+        migrate(engine)
+        report = reconcile(engine, as_of=config.as_of)
+    except (DatabaseUnavailable, OperationalError) as exc:
+        print(f"reconcile: the database cannot be reached: {exc}", file=sys.stderr)
+        return 3
+    finally:
+        engine.dispose()
+    return print_report(report)
+
+
 def configure_logging(config: Config) -> None:
     """Structured JSON lines by default (one per call from the access log), or plain text."""
     handler = logging.StreamHandler(sys.stderr)
@@ -87,6 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if command == "expire":
         return _expire(config)
+    if command == "reconcile":
+        return _reconcile(config)
     if config.workers > 1:
         return _serve_workers(config)
     asyncio.run(serve(config))

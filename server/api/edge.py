@@ -19,7 +19,7 @@ from server.api.errors import to_status
 from server.metrics import Metrics
 from server.service.deps import Deps
 from server.service.errors import ClockOverrideDisabled
-from server.store.db import DatabaseUnavailable
+from server.store.db import DatabaseUnavailable, call_deadline
 
 access = logging.getLogger("loyalty.access")
 
@@ -96,7 +96,22 @@ class Edge:
         if not self.readiness.ready:
             raise DatabaseUnavailable("the server is starting: the database is not ready yet")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.pool, functools.partial(work, *args, **kwargs))
+        # The call's deadline goes with the work to its thread: the database bounds its
+        # lock waits by it and does not start work the caller no longer waits for.
+        deadline = call_deadline.get()
+        return await loop.run_in_executor(
+            self.pool, functools.partial(_within_deadline, deadline, work, *args, **kwargs)
+        )
+
+
+def _within_deadline(
+    deadline: float | None, work: Callable[P, T], *args: P.args, **kwargs: P.kwargs
+) -> T:
+    token = call_deadline.set(deadline)
+    try:
+        return work(*args, **kwargs)
+    finally:
+        call_deadline.reset(token)
 
 
 def rpc(method: Handler) -> Handler:
@@ -110,8 +125,19 @@ def rpc(method: Handler) -> Handler:
         calls.started.inc()
         start = time.perf_counter()
         code = grpc.StatusCode.OK
+        remaining = context.time_remaining()
+        deadline = None if remaining is None else time.monotonic() + remaining
+        # Each RPC runs in its own asyncio task, so this is this call's deadline only.
+        call_deadline.set(deadline)
         try:
             return await method(self, request, context)
+        except asyncio.CancelledError:
+            # The caller's deadline passed or it went away: gRPC cancels the handler, and
+            # the call is counted and logged as what the caller saw, not as OK.
+            # (gRPC's clock started a little before this handler's: allow for that.)
+            expired = deadline is not None and time.monotonic() >= deadline - 0.05
+            code = grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED
+            raise
         except Exception as exc:
             status = to_status(exc)
             code = status.code

@@ -13,7 +13,7 @@ from grpc_status import rpc_status
 
 from pricing import errors as domain
 from server.service.errors import ClockOverrideDisabled
-from server.store.db import ConcurrentUpdate, DatabaseUnavailable
+from server.store.db import CallDeadlineExceeded, ConcurrentUpdate, DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +38,15 @@ TABLE: dict[type[Exception], tuple[grpc.StatusCode, str]] = {
     ClockOverrideDisabled: (grpc.StatusCode.PERMISSION_DENIED, "CLOCK_OVERRIDE_DISABLED"),
     DatabaseUnavailable: (grpc.StatusCode.UNAVAILABLE, "DATABASE_UNAVAILABLE"),
     ConcurrentUpdate: (grpc.StatusCode.ABORTED, "CONCURRENT_UPDATE"),
+    # The account stayed locked until the caller's deadline (which has passed, so the
+    # caller mostly sees its own DEADLINE_EXCEEDED); nothing was written.
+    CallDeadlineExceeded: (grpc.StatusCode.DEADLINE_EXCEEDED, "CONCURRENT_UPDATE"),
 }
 
 _PUBLIC_MESSAGES = {
     DatabaseUnavailable: "the database cannot be reached; retry with the same request_id",
     ConcurrentUpdate: "the account was busy; retry with the same request_id",
+    CallDeadlineExceeded: "the account was busy past the deadline; retry with the request_id",
 }
 
 

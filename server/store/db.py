@@ -1,14 +1,22 @@
 """Engines, transactions and the database errors a caller may see.
 
 Every use case runs in `Database.transact`: one transaction, retried a
-bounded number of times on serialization failures, deadlocks and SQLite's
-busy lock; a database that cannot be reached becomes `DatabaseUnavailable`.
+bounded number of times on serialization failures and deadlocks; a database
+that cannot be reached becomes `DatabaseUnavailable`.
+
+No transaction waits for a lock without bound. Each waits at most the lock
+timeout (`--db-lock-timeout`: PostgreSQL's `lock_timeout`, SQLite's busy
+timeout), and never past the deadline of the call it serves: a thread is not
+left queued behind an account lock for a caller that has given up. A wait cut
+short by the lock timeout is `ConcurrentUpdate`; one cut short by the call's
+deadline (or work that would start after it) is `CallDeadlineExceeded`.
 """
 
 import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
@@ -20,7 +28,15 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # SQLSTATEs that mean "try the whole transaction again".
-RETRYABLE_SQLSTATES = {"40001", "40P01", "55P03"}  # serialization, deadlock, lock not available
+RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
+# A lock wait ran out (PostgreSQL's lock_timeout): the account stayed locked that long, so
+# waiting again would only hold the thread longer. Not retried.
+LOCK_TIMEOUT_SQLSTATE = "55P03"
+
+DEFAULT_LOCK_TIMEOUT = 5.0  # seconds
+
+# The deadline (on `time.monotonic()`) of the call whose work runs on this thread, if any.
+call_deadline: ContextVar[float | None] = ContextVar("call_deadline", default=None)
 
 
 class DatabaseUnavailable(Exception):
@@ -28,7 +44,22 @@ class DatabaseUnavailable(Exception):
 
 
 class ConcurrentUpdate(Exception):
-    """A write conflict outlasted the bounded internal retries."""
+    """A write conflict outlasted the bounded internal retries, or a lock wait its timeout."""
+
+
+class CallDeadlineExceeded(Exception):
+    """The call's deadline passed before its transaction could run or get its lock."""
+
+
+def remaining_seconds() -> float | None:
+    """Seconds left before this thread's call deadline (None: no deadline)."""
+    deadline = call_deadline.get()
+    return None if deadline is None else deadline - time.monotonic()
+
+
+def _milliseconds(seconds: float) -> int:
+    # 0 would mean "no timeout" to both PostgreSQL and SQLite: wait at least 1 ms.
+    return max(1, int(seconds * 1000))
 
 
 def normalize_url(url: str) -> str:
@@ -39,37 +70,51 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def create_database_engine(url: str, *, pool_size: int) -> Engine:
+def create_database_engine(
+    url: str, *, pool_size: int, lock_timeout: float | None = None
+) -> Engine:
+    """An engine; with `lock_timeout` (seconds) no statement waits longer for a lock."""
     url = normalize_url(url)
     backend = make_url(url).get_backend_name()
     if backend == "sqlite":
         engine = create_engine(
             url, pool_size=pool_size, max_overflow=0, connect_args={"timeout": 30}
         )
-        event.listen(engine, "connect", _sqlite_connect)
-        event.listen(engine, "begin", _sqlite_begin)
+        busy_ms = 30_000 if lock_timeout is None else _milliseconds(lock_timeout)
+        event.listen(engine, "connect", lambda conn, _record: _sqlite_connect(conn, busy_ms))
+        event.listen(engine, "begin", lambda conn: _sqlite_begin(conn, busy_ms))
         return engine
+    connect_args: dict[str, Any] = {"connect_timeout": 5}
+    if lock_timeout is not None:
+        # The session's default; a transaction serving a call with a nearer deadline
+        # lowers it for itself (`SET LOCAL`, in `Database.transact`).
+        connect_args["options"] = f"-c lock_timeout={_milliseconds(lock_timeout)}"
     return create_engine(
         url,
         pool_size=pool_size,
         max_overflow=0,
         pool_timeout=10,
-        connect_args={"connect_timeout": 5},
+        connect_args=connect_args,
     )
 
 
-def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_connect(dbapi_connection: Any, busy_ms: int) -> None:
     # Take transaction control from the driver so `begin` can say IMMEDIATE.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
     cursor.close()
 
 
-def _sqlite_begin(connection: Connection) -> None:
+def _sqlite_begin(connection: Connection, busy_ms: int) -> None:
+    # The wait for the write lock is bounded like PostgreSQL's lock wait: by the lock
+    # timeout, and by the deadline of the call this transaction serves.
+    left = remaining_seconds()
+    wait_ms = busy_ms if left is None else min(busy_ms, _milliseconds(left))
+    connection.exec_driver_sql(f"PRAGMA busy_timeout={wait_ms}")
     # One writer at a time, decided at BEGIN: SQLite's account-row lock.
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
@@ -79,9 +124,12 @@ def _sqlstate(exc: DBAPIError) -> str | None:
 
 
 def _is_retryable(exc: DBAPIError) -> bool:
-    if _sqlstate(exc) in RETRYABLE_SQLSTATES:
-        return True
-    return "database is locked" in str(exc.orig)
+    return _sqlstate(exc) in RETRYABLE_SQLSTATES
+
+
+def _is_lock_timeout(exc: DBAPIError) -> bool:
+    """A lock wait that ran out: PostgreSQL's lock_timeout, SQLite's busy timeout."""
+    return _sqlstate(exc) == LOCK_TIMEOUT_SQLSTATE or "database is locked" in str(exc.orig)
 
 
 def _is_unavailable(exc: DBAPIError) -> bool:
@@ -111,10 +159,14 @@ class Database:
         *,
         max_attempts: int = 5,
         observer: DatabaseObserver | None = None,
+        lock_timeout: float | None = None,
     ) -> None:
         self.engine = engine
         self.max_attempts = max_attempts
         self.observer: DatabaseObserver = observer or _Unobserved()
+        # The engine's lock timeout (seconds), if it has one: a call whose deadline is
+        # nearer gets a shorter one for its transaction.
+        self.lock_timeout = lock_timeout
 
     @property
     def backend(self) -> str:
@@ -126,17 +178,39 @@ class Database:
             with self.engine.connect() as connection:
                 yield connection
         except DBAPIError as exc:
-            if _is_unavailable(exc) and not _is_retryable(exc):
+            if _is_unavailable(exc) and not (_is_retryable(exc) or _is_lock_timeout(exc)):
                 raise DatabaseUnavailable(str(exc.orig)) from exc
             raise
+
+    def _lock_wait_for_call(self) -> int | None:
+        """Milliseconds this transaction may wait for locks, when the call's deadline is
+        nearer than the engine's lock timeout (None: the engine's timeout applies).
+
+        Raises `CallDeadlineExceeded` when the deadline has already passed: nobody is
+        waiting for the answer any more, so the work does not start.
+        """
+        left = remaining_seconds()
+        if left is None:
+            return None
+        if left <= 0:
+            self.observer.failed("deadline")
+            raise CallDeadlineExceeded("the call's deadline passed before its transaction ran")
+        if self.lock_timeout is not None and left >= self.lock_timeout:
+            return None
+        return _milliseconds(left)
 
     def transact(self, work: Callable[[Connection], T]) -> T:
         """Run `work` in one transaction, retrying conflicts and one lost connection."""
         for attempt in range(1, self.max_attempts + 1):
+            wait_ms = self._lock_wait_for_call()
             try:
                 with self.engine.begin() as connection:
+                    if wait_ms is not None and self.backend == "postgresql":
+                        connection.exec_driver_sql(f"SET LOCAL lock_timeout = {wait_ms}")
                     return work(connection)
             except DBAPIError as exc:
+                if _is_lock_timeout(exc):
+                    raise self._waited_too_long(exc, by_deadline=wait_ms is not None) from exc
                 if _is_retryable(exc):
                     if attempt == self.max_attempts:
                         self.observer.failed("conflict")
@@ -155,14 +229,25 @@ class Database:
                 raise
         raise AssertionError("unreachable")
 
+    def _waited_too_long(self, exc: DBAPIError, *, by_deadline: bool) -> Exception:
+        """The error for a lock wait that ran out: the call's deadline, or the lock timeout."""
+        if by_deadline:
+            self.observer.failed("deadline")
+            return CallDeadlineExceeded(str(exc.orig))
+        self.observer.failed("lock_timeout")
+        return ConcurrentUpdate(str(exc.orig))
+
     def read(self, work: Callable[[Connection], T]) -> T:
         """Run a read-only `work`; reads never write (SPEC §7)."""
         for attempt in (1, 2):
+            wait_ms = self._lock_wait_for_call()
             try:
                 with self.engine.connect() as connection:
                     return work(connection)
             except DBAPIError as exc:
-                if _is_unavailable(exc) and not _is_retryable(exc):
+                if _is_lock_timeout(exc):  # SQLite: a read waits for the writer's lock
+                    raise self._waited_too_long(exc, by_deadline=wait_ms is not None) from exc
+                if _is_unavailable(exc) and not (_is_retryable(exc) or _is_lock_timeout(exc)):
                     if attempt == 1 and exc.connection_invalidated:
                         self.observer.retried("connection")
                         continue
