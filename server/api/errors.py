@@ -73,7 +73,7 @@ def to_status(exc: Exception) -> grpc.Status:
             status_pb2.Status(code=code_pb2.INTERNAL, message="internal error")
         )
     code, reason = entry
-    message = clip(_PUBLIC_MESSAGES.get(type(exc)) or str(exc), MAX_MESSAGE_BYTES)
+    message = clip_middle(_PUBLIC_MESSAGES.get(type(exc)) or str(exc), MAX_MESSAGE_BYTES)
     metadata = exc.metadata() if isinstance(exc, domain.DomainError) else {}
     metadata = {key: clip(value, MAX_METADATA_VALUE_BYTES) for key, value in metadata.items()}
     if isinstance(exc, domain.InvalidArgument):
@@ -116,3 +116,12 @@ def clip(text: str, max_bytes: int) -> str:
     if len(encoded) <= max_bytes:
         return text
     return encoded[: max_bytes - len("…".encode())].decode(errors="ignore") + "…"
+
+
+def clip_middle(text: str, max_bytes: int) -> str:
+    """`text` in at most `max_bytes` of UTF-8, keeping its end ("… (and 41 more)")."""
+    encoded = text.encode()
+    if len(encoded) <= max_bytes:
+        return text
+    tail = encoded[-min(64, max_bytes // 4) :].decode(errors="ignore")
+    return clip(text, max_bytes - len(tail.encode())) + tail
