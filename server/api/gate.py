@@ -61,6 +61,7 @@ class Gate(grpc.aio.ServerInterceptor):
         self.edge = edge
         self.tokens = tokens
         self.services = services  # ours: counted in metrics and the access log
+        self._wrapped: dict[tuple[str, str | None], Handler] = {}
 
     async def intercept_service(
         self,
@@ -76,13 +77,23 @@ class Gate(grpc.aio.ServerInterceptor):
                 role = self.tokens.authorize(method, metadata or ())
             except DomainError as refusal:
                 return grpc.unary_unary_rpc_method_handler(self._refusal(method, refusal))
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.request_deserializer is None:
-            return handler  # unknown: UNIMPLEMENTED
+        key = (method, role and role.value)
+        wrapped = self._wrapped.get(key)
+        if wrapped is None:
+            handler = await continuation(handler_call_details)
+            if handler is None:
+                return None  # unknown method: UNIMPLEMENTED (not cached: callers pick names)
+            wrapped = self._wrapped[key] = self._wrap(method, handler, key[1])
+        return wrapped
+
+    def _wrap(self, method: str, handler: Handler, role: str | None) -> Handler:
+        """`handler` with a tolerant deserializer and a guarded behavior (once per method, role)."""
+        if handler.request_deserializer is None:
+            return handler
         read = tolerant(handler.request_deserializer)
         write = handler.response_serializer
         if handler.unary_unary is not None:
-            guarded = self._guarded(method, handler.unary_unary, role and role.value)
+            guarded = self._guarded(method, handler.unary_unary, role)
             return grpc.unary_unary_rpc_method_handler(guarded, read, write)
         # The open services' streams: health's Watch writes through its context, reflection's
         # ServerReflectionInfo is an async generator over its requests.
