@@ -5,7 +5,8 @@
   RESOURCE_EXHAUSTED exactly when the request is over the 4 MiB default limit.
 * Hypothesis byte strings as request bodies (random, and valid requests truncated, with a byte
   overwritten, or with a string field that is not UTF-8 appended): bytes protobuf rejects are
-  exactly INVALID_ARGUMENT MALFORMED_REQUEST, the rest are judged like any request.
+  exactly INVALID_ARGUMENT MALFORMED_REQUEST, the rest are judged like any request; so are
+  bytes that do not decode sent to health's Watch and to reflection.
 * The size limit to the byte; a cart of a thousand broken lines still gets a readable error;
   an id of 100,000 characters leaves 256 of them in the access log.
 
@@ -185,6 +186,21 @@ def test_a_string_that_is_not_utf8_is_invalid_argument(server: ServerProcess, na
     assert failure.reason == "MALFORMED_REQUEST"
     assert failure.metadata == {"message_type": method.input_type.full_name}
     assert failure.fields == []
+
+
+def test_the_open_streams_answer_invalid_argument_too(server: ServerProcess) -> None:
+    """Health's Watch and reflection (streams, outside the loyalty services): not UNKNOWN either."""
+    assert server.channel is not None
+    watch = server.channel.unary_stream("/grpc.health.v1.Health/Watch")
+    reflect = server.channel.stream_stream(
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
+    )
+    for call in (lambda: list(watch(b"\x0a\x01\xff", timeout=TIMEOUT)),
+                 lambda: list(reflect(iter([b"\x0a\x01\xff"]), timeout=TIMEOUT))):  # fmt: skip
+        with pytest.raises(grpc.RpcError) as refused:
+            call()
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+        assert decode(refused.value).reason == "MALFORMED_REQUEST"
 
 
 def test_the_size_limit_holds_to_the_byte(server: ServerProcess) -> None:
