@@ -5,6 +5,7 @@ import functools
 import logging
 import signal
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,7 +24,9 @@ from loyalty.v1 import (
 )
 from pricing.program import load_programs
 from server.api.account import AccountServicer
+from server.api.auth import Tokens
 from server.api.edge import Edge, Readiness
+from server.api.gate import Gate
 from server.api.redemption import RedemptionServicer
 from server.config import Config
 from server.metrics import Metrics
@@ -38,6 +41,35 @@ SERVICES = (
     redemption_service_pb2.DESCRIPTOR.services_by_name["RedemptionService"].full_name,
     account_service_pb2.DESCRIPTOR.services_by_name["AccountService"].full_name,
 )
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM contents, read before any worker forks (gRPC objects must not cross a fork)."""
+
+    certificate_chain: bytes
+    private_key: bytes
+    client_ca: bytes | None
+
+
+def read_tls(config: Config) -> TlsFiles | None:
+    """The TLS files of `config`, or None for plaintext; OSError names an unreadable one."""
+    if config.tls_cert is None or config.tls_key is None:
+        return None
+    client_ca = config.tls_client_ca.read_bytes() if config.tls_client_ca else None
+    return TlsFiles(config.tls_cert.read_bytes(), config.tls_key.read_bytes(), client_ca)
+
+
+def add_port(server: grpc.aio.Server, listen: str, tls: TlsFiles | None) -> None:
+    if tls is None:
+        server.add_insecure_port(listen)
+        return
+    credentials = grpc.ssl_server_credentials(
+        [(tls.private_key, tls.certificate_chain)],
+        root_certificates=tls.client_ca,
+        require_client_auth=tls.client_ca is not None,
+    )
+    server.add_secure_port(listen, credentials)
 
 
 def database_engine(config: Config) -> Engine:
@@ -122,7 +154,14 @@ async def _expire_periodically(
             log.exception("expiry run failed; retrying on the next tick")
 
 
-async def serve(config: Config, *, reuse_port: bool = False, worker: int = 0) -> None:
+async def serve(
+    config: Config,
+    *,
+    tokens: Tokens | None = None,
+    tls: TlsFiles | None = None,
+    reuse_port: bool = False,
+    worker: int = 0,
+) -> None:
     """Serve until SIGTERM or SIGINT, then drain gracefully."""
     programs = load_programs(config.programs)
     engine = database_engine(config)
@@ -140,8 +179,13 @@ async def serve(config: Config, *, reuse_port: bool = False, worker: int = 0) ->
         allow_clock_override=config.allow_clock_override,
     )
     server = grpc.aio.server(
-        options=[("grpc.so_reuseport", 1 if reuse_port else 0)],
-        maximum_concurrent_rpcs=None,
+        options=[
+            ("grpc.so_reuseport", 1 if reuse_port else 0),
+            ("grpc.max_receive_message_length", config.max_message_bytes),
+        ],
+        # Past the cap gRPC answers RESOURCE_EXHAUSTED at once rather than queue the call.
+        maximum_concurrent_rpcs=config.max_concurrent_rpcs,
+        interceptors=[Gate(edge, tokens=tokens or Tokens(), services=frozenset(SERVICES))],
     )
     redemption_service_pb2_grpc.add_RedemptionServiceServicer_to_server(
         RedemptionServicer(edge), server
@@ -159,12 +203,14 @@ async def serve(config: Config, *, reuse_port: bool = False, worker: int = 0) ->
         ),
         server,
     )
-    server.add_insecure_port(config.listen)
+    add_port(server, config.listen, tls)
     await server.start()
     shown_url = make_url(normalize_url(config.database_url)).render_as_string(hide_password=True)
     log.info(
-        "serving on %s (database %s, programs %s)",
+        "serving on %s (%s, %s; database %s, programs %s)",
         config.listen,
+        "plaintext" if tls is None else "mutual TLS" if tls.client_ca else "TLS",
+        f"{len(tokens.entries)} tokens" if tokens else "no tokens: every call allowed",
         shown_url,
         ", ".join(sorted(programs)),
     )

@@ -1,14 +1,17 @@
 """Configuration: every option of `loyalty-server` and its environment twin (SPEC §9)."""
 
 import argparse
+import ipaddress
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
 DEFAULT_DATABASE_URL = "sqlite:///var/loyalty.sqlite3"
+DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+DEFAULT_MAX_CONCURRENT_RPCS = 1000
 SHIPPED_PROGRAMS = Path(__file__).resolve().parent.parent / "programs"
 
 
@@ -28,6 +31,14 @@ class Config:
     metrics_listen: str = ""
     log_level: str = "INFO"
     log_format: str = "json"
+    tokens_file: Path | None = None
+    tokens_env: str = field(default="", repr=False)  # LOYALTY_TOKENS: secrets, never shown
+    insecure: bool = False
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    max_concurrent_rpcs: int = DEFAULT_MAX_CONCURRENT_RPCS
 
 
 def _flag(value: str | None) -> bool:
@@ -46,6 +57,32 @@ def _positive_seconds(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0 seconds, got {text}")
     return value
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value else None
+
+
+def is_loopback(listen: str) -> bool:
+    """Whether HOST:PORT only accepts connections from this machine."""
+    host = listen.rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name (it may resolve anywhere), or empty: every interface
+        return False
+
+
+def exposure_problem(config: Config, *, has_tokens: bool) -> str | None:
+    """Why the server must not start as configured (SPEC §9: no tokens, loopback only)."""
+    if has_tokens or config.insecure or is_loopback(config.listen):
+        return None
+    return (
+        f"refusing to serve on {config.listen} without tokens: anyone who reaches it could "
+        "call every RPC. Configure tokens (--tokens FILE or LOYALTY_TOKENS), listen on "
+        "loopback (127.0.0.1, [::1], localhost), or pass --insecure to accept that"
+    )
 
 
 def _instant(text: str) -> datetime:
@@ -142,6 +179,57 @@ def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "worker i listens on PORT+i) [LOYALTY_METRICS_LISTEN]",
     )
     p.add_argument(
+        "--tokens",
+        type=Path,
+        default=_path(env.get("LOYALTY_TOKENS_FILE")),
+        metavar="FILE",
+        help="bearer tokens and their roles (checkout, payments, admin): TOML `TOKEN = ROLE` "
+        "lines, or a .json object; a token may be given as sha256:HEX. More come from "
+        "LOYALTY_TOKENS=TOKEN=ROLE,... [LOYALTY_TOKENS_FILE]",
+    )
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        default=_flag(env.get("LOYALTY_INSECURE")),
+        help="allow listening beyond loopback without tokens: anyone reaching the port may "
+        "call every RPC [LOYALTY_INSECURE=1]",
+    )
+    p.add_argument(
+        "--tls-cert",
+        type=Path,
+        default=_path(env.get("LOYALTY_TLS_CERT")),
+        metavar="PEM",
+        help="serve TLS with this certificate chain (needs --tls-key) [LOYALTY_TLS_CERT]",
+    )
+    p.add_argument(
+        "--tls-key",
+        type=Path,
+        default=_path(env.get("LOYALTY_TLS_KEY")),
+        metavar="PEM",
+        help="the certificate's private key [LOYALTY_TLS_KEY]",
+    )
+    p.add_argument(
+        "--tls-client-ca",
+        type=Path,
+        default=_path(env.get("LOYALTY_TLS_CLIENT_CA")),
+        metavar="PEM",
+        help="mutual TLS: require a client certificate signed by these CAs [LOYALTY_TLS_CLIENT_CA]",
+    )
+    p.add_argument(
+        "--max-message-bytes",
+        type=_positive_int,
+        default=int(env.get("LOYALTY_MAX_MESSAGE_BYTES", str(DEFAULT_MAX_MESSAGE_BYTES))),
+        help="largest request accepted; larger ones are RESOURCE_EXHAUSTED "
+        "[LOYALTY_MAX_MESSAGE_BYTES, default %(default)s]",
+    )
+    p.add_argument(
+        "--max-concurrent-rpcs",
+        type=_positive_int,
+        default=int(env.get("LOYALTY_MAX_CONCURRENT_RPCS", str(DEFAULT_MAX_CONCURRENT_RPCS))),
+        help="calls in progress per process (health checks included); more are answered "
+        "RESOURCE_EXHAUSTED at once [LOYALTY_MAX_CONCURRENT_RPCS, default %(default)s]",
+    )
+    p.add_argument(
         "--log-format",
         default=env.get("LOYALTY_LOG_FORMAT", "json"),
         choices=["json", "text"],
@@ -159,12 +247,17 @@ def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
 def parse(
     argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
 ) -> tuple[str, Config]:
-    p = parser(os.environ if env is None else env)
+    env_map = os.environ if env is None else env
+    p = parser(env_map)
     args = p.parse_args(argv)
     if args.as_of is not None and not (
         args.command in ("expire", "reconcile") and args.allow_clock_override
     ):
         p.error("--as-of needs the expire or reconcile command and --allow-clock-override")
+    if (args.tls_cert is None) != (args.tls_key is None):
+        p.error("--tls-cert and --tls-key go together")
+    if args.tls_client_ca is not None and args.tls_cert is None:
+        p.error("--tls-client-ca (mutual TLS) needs --tls-cert and --tls-key")
     return args.command, Config(
         listen=args.listen,
         database_url=args.database_url,
@@ -179,4 +272,12 @@ def parse(
         metrics_listen=args.metrics_listen,
         log_level=args.log_level,
         log_format=args.log_format,
+        tokens_file=args.tokens,
+        tokens_env=env_map.get("LOYALTY_TOKENS", ""),
+        insecure=args.insecure,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_client_ca=args.tls_client_ca,
+        max_message_bytes=args.max_message_bytes,
+        max_concurrent_rpcs=args.max_concurrent_rpcs,
     )

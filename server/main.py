@@ -12,22 +12,25 @@ from datetime import UTC, datetime
 from pythonjsonlogger.json import JsonFormatter
 from sqlalchemy.exc import OperationalError
 
-from server.app import database_engine, serve
+from server.api.auth import Tokens, TokensError, load_tokens
+from server.app import TlsFiles, database_engine, read_tls, serve
 from server.check_config import check_config
-from server.config import Config, parse
+from server.config import Config, exposure_problem, parse
 from server.reconcile import print_report, reconcile
 from server.service.expire import expire_points
 from server.store.db import Database, DatabaseUnavailable
 from server.store.migrate import migrate
 
+log = logging.getLogger("server.main")
 
-def _serve_workers(config: Config) -> int:
+
+def _serve_workers(config: Config, *, tokens: Tokens, tls: TlsFiles | None) -> int:
     """Fork `workers` processes sharing the port (SO_REUSEPORT) before gRPC starts in any."""
     children = []
     for index in range(config.workers):
         pid = os.fork()
         if pid == 0:
-            asyncio.run(serve(config, reuse_port=True, worker=index))
+            asyncio.run(serve(config, tokens=tokens, tls=tls, reuse_port=True, worker=index))
             os._exit(0)
         children.append(pid)
 
@@ -105,10 +108,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _expire(config)
     if command == "reconcile":
         return _reconcile(config)
+    try:
+        tokens = load_tokens(path=config.tokens_file, env_value=config.tokens_env)
+        tls = read_tls(config)
+    except TokensError as exc:
+        return _refuse(str(exc))
+    except OSError as exc:
+        return _refuse(f"{exc.filename}: cannot read: {exc.strerror}")
+    problem = exposure_problem(config, has_tokens=bool(tokens))
+    if problem:
+        return _refuse(problem)
+    if tokens.plain:
+        log.warning(
+            "%d of %d tokens are configured in plain text; configure sha256:HEX digests instead",
+            tokens.plain,
+            len(tokens.entries),
+        )
     if config.workers > 1:
-        return _serve_workers(config)
-    asyncio.run(serve(config))
+        return _serve_workers(config, tokens=tokens, tls=tls)
+    asyncio.run(serve(config, tokens=tokens, tls=tls))
     return 0
+
+
+def _refuse(reason: str) -> int:
+    """A configuration the server will not start with: say why, exit 2 (bad usage)."""
+    log.error("not starting: %s", reason)
+    return 2
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
@@ -92,6 +93,42 @@ class Edge:
             return instant(request.as_of)  # type: ignore[attr-defined]
         return datetime.now(UTC)
 
+    async def answer(
+        self,
+        service: str,
+        method: str,
+        request: Message | None,
+        context: grpc.aio.ServicerContext[Any, Any],
+        work: Callable[[], Awaitable[T]],
+    ) -> T:
+        """Await `work`; an error leaves as its status from the one table. Counted and logged."""
+        calls = self.calls(service, method)
+        calls.started.inc()
+        start = time.perf_counter()
+        code = grpc.StatusCode.OK
+        remaining = context.time_remaining()
+        deadline = None if remaining is None else time.monotonic() + remaining
+        # Each RPC runs in its own asyncio task, so this is this call's deadline only.
+        call_deadline.set(deadline)
+        try:
+            return await work()
+        except asyncio.CancelledError:
+            # The caller's deadline passed or it went away: gRPC cancels the handler, and
+            # the call is counted and logged as what the caller saw, not as OK.
+            # (gRPC's clock started a little before this handler's: allow for that.)
+            expired = deadline is not None and time.monotonic() >= deadline - 0.05
+            code = grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED
+            raise
+        except Exception as exc:
+            status = to_status(exc)
+            code = status.code
+            await context.abort(status.code, status.details, status.trailing_metadata)
+        finally:
+            elapsed = time.perf_counter() - start
+            calls.handled(code).inc()
+            calls.handling.observe(elapsed)
+            access_log(method, request, code, elapsed)
+
     async def run(self, work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         if not self.readiness.ready:
             raise DatabaseUnavailable("the server is starting: the database is not ready yet")
@@ -121,41 +158,23 @@ def rpc(method: Handler) -> Handler:
     @functools.wraps(method)
     async def handler(self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         edge: Edge = self.edge
-        calls = edge.calls(self.SERVICE, name)
-        calls.started.inc()
-        start = time.perf_counter()
-        code = grpc.StatusCode.OK
-        remaining = context.time_remaining()
-        deadline = None if remaining is None else time.monotonic() + remaining
-        # Each RPC runs in its own asyncio task, so this is this call's deadline only.
-        call_deadline.set(deadline)
-        try:
-            return await method(self, request, context)
-        except asyncio.CancelledError:
-            # The caller's deadline passed or it went away: gRPC cancels the handler, and
-            # the call is counted and logged as what the caller saw, not as OK.
-            # (gRPC's clock started a little before this handler's: allow for that.)
-            expired = deadline is not None and time.monotonic() >= deadline - 0.05
-            code = grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED
-            raise
-        except Exception as exc:
-            status = to_status(exc)
-            code = status.code
-            await context.abort(status.code, status.details, status.trailing_metadata)
-        finally:
-            elapsed = time.perf_counter() - start
-            calls.handled(code).inc()
-            calls.handling.observe(elapsed)
-            access_log(name, request, code, elapsed)
+        return await edge.answer(
+            self.SERVICE, name, request, context, lambda: method(self, request, context)
+        )
 
     return handler
 
 
-# Request fields worth a log line: ids only, never cart contents or credentials.
+# Request fields worth a log line: ids only, never cart contents or credentials. A caller
+# may send megabytes in an id; the line keeps the first _LOGGED_ID_CHARS characters.
 _LOGGED_IDS = ("program_id", "customer_id", "order_id", "request_id")
+_LOGGED_ID_CHARS = 256
+
+# The caller's role, set for the length of a call by the gate when tokens are configured.
+caller_role: ContextVar[str | None] = ContextVar("caller_role", default=None)
 
 
-def access_log(method: str, request: Message, code: grpc.StatusCode, elapsed: float) -> None:
+def access_log(method: str, request: Message | None, code: grpc.StatusCode, elapsed: float) -> None:
     if not access.isEnabledFor(logging.INFO):
         return
     fields: dict[str, object] = {
@@ -163,8 +182,12 @@ def access_log(method: str, request: Message, code: grpc.StatusCode, elapsed: fl
         "status": code.name,
         "duration_ms": round(elapsed * 1000, 3),
     }
+    role = caller_role.get()
+    if role is not None:
+        fields["role"] = role
     for name in _LOGGED_IDS:
         value = getattr(request, name, "")
         if value:
-            fields[name] = value
+            cut = len(value) > _LOGGED_ID_CHARS
+            fields[name] = value[:_LOGGED_ID_CHARS] + "…" if cut else value
     access.info("rpc", extra=fields)

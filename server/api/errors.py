@@ -12,7 +12,13 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from pricing import errors as domain
-from server.service.errors import ClockOverrideDisabled
+from server.service.errors import (
+    ClockOverrideDisabled,
+    MalformedRequest,
+    RoleNotAllowed,
+    TokenInvalid,
+    TokenMissing,
+)
 from server.store.db import CallDeadlineExceeded, ConcurrentUpdate, DatabaseUnavailable
 
 log = logging.getLogger(__name__)
@@ -36,12 +42,24 @@ TABLE: dict[type[Exception], tuple[grpc.StatusCode, str]] = {
     domain.HoldExpired: (grpc.StatusCode.FAILED_PRECONDITION, "HOLD_EXPIRED"),
     domain.HoldReleased: (grpc.StatusCode.FAILED_PRECONDITION, "HOLD_RELEASED"),
     ClockOverrideDisabled: (grpc.StatusCode.PERMISSION_DENIED, "CLOCK_OVERRIDE_DISABLED"),
+    TokenMissing: (grpc.StatusCode.UNAUTHENTICATED, "TOKEN_MISSING"),
+    TokenInvalid: (grpc.StatusCode.UNAUTHENTICATED, "TOKEN_INVALID"),
+    RoleNotAllowed: (grpc.StatusCode.PERMISSION_DENIED, "ROLE_NOT_ALLOWED"),
+    MalformedRequest: (grpc.StatusCode.INVALID_ARGUMENT, "MALFORMED_REQUEST"),
     DatabaseUnavailable: (grpc.StatusCode.UNAVAILABLE, "DATABASE_UNAVAILABLE"),
     ConcurrentUpdate: (grpc.StatusCode.ABORTED, "CONCURRENT_UPDATE"),
     # The account stayed locked until the caller's deadline (which has passed, so the
     # caller mostly sees its own DEADLINE_EXCEEDED); nothing was written.
     CallDeadlineExceeded: (grpc.StatusCode.DEADLINE_EXCEEDED, "CONCURRENT_UPDATE"),
 }
+
+# The status travels in HTTP/2 trailers, which clients cap (8 KiB by default in gRPC);
+# a status past that reaches the caller as RESOURCE_EXHAUSTED with no details at all. These
+# bounds keep the worst case (every string at its limit, in 4-byte characters, the message
+# percent-encoded once and base64-encoded in the details) near 5 KiB.
+MAX_MESSAGE_BYTES = 400
+MAX_METADATA_VALUE_BYTES = 256
+MAX_BAD_REQUEST_BYTES = 1_500
 
 _PUBLIC_MESSAGES = {
     DatabaseUnavailable: "the database cannot be reached; retry with the same request_id",
@@ -59,22 +77,14 @@ def to_status(exc: Exception) -> grpc.Status:
             status_pb2.Status(code=code_pb2.INTERNAL, message="internal error")
         )
     code, reason = entry
-    message = _PUBLIC_MESSAGES.get(type(exc)) or str(exc)
+    message = clip_middle(_PUBLIC_MESSAGES.get(type(exc)) or str(exc), MAX_MESSAGE_BYTES)
     metadata = exc.metadata() if isinstance(exc, domain.DomainError) else {}
+    metadata = {key: clip(value, MAX_METADATA_VALUE_BYTES) for key, value in metadata.items()}
     if isinstance(exc, domain.InvalidArgument):
         reason = exc.reason
     details = [error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=metadata)]
     if isinstance(exc, domain.InvalidArgument):
-        details.append(
-            error_details_pb2.BadRequest(
-                field_violations=[
-                    error_details_pb2.BadRequest.FieldViolation(
-                        field=v.field, description=v.description
-                    )
-                    for v in exc.violations
-                ]
-            )
-        )
+        details.append(bad_request(exc.violations))
     packed = []
     for detail in details:
         holder = any_pb2.Any()
@@ -83,3 +93,39 @@ def to_status(exc: Exception) -> grpc.Status:
     return rpc_status.to_status(
         status_pb2.Status(code=code.value[0], message=message, details=packed)
     )
+
+
+def bad_request(violations: list[domain.Violation]) -> error_details_pb2.BadRequest:
+    """The violations in order, as many as fit MAX_BAD_REQUEST_BYTES (always the first).
+
+    The status message already says how many there are in all ("… (and 4999 more)").
+    """
+    request = error_details_pb2.BadRequest()
+    for violation in violations:
+        entry = error_details_pb2.BadRequest.FieldViolation(
+            field=clip(violation.field, MAX_METADATA_VALUE_BYTES),
+            description=clip(violation.description, MAX_METADATA_VALUE_BYTES),
+        )
+        if request.field_violations and (
+            request.ByteSize() + entry.ByteSize() + 3 > MAX_BAD_REQUEST_BYTES
+        ):
+            break
+        request.field_violations.append(entry)
+    return request
+
+
+def clip(text: str, max_bytes: int) -> str:
+    """`text` cut to at most `max_bytes` of UTF-8, on a character boundary, marked with "…"."""
+    encoded = text.encode()
+    if len(encoded) <= max_bytes:
+        return text
+    return encoded[: max_bytes - len("…".encode())].decode(errors="ignore") + "…"
+
+
+def clip_middle(text: str, max_bytes: int) -> str:
+    """`text` in at most `max_bytes` of UTF-8, keeping its end ("… (and 41 more)")."""
+    encoded = text.encode()
+    if len(encoded) <= max_bytes:
+        return text
+    tail = encoded[-min(64, max_bytes // 4) :].decode(errors="ignore")
+    return clip(text, max_bytes - len(tail.encode())) + tail

@@ -225,6 +225,19 @@ def ledger(
     )
 
 
+def quote_of_size(size: int) -> redemption_pb.QuoteRedemptionRequest:
+    """A quote request of exactly `size` bytes, the bulk in its promo code."""
+    request = redemption_pb.QuoteRedemptionRequest(
+        program_id="stomatorg", customer_id="c", cart=cart_pb2.Cart(currency="RUB")
+    )
+    padding = size - request.ByteSize()
+    for _ in range(8):  # length prefixes grow with the padding; a few rounds settle them
+        request.cart.promo_code = "x" * padding
+        padding += size - request.ByteSize()
+    assert request.ByteSize() == size, f"no quote request of exactly {size} bytes"
+    return request
+
+
 def allocations(message: object) -> list[tuple[str, int, int]]:
     """(line_id, points, discount_minor) of a quote option's or a redemption's allocations."""
     return [(a.line_id, a.points, a.discount_minor) for a in message.allocations]  # type: ignore[attr-defined]

@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -41,6 +42,8 @@ class ServerProcess:
         log_path: Path,
         allow_clock_override: bool = True,
         extra_args: tuple[str, ...] = (),
+        env: Mapping[str, str] | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
         self.database_url = database_url
         self.port = free_port()
@@ -48,6 +51,8 @@ class ServerProcess:
         self.log_path = log_path
         self.allow_clock_override = allow_clock_override
         self.extra_args = extra_args
+        self.env = dict(env or {})  # LOYALTY_* variables for the server (the caller's are dropped)
+        self.credentials = credentials  # for the tests' own channel, when the server is TLS
         self.process: subprocess.Popen[bytes] | None = None
         self.channel: grpc.Channel | None = None
 
@@ -63,9 +68,13 @@ class ServerProcess:
         if self.allow_clock_override:
             args.append("--allow-clock-override")
         env = {k: v for k, v in os.environ.items() if not k.startswith("LOYALTY_")}
+        env.update(self.env)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=log)
-        self.channel = grpc.insecure_channel(self.address)
+        if self.credentials is None:
+            self.channel = grpc.insecure_channel(self.address)
+        else:
+            self.channel = grpc.secure_channel(self.address, self.credentials)
         if wait_serving:
             self.wait_for(health_pb2.HealthCheckResponse.SERVING)
         return self

@@ -86,6 +86,24 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """FAILED_PRECONDITION: a capture came after the hold had been released by
     ReverseRedemption.
     """
+    ERROR_REASON_TOKEN_MISSING: _ErrorReason.ValueType  # 19
+    """UNAUTHENTICATED: the server requires a bearer token and the call carried
+    no `authorization: Bearer <token>` metadata.
+    """
+    ERROR_REASON_TOKEN_INVALID: _ErrorReason.ValueType  # 20
+    """UNAUTHENTICATED: the bearer token is not one this server knows, or the
+    `authorization` metadata is malformed.
+    """
+    ERROR_REASON_ROLE_NOT_ALLOWED: _ErrorReason.ValueType  # 21
+    """PERMISSION_DENIED: the token's role may not call this RPC
+    (ErrorInfo.metadata: `role`, and `method`, the full method name).
+    """
+    ERROR_REASON_MALFORMED_REQUEST: _ErrorReason.ValueType  # 22
+    """INVALID_ARGUMENT: the request bytes are not a valid serialized message
+    of the method's request type (corrupt wire format, or a string field that
+    is not UTF-8); no field can be named, so no google.rpc.BadRequest comes
+    with it (ErrorInfo.metadata: `message_type`).
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Every reason the service puts in the google.rpc.ErrorInfo of an error
@@ -164,5 +182,23 @@ ERROR_REASON_NOT_IMPLEMENTED: ErrorReason.ValueType  # 17
 ERROR_REASON_HOLD_RELEASED: ErrorReason.ValueType  # 18
 """FAILED_PRECONDITION: a capture came after the hold had been released by
 ReverseRedemption.
+"""
+ERROR_REASON_TOKEN_MISSING: ErrorReason.ValueType  # 19
+"""UNAUTHENTICATED: the server requires a bearer token and the call carried
+no `authorization: Bearer <token>` metadata.
+"""
+ERROR_REASON_TOKEN_INVALID: ErrorReason.ValueType  # 20
+"""UNAUTHENTICATED: the bearer token is not one this server knows, or the
+`authorization` metadata is malformed.
+"""
+ERROR_REASON_ROLE_NOT_ALLOWED: ErrorReason.ValueType  # 21
+"""PERMISSION_DENIED: the token's role may not call this RPC
+(ErrorInfo.metadata: `role`, and `method`, the full method name).
+"""
+ERROR_REASON_MALFORMED_REQUEST: ErrorReason.ValueType  # 22
+"""INVALID_ARGUMENT: the request bytes are not a valid serialized message
+of the method's request type (corrupt wire format, or a string field that
+is not UTF-8); no field can be named, so no google.rpc.BadRequest comes
+with it (ErrorInfo.metadata: `message_type`).
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

@@ -100,6 +100,28 @@ export enum ErrorReason {
    * ReverseRedemption.
    */
   ERROR_REASON_HOLD_RELEASED = 18,
+  /**
+   * ERROR_REASON_TOKEN_MISSING - UNAUTHENTICATED: the server requires a bearer token and the call carried
+   * no `authorization: Bearer <token>` metadata.
+   */
+  ERROR_REASON_TOKEN_MISSING = 19,
+  /**
+   * ERROR_REASON_TOKEN_INVALID - UNAUTHENTICATED: the bearer token is not one this server knows, or the
+   * `authorization` metadata is malformed.
+   */
+  ERROR_REASON_TOKEN_INVALID = 20,
+  /**
+   * ERROR_REASON_ROLE_NOT_ALLOWED - PERMISSION_DENIED: the token's role may not call this RPC
+   * (ErrorInfo.metadata: `role`, and `method`, the full method name).
+   */
+  ERROR_REASON_ROLE_NOT_ALLOWED = 21,
+  /**
+   * ERROR_REASON_MALFORMED_REQUEST - INVALID_ARGUMENT: the request bytes are not a valid serialized message
+   * of the method's request type (corrupt wire format, or a string field that
+   * is not UTF-8); no field can be named, so no google.rpc.BadRequest comes
+   * with it (ErrorInfo.metadata: `message_type`).
+   */
+  ERROR_REASON_MALFORMED_REQUEST = 22,
   UNRECOGNIZED = -1,
 }
 
@@ -162,6 +184,18 @@ export function errorReasonFromJSON(object: any): ErrorReason {
     case 18:
     case "ERROR_REASON_HOLD_RELEASED":
       return ErrorReason.ERROR_REASON_HOLD_RELEASED;
+    case 19:
+    case "ERROR_REASON_TOKEN_MISSING":
+      return ErrorReason.ERROR_REASON_TOKEN_MISSING;
+    case 20:
+    case "ERROR_REASON_TOKEN_INVALID":
+      return ErrorReason.ERROR_REASON_TOKEN_INVALID;
+    case 21:
+    case "ERROR_REASON_ROLE_NOT_ALLOWED":
+      return ErrorReason.ERROR_REASON_ROLE_NOT_ALLOWED;
+    case 22:
+    case "ERROR_REASON_MALFORMED_REQUEST":
+      return ErrorReason.ERROR_REASON_MALFORMED_REQUEST;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -209,6 +243,14 @@ export function errorReasonToJSON(object: ErrorReason): string {
       return "ERROR_REASON_NOT_IMPLEMENTED";
     case ErrorReason.ERROR_REASON_HOLD_RELEASED:
       return "ERROR_REASON_HOLD_RELEASED";
+    case ErrorReason.ERROR_REASON_TOKEN_MISSING:
+      return "ERROR_REASON_TOKEN_MISSING";
+    case ErrorReason.ERROR_REASON_TOKEN_INVALID:
+      return "ERROR_REASON_TOKEN_INVALID";
+    case ErrorReason.ERROR_REASON_ROLE_NOT_ALLOWED:
+      return "ERROR_REASON_ROLE_NOT_ALLOWED";
+    case ErrorReason.ERROR_REASON_MALFORMED_REQUEST:
+      return "ERROR_REASON_MALFORMED_REQUEST";
     case ErrorReason.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
