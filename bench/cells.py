@@ -27,7 +27,7 @@ class Cell:
     p99_ms: float
     errors: dict[str, int]
     server_cpu_ms: float  # per request: the server process(es)
-    db_cpu_ms: float  # per request: every PostgreSQL process
+    db_cpu_ms: float  # per request: PostgreSQL's backends on this database and its background
     gen_cpu_ms: float  # per request: the load generator processes
     gen_cores: float  # the generator's CPU over the window, in cores
     error_sample: str = ""
@@ -57,6 +57,7 @@ def measure(
     server_pids: list[int],
     warmup: float,
     duration: float,
+    database: str | None = None,
 ) -> Cell:
     """Start one generator process per spec, sample CPU over the window, merge what they saw."""
     start_at = time.time() + START_DELAY
@@ -75,9 +76,9 @@ def measure(
         proc.stdin.close()
         procs.append(proc)
     time.sleep(max(0.0, start_at + warmup - time.time()))
-    server0, db0 = cpu_seconds(server_pids), postgres_cpu()
+    server0, db0 = cpu_seconds(server_pids), postgres_cpu(database) if database else {}
     time.sleep(max(0.0, start_at + warmup + duration - time.time()))
-    server1, db1 = cpu_seconds(server_pids), postgres_cpu()
+    server1, db1 = cpu_seconds(server_pids), postgres_cpu(database) if database else {}
     results = []
     for proc in procs:
         assert proc.stdout is not None

@@ -39,18 +39,21 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
-def postgres_pids() -> list[int]:
-    """Every PostgreSQL process on the machine (backends, WAL writer, checkpointer ...)."""
-    return [p.pid for p in psutil.process_iter(["name"]) if p.info["name"] == "postgres"]
-
-
-def postgres_cpu() -> dict[int, float]:
-    """CPU so far of each PostgreSQL process; `cpu_delta` subtracts two of these."""
+def postgres_cpu(database: str | None = None) -> dict[int, float]:
+    """CPU so far of PostgreSQL's processes: the backends serving `database` and the shared
+    background ones (WAL writer, checkpointer ...); other databases' backends are left out,
+    since other work on this machine may use the same server. `cpu_delta` subtracts two."""
     seen = {}
-    for pid in postgres_pids():
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        if proc.info["name"] != "postgres":
+            continue
+        title = " ".join(proc.info["cmdline"] or ())
+        is_backend = "(" in title or "[local]" in title
+        if is_backend and (database is None or f" {database} " not in title):
+            continue
         try:
-            times = psutil.Process(pid).cpu_times()
-            seen[pid] = times.user + times.system
+            times = proc.cpu_times()
+            seen[proc.pid] = times.user + times.system
         except psutil.NoSuchProcess:
             continue
     return seen

@@ -49,6 +49,7 @@ class Suite:
         self.run_id = uuid.uuid4().hex[:8]
         self.sources = sorted(load_program(PROGRAMS / f"{options.program}.toml").sources)
         self.points = 0
+        self.database: str | None = None  # the PostgreSQL database in use, for its CPU
         options.out.mkdir(parents=True, exist_ok=True)
         self.log = options.out / "servers.log"
 
@@ -126,6 +127,7 @@ class Suite:
                 server_pids=[server.pid],
                 warmup=self.o.warmup,
                 duration=self.o.duration,
+                database=self.database,
             )
         )
 
@@ -177,7 +179,7 @@ class Suite:
                 measure(
                     target="psycopg", workers=0, workload="apply", concurrency=c, specs=specs,
                     module="bench.bare", server_pids=[], warmup=self.o.warmup,
-                    duration=self.o.duration,
+                    duration=self.o.duration, database=self.database,
                 )
             )  # fmt: skip
 
@@ -228,6 +230,7 @@ class Suite:
                 f"scale: loading {n} accounts (20 buckets, 20 ledger entries, a redemption each)"
             )
             with fresh_postgres(self.o.postgres_url, keep=self.o.keep) as url:
+                self.database = url.rpartition("/")[2]
                 migrate(url, log_path=self.log)
                 began = time.monotonic()
                 seed.seed(
@@ -259,6 +262,7 @@ class Suite:
         self.echo()
         for backend in self.o.backends:
             if backend == "sqlite":
+                self.database = None
                 path = self.o.out / f"sqlite-{self.run_id}.sqlite3"
                 url = f"sqlite:///{path}"
                 migrate(url, log_path=self.log)
@@ -266,6 +270,7 @@ class Suite:
                 continue
             for workers in self.o.workers:
                 with fresh_postgres(self.o.postgres_url, keep=self.o.keep) as url:
+                    self.database = url.rpartition("/")[2]
                     migrate(url, log_path=self.log)
                     if workers == self.o.workers[0]:
                         self.bare(url, sorted({c for c in self.o.concurrency if c > 1} | {16}))
