@@ -16,7 +16,7 @@ from server.service import commands
 from server.service.account_state import locked_state
 from server.service.deps import Deps
 from server.service.idempotent import run_once
-from server.service.tiers import current_tier
+from server.service.tiers import pricing_tier
 from server.store import buckets as bucket_store
 from server.store.ledger import LedgerEntry, append
 from server.store.redemptions import (
@@ -58,11 +58,11 @@ def apply_redemption(
         if order_has_redemption(connection, program_id=program.id, order_id=command.order_id):
             raise OrderAlreadyRedeemed(command.order_id)
         buckets = state.spendable()
-        status = current_tier(connection, program, customer_id=command.customer_id, now=now)
+        tier = pricing_tier(connection, program, customer_id=command.customer_id, now=now)
         plan = plan_redemption(
             program,
             cart=command.cart,
-            tier=status.tier,
+            tier=tier,
             payment_method=command.payment_method,
             points=command.points,
             buckets=buckets,

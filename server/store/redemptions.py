@@ -42,26 +42,68 @@ class Redemption:
     debits: tuple[DebitRecord, ...]
 
 
+_r = redemptions.c
+
+# Built once: the hot path only binds values (no construct, no cache key built per call).
+_insert_redemption = insert(redemptions)
+_insert_lines = insert(redemption_lines)
+_insert_debits = insert(redemption_debits)
+_order_taken = select(_r.redemption_id).where(
+    _r.program_id == bindparam("program_id"), _r.order_id == bindparam("order_id")
+)
+_by_order = select(redemptions).where(
+    _r.program_id == bindparam("program_id"), _r.order_id == bindparam("order_id")
+)
+_lines_of = (
+    select(
+        redemption_lines.c.line_id,
+        redemption_lines.c.quantity,
+        redemption_lines.c.points,
+        redemption_lines.c.discount_minor,
+        redemption_lines.c.returned_units,
+    )
+    .where(redemption_lines.c.redemption_id == bindparam("redemption_id"))
+    .order_by(redemption_lines.c.position)
+)
+_debits_of = (
+    select(
+        redemption_debits.c.redemption_id,
+        redemption_debits.c.bucket_id,
+        redemption_debits.c.points_taken,
+        redemption_debits.c.points_returned,
+        buckets.c.expires_at,
+    )
+    .join(buckets, buckets.c.bucket_id == redemption_debits.c.bucket_id)
+    .where(redemption_debits.c.redemption_id.in_(bindparam("ids", expanding=True)))
+)
+_holds = select(_r.redemption_id, _r.order_id, _r.points, _r.hold_expires_at).where(
+    _r.program_id == bindparam("program_id"),
+    _r.customer_id == bindparam("customer_id"),
+    _r.state == "HELD",
+)
+
+
 def add_redemption(connection: Connection, redemption: Redemption) -> None:
     connection.execute(
-        insert(redemptions).values(
-            redemption_id=redemption.redemption_id,
-            program_id=redemption.program_id,
-            order_id=redemption.order_id,
-            customer_id=redemption.customer_id,
-            state=redemption.state,
-            points=redemption.points,
-            discount_minor=redemption.discount_minor,
-            points_reversed=redemption.points_reversed,
-            payment_method=redemption.payment_method,
-            program_version=redemption.program_version,
-            hold_expires_at=redemption.hold_expires_at,
-            created_at=redemption.created_at,
-            updated_at=redemption.created_at,
-        )
+        _insert_redemption,
+        {
+            "redemption_id": redemption.redemption_id,
+            "program_id": redemption.program_id,
+            "order_id": redemption.order_id,
+            "customer_id": redemption.customer_id,
+            "state": redemption.state,
+            "points": redemption.points,
+            "discount_minor": redemption.discount_minor,
+            "points_reversed": redemption.points_reversed,
+            "payment_method": redemption.payment_method,
+            "program_version": redemption.program_version,
+            "hold_expires_at": redemption.hold_expires_at,
+            "created_at": redemption.created_at,
+            "updated_at": redemption.created_at,
+        },
     )
     connection.execute(
-        insert(redemption_lines),
+        _insert_lines,
         [
             {
                 "redemption_id": redemption.redemption_id,
@@ -76,7 +118,7 @@ def add_redemption(connection: Connection, redemption: Redemption) -> None:
     )
     if redemption.debits:
         connection.execute(
-            insert(redemption_debits),
+            _insert_debits,
             [
                 {
                     "redemption_id": redemption.redemption_id,
@@ -89,31 +131,17 @@ def add_redemption(connection: Connection, redemption: Redemption) -> None:
 
 
 def order_has_redemption(connection: Connection, *, program_id: str, order_id: str) -> bool:
-    r = redemptions.c
     found = connection.execute(
-        select(r.redemption_id).where(r.program_id == program_id, r.order_id == order_id)
+        _order_taken, {"program_id": program_id, "order_id": order_id}
     ).first()
     return found is not None
 
 
 def find_redemption(connection: Connection, *, program_id: str, order_id: str) -> Redemption | None:
-    r = redemptions.c
-    row = connection.execute(
-        select(redemptions).where(r.program_id == program_id, r.order_id == order_id)
-    ).first()
+    row = connection.execute(_by_order, {"program_id": program_id, "order_id": order_id}).first()
     if row is None:
         return None
-    lines = connection.execute(
-        select(
-            redemption_lines.c.line_id,
-            redemption_lines.c.quantity,
-            redemption_lines.c.points,
-            redemption_lines.c.discount_minor,
-            redemption_lines.c.returned_units,
-        )
-        .where(redemption_lines.c.redemption_id == row.redemption_id)
-        .order_by(redemption_lines.c.position)
-    )
+    lines = connection.execute(_lines_of, {"redemption_id": row.redemption_id})
     debits = _debit_records(connection, [row.redemption_id]).get(row.redemption_id, [])
     return Redemption(
         redemption_id=row.redemption_id,
@@ -128,7 +156,7 @@ def find_redemption(connection: Connection, *, program_id: str, order_id: str) -
         program_version=row.program_version,
         hold_expires_at=row.hold_expires_at,
         created_at=row.created_at,
-        lines=tuple(RedemptionLine(*line._tuple()) for line in lines),
+        lines=tuple(RedemptionLine(*line) for line in lines),
         debits=tuple(debits),
     )
 
@@ -187,17 +215,7 @@ def record_return(
 def _debit_records(
     connection: Connection, redemption_ids: list[str]
 ) -> dict[str, list[DebitRecord]]:
-    rows = connection.execute(
-        select(
-            redemption_debits.c.redemption_id,
-            redemption_debits.c.bucket_id,
-            redemption_debits.c.points_taken,
-            redemption_debits.c.points_returned,
-            buckets.c.expires_at,
-        )
-        .join(buckets, buckets.c.bucket_id == redemption_debits.c.bucket_id)
-        .where(redemption_debits.c.redemption_id.in_(redemption_ids))
-    )
+    rows = connection.execute(_debits_of, {"ids": redemption_ids})
     records: dict[str, list[DebitRecord]] = {}
     for row in rows:
         records.setdefault(row.redemption_id, []).append(
@@ -210,12 +228,7 @@ def _debit_records(
 
 def account_holds(connection: Connection, *, program_id: str, customer_id: str) -> list[Hold]:
     """The account's redemptions still in state HELD (some may have lapsed by now)."""
-    r = redemptions.c
-    rows = connection.execute(
-        select(r.redemption_id, r.order_id, r.points, r.hold_expires_at).where(
-            r.program_id == program_id, r.customer_id == customer_id, r.state == "HELD"
-        )
-    ).all()
+    rows = connection.execute(_holds, {"program_id": program_id, "customer_id": customer_id}).all()
     if not rows:
         return []
     debits = _debit_records(connection, [row.redemption_id for row in rows])
