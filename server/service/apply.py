@@ -23,7 +23,6 @@ from server.store.redemptions import (
     Redemption,
     RedemptionLine,
     add_redemption,
-    order_has_redemption,
 )
 
 APPLIED = "APPLIED"
@@ -51,11 +50,15 @@ def apply_redemption(
     def effect(connection: Connection) -> ApplyResult:
         # The order of checks is SPEC §7's: currency, then the order, then the amounts.
         check_currency(program, command.cart)
+        # The order is looked up under the lock: a concurrent apply for it may just have committed.
         state = locked_state(
-            connection, program_id=program.id, customer_id=command.customer_id, now=now
+            connection,
+            program_id=program.id,
+            customer_id=command.customer_id,
+            now=now,
+            order_id=command.order_id,
         )
-        # Looked up under the lock: a concurrent apply for this order may just have committed.
-        if order_has_redemption(connection, program_id=program.id, order_id=command.order_id):
+        if state.order_taken:
             raise OrderAlreadyRedeemed(command.order_id)
         buckets = state.spendable()
         tier = pricing_tier(connection, program, customer_id=command.customer_id, now=now)

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, bindparam, update
 
 from server.store.schema import accounts
 from server.store.upsert import PerDialect
@@ -25,9 +25,6 @@ _lock = PerDialect(
         .returning(_a.debt_points)
     )
 )
-_debt = select(_a.debt_points).where(
-    _a.program_id == bindparam("program_id"), _a.customer_id == bindparam("customer_id")
-)
 _set_debt = (
     update(accounts)
     .where(_a.program_id == bindparam("p_id"), _a.customer_id == bindparam("c_id"))
@@ -41,13 +38,6 @@ def lock_account(
     """Create the account if missing and lock its row until commit; returns its debt."""
     params = {"program_id": program_id, "customer_id": customer_id, "created_at": now}
     return int(connection.execute(_lock(connection), params).scalar_one())
-
-
-def read_debt(connection: Connection, *, program_id: str, customer_id: str) -> int:
-    debt = connection.execute(
-        _debt, {"program_id": program_id, "customer_id": customer_id}
-    ).scalar_one_or_none()
-    return int(debt or 0)
 
 
 def set_debt(

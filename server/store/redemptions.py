@@ -48,9 +48,6 @@ _r = redemptions.c
 _insert_redemption = insert(redemptions)
 _insert_lines = insert(redemption_lines)
 _insert_debits = insert(redemption_debits)
-_order_taken = select(_r.redemption_id).where(
-    _r.program_id == bindparam("program_id"), _r.order_id == bindparam("order_id")
-)
 _by_order = select(redemptions).where(
     _r.program_id == bindparam("program_id"), _r.order_id == bindparam("order_id")
 )
@@ -128,13 +125,6 @@ def add_redemption(connection: Connection, redemption: Redemption) -> None:
                 for debit in redemption.debits
             ],
         )
-
-
-def order_has_redemption(connection: Connection, *, program_id: str, order_id: str) -> bool:
-    found = connection.execute(
-        _order_taken, {"program_id": program_id, "order_id": order_id}
-    ).first()
-    return found is not None
 
 
 def find_redemption(connection: Connection, *, program_id: str, order_id: str) -> Redemption | None:
