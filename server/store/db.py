@@ -69,7 +69,20 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# The execution options `Database.read` runs under: PostgreSQL reads without BEGIN and
+# ROLLBACK round trips (each statement sees a snapshot as of its start, as it would in a
+# READ COMMITTED transaction); SQLite reads in a deferred transaction, so that they share
+# the database with each other and with the writer instead of queueing behind it.
+_READ_OPTIONS: dict[str, dict[str, Any]] = {
+    "postgresql": {"isolation_level": "AUTOCOMMIT"},
+    "sqlite": {"loyalty_read": True},
+}
+
+
 def _sqlite_begin(connection: Connection) -> None:
+    if connection.get_execution_options().get("loyalty_read"):
+        connection.exec_driver_sql("BEGIN")  # a consistent snapshot from the first read
+        return
     # One writer at a time, decided at BEGIN: SQLite's account-row lock.
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
@@ -157,10 +170,11 @@ class Database:
 
     def read(self, work: Callable[[Connection], T]) -> T:
         """Run a read-only `work`; reads never write (SPEC §7)."""
+        options = _READ_OPTIONS.get(self.backend, {})
         for attempt in (1, 2):
             try:
                 with self.engine.connect() as connection:
-                    return work(connection)
+                    return work(connection.execution_options(**options))
             except DBAPIError as exc:
                 if _is_unavailable(exc) and not _is_retryable(exc):
                     if attempt == 1 and exc.connection_invalidated:
