@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -23,14 +23,15 @@ VALUES (%s, %s, 'ApplyRedemption', %s, %s) ON CONFLICT DO NOTHING RETURNING requ
 LOCK = """INSERT INTO accounts (program_id, customer_id, created_at) VALUES (%s, %s, %s)
 ON CONFLICT (program_id, customer_id) DO UPDATE SET version = accounts.version + 1
 RETURNING accounts.debt_points"""
-HOLDS = """SELECT redemption_id, order_id, points, hold_expires_at FROM redemptions
-WHERE program_id = %s AND customer_id = %s AND state = 'HELD'"""
-BUCKETS = """SELECT bucket_id, source, remaining, available_at, expires_at, settled FROM buckets
-WHERE program_id = %s AND customer_id = %s
-AND ((remaining > 0 AND (expires_at IS NULL OR expires_at > %s)) OR settled IS false)"""
-ORDER = "SELECT redemption_id FROM redemptions WHERE program_id = %s AND order_id = %s"
-TIER = """SELECT available_at, base_minor - base_returned_minor FROM accruals
-WHERE program_id = %s AND customer_id = %s AND available_at >= %s AND available_at <= %s"""
+SNAPSHOT = """SELECT a.debt_points,
+ EXISTS (SELECT 1 FROM redemptions WHERE program_id = %(p)s AND customer_id = %(c)s
+         AND state = 'HELD') AS has_holds,
+ EXISTS (SELECT 1 FROM redemptions WHERE program_id = %(p)s AND order_id = %(o)s) AS taken,
+ b.bucket_id, b.source, b.remaining, b.available_at, b.expires_at, b.settled
+FROM accounts a LEFT OUTER JOIN buckets b ON b.program_id = a.program_id
+ AND b.customer_id = a.customer_id
+ AND ((b.remaining > 0 AND (b.expires_at IS NULL OR b.expires_at > %(now)s)) OR b.settled IS false)
+WHERE a.program_id = %(p)s AND a.customer_id = %(c)s"""
 REDEMPTION = """INSERT INTO redemptions (redemption_id, program_id, order_id, customer_id, state,
 points, discount_minor, points_reversed, payment_method, program_version, hold_expires_at,
 created_at, updated_at) VALUES (%s, %s, %s, %s, 'APPLIED', %s, %s, 0, '', 1, NULL, %s, %s)"""
@@ -45,9 +46,9 @@ VALUES (%s, %s, 'REDEMPTION', %s, %s, %s, %s, %s, '', %s, %s)"""
 ANSWER = """UPDATE idempotency_keys SET response = %s
 WHERE program_id = %s AND request_id = %s"""
 
-# The round trips of one apply on PostgreSQL, in order (BEGIN rides on the first one).
+# The round trips of one apply on PostgreSQL (single-tier program, no holds), in order.
 APPLY_STATEMENTS = (
-    "claim", "lock", "holds", "buckets", "order", "tier",
+    "begin", "claim", "lock", "snapshot",
     "redemption", "lines", "debits", "take", "ledger", "answer", "commit",
 )  # fmt: skip
 
@@ -82,11 +83,8 @@ def apply_once(conn: psycopg.Connection, spec: Spec, customer: str, order: str) 
     with conn.transaction():
         conn.execute(CLAIM, (p, request_id, b"fingerprint", now)).fetchone()
         conn.execute(LOCK, (p, customer, now)).fetchone()
-        conn.execute(HOLDS, (p, customer)).fetchall()
-        found = conn.execute(BUCKETS, (p, customer, now)).fetchall()
-        conn.execute(ORDER, (p, order)).fetchone()
-        conn.execute(TIER, (p, customer, now - timedelta(days=367), now)).fetchall()
-        bucket = min((b for b in found if b[2] >= spec.points), key=lambda b: b[4])
+        found = conn.execute(SNAPSHOT, {"p": p, "c": customer, "o": order, "now": now}).fetchall()
+        bucket = min((b[3:] for b in found if b[5] >= spec.points), key=lambda b: b[4])
         rid = str(uuid.uuid4())
         conn.execute(
             REDEMPTION, (rid, p, order, customer, spec.points, spec.points * 100, now, now)
