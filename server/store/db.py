@@ -49,17 +49,13 @@ def create_database_engine(url: str, *, pool_size: int) -> Engine:
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    engine = create_engine(
+    return create_engine(
         url,
         pool_size=pool_size,
         max_overflow=0,
         pool_timeout=10,
         connect_args={"connect_timeout": 5},
     )
-    # The rows of one INSERT (an apply's 20 lines) go as one multi-row statement, not as one
-    # pipelined statement per row: PostgreSQL parses, plans and runs one statement.
-    engine.dialect.use_insertmanyvalues_wo_returning = True
-    return engine
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -4,7 +4,18 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Integer,
+    String,
+    bindparam,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from pricing.buckets import Debit, DebitRecord
 from pricing.holds import Hold
@@ -47,6 +58,25 @@ _r = redemptions.c
 # Built once: the hot path only binds values (no construct, no cache key built per call).
 _insert_redemption = insert(redemptions)
 _insert_lines = insert(redemption_lines)
+# On PostgreSQL an apply's lines go as one statement of fixed text over arrays (psycopg
+# caches and prepares it; executemany would run one statement per line, and a multi-row
+# VALUES list is new text for each line count, too long for psycopg's query cache).
+_LINE_COLUMNS = ("line_id", "position", "quantity", "points", "discount_minor")
+_LINE_ARRAYS = (String, Integer, BigInteger, BigInteger, BigInteger)
+_unnest_lines = (
+    func.unnest(
+        *(
+            bindparam(f"{c}_list", type_=ARRAY(t))
+            for c, t in zip(_LINE_COLUMNS, _LINE_ARRAYS, strict=True)
+        )
+    )
+    .table_valued(*_LINE_COLUMNS)
+    .render_derived()
+)
+_insert_lines_unnest = insert(redemption_lines).from_select(
+    ["redemption_id", *_LINE_COLUMNS],
+    select(bindparam("redemption_id", type_=String), *(_unnest_lines.c[c] for c in _LINE_COLUMNS)),
+)
 _insert_debits = insert(redemption_debits)
 _by_order = select(redemptions).where(
     _r.program_id == bindparam("program_id"), _r.order_id == bindparam("order_id")
@@ -99,20 +129,7 @@ def add_redemption(connection: Connection, redemption: Redemption) -> None:
             "updated_at": redemption.created_at,
         },
     )
-    connection.execute(
-        _insert_lines,
-        [
-            {
-                "redemption_id": redemption.redemption_id,
-                "line_id": line.line_id,
-                "position": position,
-                "quantity": line.quantity,
-                "points": line.points,
-                "discount_minor": line.discount_minor,
-            }
-            for position, line in enumerate(redemption.lines)
-        ],
-    )
+    _add_lines(connection, redemption.redemption_id, redemption.lines)
     if redemption.debits:
         connection.execute(
             _insert_debits,
@@ -125,6 +142,35 @@ def add_redemption(connection: Connection, redemption: Redemption) -> None:
                 for debit in redemption.debits
             ],
         )
+
+
+def _add_lines(
+    connection: Connection, redemption_id: str, lines: tuple[RedemptionLine, ...]
+) -> None:
+    if connection.dialect.name == "postgresql":
+        columns = {
+            "line_id_list": [line.line_id for line in lines],
+            "position_list": list(range(len(lines))),
+            "quantity_list": [line.quantity for line in lines],
+            "points_list": [line.points for line in lines],
+            "discount_minor_list": [line.discount_minor for line in lines],
+        }
+        connection.execute(_insert_lines_unnest, {"redemption_id": redemption_id, **columns})
+        return
+    connection.execute(
+        _insert_lines,
+        [
+            {
+                "redemption_id": redemption_id,
+                "line_id": line.line_id,
+                "position": position,
+                "quantity": line.quantity,
+                "points": line.points,
+                "discount_minor": line.discount_minor,
+            }
+            for position, line in enumerate(lines)
+        ],
+    )
 
 
 def find_redemption(connection: Connection, *, program_id: str, order_id: str) -> Redemption | None:
