@@ -36,7 +36,8 @@ REDEMPTION = """INSERT INTO redemptions (redemption_id, program_id, order_id, cu
 points, discount_minor, points_reversed, payment_method, program_version, hold_expires_at,
 created_at, updated_at) VALUES (%s, %s, %s, %s, 'APPLIED', %s, %s, 0, '', 1, NULL, %s, %s)"""
 LINES = """INSERT INTO redemption_lines (redemption_id, line_id, position, quantity, points,
-discount_minor) VALUES """
+discount_minor) SELECT %s, * FROM unnest(%s::text[], %s::int[], %s::bigint[], %s::bigint[],
+%s::bigint[])"""
 DEBITS = """INSERT INTO redemption_debits (redemption_id, bucket_id, points_taken)
 VALUES (%s, %s, %s)"""
 TAKE = "UPDATE buckets SET remaining = buckets.remaining + %s WHERE buckets.bucket_id = %s"
@@ -46,7 +47,8 @@ VALUES (%s, %s, 'REDEMPTION', %s, %s, %s, %s, %s, '', %s, %s)"""
 ANSWER = """UPDATE idempotency_keys SET response = %s
 WHERE program_id = %s AND request_id = %s"""
 
-# The round trips of one apply on PostgreSQL (single-tier program, no holds), in order.
+# The round trips of one apply on PostgreSQL (single-tier program, no holds), in order;
+# the lines go as one INSERT over arrays, like server/store/redemptions.py's.
 APPLY_STATEMENTS = (
     "begin", "claim", "lock", "snapshot",
     "redemption", "lines", "debits", "take", "ledger", "answer", "commit",
@@ -89,12 +91,12 @@ def apply_once(conn: psycopg.Connection, spec: Spec, customer: str, order: str) 
         conn.execute(
             REDEMPTION, (rid, p, order, customer, spec.points, spec.points * 100, now, now)
         )
-        values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * spec.lines)
         share = spec.points // spec.lines
-        params: list[Any] = []
-        for i in range(spec.lines):
-            params += [rid, f"l{i}", i, 1, share, share * 100]
-        conn.execute(LINES + values, params)
+        n = spec.lines
+        conn.execute(
+            LINES, (rid, [f"l{i}" for i in range(n)], list(range(n)), [1] * n, [share] * n,
+                    [share * 100] * n),
+        )  # fmt: skip
         conn.execute(DEBITS, (rid, bucket[0], spec.points))
         conn.cursor().executemany(TAKE, [(-spec.points, bucket[0])])
         conn.execute(

@@ -18,6 +18,8 @@ import grpc
 
 from bench.payloads import APPLY, QUOTE, REVERSE, Templates
 
+CHANNELS = 4
+
 
 @dataclass
 class Spec:
@@ -47,23 +49,28 @@ class Tally:
 
 
 class Generator:
-    def __init__(self, spec: Spec, channel: grpc.aio.Channel) -> None:
+    def __init__(self, spec: Spec, channels: list[grpc.aio.Channel]) -> None:
         self.spec = spec
         self.templates = Templates.build(program_id=spec.program_id, points=spec.points)
-        self.calls = {
-            path: channel.unary_unary(path, request_serializer=None, response_deserializer=None)
-            for path in (QUOTE, APPLY, REVERSE)
-        }
+        # Slot i calls over channel i % n: several TCP connections, so that SO_REUSEPORT
+        # can spread them over the server's worker processes.
+        self.calls = [
+            {
+                path: channel.unary_unary(path, request_serializer=None, response_deserializer=None)
+                for path in (QUOTE, APPLY, REVERSE)
+            }
+            for channel in channels
+        ]
         self.tally = Tally()
         # Wall-clock instants as perf_counter values (monotonic, sub-microsecond).
         offset = time.perf_counter() - time.time()
         self.window_start = spec.start_at + spec.warmup + offset
         self.window_end = self.window_start + spec.duration
 
-    async def call(self, path: str, payload: bytes) -> bool:
+    async def call(self, path: str, payload: bytes, slot: int) -> bool:
         began = time.perf_counter()
         try:
-            await self.calls[path](payload, timeout=30)
+            await self.calls[slot % len(self.calls)][path](payload, timeout=30)
             ok = True
         except grpc.aio.AioRpcError as exc:
             ok = False
@@ -87,7 +94,7 @@ class Generator:
         payloads = [self.templates.quote_for(a) for a in accounts]
         n = 0
         while self.running():
-            await self.call(QUOTE, payloads[n % len(payloads)])
+            await self.call(QUOTE, payloads[n % len(payloads)], slot)
             n += 1
 
     async def apply_loop(self, slot: int) -> None:
@@ -99,7 +106,7 @@ class Generator:
             payload = self.templates.apply_for(
                 customer_id=accounts[n % len(accounts)], order_id=order
             )
-            if await self.call(APPLY, payload):
+            if await self.call(APPLY, payload, slot):
                 self.tally.applied.append(order)
             n += 1
 
@@ -107,7 +114,7 @@ class Generator:
         for order in self.mine(self.spec.orders, slot):
             if not self.running():
                 return
-            await self.call(REVERSE, self.templates.reverse_for(order))
+            await self.call(REVERSE, self.templates.reverse_for(order), slot)
         self.tally.exhausted_at = max(self.tally.exhausted_at, time.perf_counter())
 
     async def mix_loop(self, slot: int) -> None:
@@ -118,14 +125,13 @@ class Generator:
         n = 0
         while self.running():
             customer = accounts[n % len(accounts)]
-            await self.call(QUOTE, self.templates.quote_for(customer))
+            await self.call(QUOTE, self.templates.quote_for(customer), slot)
             order = f"{self.spec.run_id}-{g}-{n}"
-            if await self.call(
-                APPLY, self.templates.apply_for(customer_id=customer, order_id=order)
-            ):
+            payload = self.templates.apply_for(customer_id=customer, order_id=order)
+            if await self.call(APPLY, payload, slot):
                 placed.append(order)
             if n % self.spec.reverse_every == self.spec.reverse_every - 1 and len(placed) > 1:
-                await self.call(REVERSE, self.templates.reverse_for(placed[-2]))
+                await self.call(REVERSE, self.templates.reverse_for(placed[-2]), slot)
             n += 1
 
     def loop(self) -> Callable[[int], Awaitable[None]]:
@@ -147,14 +153,27 @@ async def _cpu_in_window(gen: Generator) -> float:
 
 
 async def run(spec: Spec) -> dict[str, Any]:
-    async with grpc.aio.insecure_channel(spec.target) as channel:
-        await channel.channel_ready()
-        gen = Generator(spec, channel)
-        await asyncio.sleep(max(0.0, spec.start_at - time.time()))
-        loop = gen.loop()
-        cpu_task = asyncio.create_task(_cpu_in_window(gen))
-        await asyncio.gather(*(loop(slot) for slot in range(spec.slots)))
-        cpu = await cpu_task
+    # Separate connections (no shared subchannel), at most 4 per generator process.
+    options = [("grpc.use_local_subchannel_pool", 1)]
+    channels = [
+        grpc.aio.insecure_channel(spec.target, options=options)
+        for _ in range(min(spec.slots, CHANNELS))
+    ]
+    try:
+        for channel in channels:
+            await channel.channel_ready()
+        return await _drive(spec, Generator(spec, channels))
+    finally:
+        for channel in channels:
+            await channel.close()
+
+
+async def _drive(spec: Spec, gen: Generator) -> dict[str, Any]:
+    await asyncio.sleep(max(0.0, spec.start_at - time.time()))
+    loop = gen.loop()
+    cpu_task = asyncio.create_task(_cpu_in_window(gen))
+    await asyncio.gather(*(loop(slot) for slot in range(spec.slots)))
+    cpu = await cpu_task
     t = gen.tally
     active = spec.duration
     if t.exhausted_at:
