@@ -46,7 +46,7 @@ def parse(argv: list[str]) -> tuple[Options, bool]:
     p.add_argument("--clients", type=int, default=2, help="generator processes at most")
     p.add_argument("--duration", type=float, default=5.0, help="seconds measured per cell")
     p.add_argument("--warmup", type=float, default=1.0)
-    p.add_argument("--pool-size", type=int, default=16, help="the server's --db-pool-size")
+    p.add_argument("--pool-size", type=int, default=8, help="the server's --db-pool-size")
     p.add_argument("--program", default="denco")
     p.add_argument(
         "--postgres-url",
