@@ -33,7 +33,7 @@ def parse(argv: list[str]) -> tuple[Options, bool]:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument(
-        "--quick", action="store_true", help="a small run: c=1,16, 1 s cells, scale 1k/10k"
+        "--quick", action="store_true", help="a small run: c=1,16, 1 s cells, scale 1k/5k"
     )
     p.add_argument("--backends", type=_names, default=["sqlite", "postgres"])
     p.add_argument("--workloads", type=_names, default=WORKLOADS, help=",".join(WORKLOADS))
@@ -58,8 +58,8 @@ def parse(argv: list[str]) -> tuple[Options, bool]:
     p.add_argument("--keep", action="store_true", help="keep the PostgreSQL databases")
     args = p.parse_args(argv)
     if args.quick:
-        args.concurrency, args.workers = [1, 8, 16], [1]
-        args.scale, args.scale_concurrency = [1_000, 10_000], [1]
+        args.concurrency, args.workers = [1, 16], [1]
+        args.scale, args.scale_concurrency = [1_000, 5_000], [1]
         args.duration, args.warmup = 1.0, 0.3
     options = Options(
         backends=args.backends, workloads=args.workloads, concurrency=args.concurrency,

@@ -9,7 +9,7 @@ from typing import Any
 
 from bench.processes import ROOT, cpu_delta, cpu_seconds, postgres_cpu
 
-START_DELAY = 1.5  # seconds for the generator processes to import gRPC and connect
+START_DELAY = 1.0  # seconds for the generator processes to import gRPC and connect
 
 
 @dataclass
@@ -31,6 +31,7 @@ class Cell:
     gen_cpu_ms: float  # per request: the load generator processes
     gen_cores: float  # the generator's CPU over the window, in cores
     error_sample: str = ""
+    beside: str = ""  # a baseline cell: the cell it was measured right before, as its ceiling
     applied: list[str] = field(default_factory=list, repr=False)
 
     def row(self) -> dict[str, Any]:

@@ -13,8 +13,9 @@ _HEADER = (
 
 def _row(c: Row) -> str:
     errors = ", ".join(f"{k} {v}" for k, v in sorted(c["errors"].items())) or ""
+    target = c["target"] + (f" (beside {c['beside']})" if c.get("beside") else "")
     return (
-        f"| {c['target']} | {c['workers'] or '–'} | {c['workload']} | {c['concurrency']} "
+        f"| {target} | {c['workers'] or '–'} | {c['workload']} | {c['concurrency']} "
         f"| {c['rps']:,.0f} | {c['p50_ms']:.2f} | {c['p90_ms']:.2f} | {c['p99_ms']:.2f} "
         f"| {c['server_cpu_ms']:.3f} | {c['db_cpu_ms']:.3f} "
         f"| {c['gen_cpu_ms']:.3f} ({c['gen_cores']:.2f}) | {errors} |"
@@ -32,11 +33,11 @@ def _find(cells: list[Row], **want: Any) -> Row | None:
 def targets(cells: list[Row]) -> list[tuple[str, str, bool | None]]:
     """(what, measured, met) for each target of issue 7 that this run has the cells for."""
     out: list[tuple[str, str, bool | None]] = []
-    echo8, echo1 = (
-        _find(cells, target="echo", concurrency=8),
-        _find(cells, target="echo", concurrency=1),
-    )
     for backend in ("sqlite", "postgres"):
+        # Each ratio uses the baseline cell measured right before the cell it is compared with.
+        beside = f"{backend} 1w quote"
+        echo8 = _find(cells, target="echo", concurrency=8, beside=beside)
+        echo1 = _find(cells, target="echo", concurrency=1, beside=beside)
         q8 = _find(cells, target=backend, workers=1, workload="quote", concurrency=8)
         if q8 and echo8:
             ratio = q8["rps"] / echo8["rps"]
@@ -49,7 +50,7 @@ def targets(cells: list[Row]) -> list[tuple[str, str, bool | None]]:
             out.append((f"{backend} quote c1 p50 ≤ 2 × echo's p50", f"{ratio:.2f} ×", ratio <= 2))
     for workers in (1, 2):
         a16 = _find(cells, target="postgres", workers=workers, workload="apply", concurrency=16)
-        bare = _find(cells, target="psycopg", concurrency=16)
+        bare = _find(cells, target="psycopg", concurrency=16, beside=f"postgres {workers}w apply")
         if a16:
             out.append(
                 (

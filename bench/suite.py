@@ -1,5 +1,6 @@
 """A whole run: baselines, then every workload × concurrency on each backend, then scale."""
 
+import contextlib
 import json
 import time
 import uuid
@@ -50,6 +51,8 @@ class Suite:
         self.sources = sorted(load_program(PROGRAMS / f"{options.program}.toml").sources)
         self.points = 0
         self.database: str | None = None  # the PostgreSQL database in use, for its CPU
+        self.echo_server: Server | None = None
+        self.bare_accounts: list[str] = []
         options.out.mkdir(parents=True, exist_ok=True)
         self.log = options.out / "servers.log"
 
@@ -77,6 +80,7 @@ class Suite:
         concurrency: int,
         accounts: list[str],
         orders: list[str] | None = None,
+        beside: str = "",
     ) -> Cell:
         specs = [
             {
@@ -102,7 +106,9 @@ class Suite:
                 output=self.o.out / "profiles" / name,
             )
         try:
-            return self._grpc_measure(server, target, workers, workload, concurrency, specs)
+            cell = self._grpc_measure(server, target, workers, workload, concurrency, specs)
+            cell.beside = beside
+            return self.record(cell)
         finally:
             if spy is not None:
                 spy.wait()
@@ -116,19 +122,17 @@ class Suite:
         concurrency: int,
         specs: list[dict[str, Any]],
     ) -> Cell:
-        return self.record(
-            measure(
-                target=target,
-                workers=workers,
-                workload=workload,
-                concurrency=concurrency,
-                specs=specs,
-                module="bench.load",
-                server_pids=[server.pid],
-                warmup=self.o.warmup,
-                duration=self.o.duration,
-                database=self.database,
-            )
+        return measure(
+            target=target,
+            workers=workers,
+            workload=workload,
+            concurrency=concurrency,
+            specs=specs,
+            module="bench.load",
+            server_pids=[server.pid],
+            warmup=self.o.warmup,
+            duration=self.o.duration,
+            database=self.database,
         )
 
     def find_points(self, server: Server, customer: str) -> int:
@@ -143,45 +147,43 @@ class Suite:
 
     # -- the baselines --------------------------------------------------------------------
 
-    def echo(self) -> None:
-        self.say("echo server (grpc.aio, same request, empty answer)")
-        server = Server.echo(log_path=self.log).start()
-        try:
-            for c in self.o.concurrency:
-                self.grpc_cell(
-                    server, target="echo", workers=1, workload="echo", concurrency=c,
-                    accounts=["echo"],
-                )  # fmt: skip
-        finally:
-            server.stop()
+    def echo(self, concurrency: int, *, beside: str) -> None:
+        """One echo cell, measured right before the cell it is the ceiling for."""
+        assert self.echo_server is not None
+        self.grpc_cell(
+            self.echo_server, target="echo", workers=1, workload="echo", concurrency=concurrency,
+            accounts=["echo"], beside=beside,
+        )  # fmt: skip
 
-    def bare(self, url: str, concurrencies: list[int]) -> None:
-        self.say("bare psycopg apply transaction")
-        count = max(concurrencies) * 4
+    def seed_bare(self, url: str) -> None:
+        count = max(self.o.concurrency) * 4
         seed.seed(url, program_id=self.o.program, sources=self.sources, prefix="bare-", count=count)
-        accounts = seed.customer_ids("bare-", count)
-        for c in concurrencies:
-            specs = [
-                {
-                    "url": url,
-                    "program_id": self.o.program,
-                    "accounts": accounts,
-                    "threads": slots,
-                    "slot_offset": offset,
-                    "total_slots": c,
-                    "points": 100,
-                    "lines": 20,
-                    "run_id": f"{self.run_id}-bare-{c}",
-                }
-                for slots, offset in split(c, self.o.clients)
-            ]
-            self.record(
-                measure(
-                    target="psycopg", workers=0, workload="apply", concurrency=c, specs=specs,
-                    module="bench.bare", server_pids=[], warmup=self.o.warmup,
-                    duration=self.o.duration, database=self.database,
-                )
-            )  # fmt: skip
+        self.bare_accounts = seed.customer_ids("bare-", count)
+
+    def bare(self, url: str, c: int, *, beside: str) -> None:
+        """One bare psycopg cell, measured right before the apply cell it is the ceiling for."""
+        accounts = self.bare_accounts
+        specs = [
+            {
+                "url": url,
+                "program_id": self.o.program,
+                "accounts": accounts,
+                "threads": slots,
+                "slot_offset": offset,
+                "total_slots": c,
+                "points": 100,
+                "lines": 20,
+                "run_id": f"{self.run_id}-bare-{c}",
+            }
+            for slots, offset in split(c, self.o.clients)
+        ]
+        cell = measure(
+            target="psycopg", workers=0, workload="apply", concurrency=c, specs=specs,
+            module="bench.bare", server_pids=[], warmup=self.o.warmup,
+            duration=self.o.duration, database=self.database,
+        )  # fmt: skip
+        cell.beside = beside
+        self.record(cell)
 
     # -- the service ------------------------------------------------------------------------
 
@@ -212,6 +214,11 @@ class Suite:
                             concurrency=c, accounts=accounts, orders=share,
                         )  # fmt: skip
                         continue
+                    label = f"{target} {workers}w {workload}"
+                    if workload == "quote" and self.echo_server is not None and workers == 1:
+                        self.echo(c, beside=label)
+                    if workload == "apply" and target == "postgres" and c > 1:
+                        self.bare(url, c, beside=label)
                     who = [hot + "0"] if workload == "apply-hot" else accounts
                     cell = self.grpc_cell(
                         server, target=target, workers=workers, workload=workload,
@@ -223,43 +230,53 @@ class Suite:
             server.stop()
 
     def scale(self) -> None:
-        """The same quote and apply at each account count: flat means the indexes do their job."""
-        for n in self.o.scale:
-            label = f"postgres-{n}"
-            self.say(
-                f"scale: loading {n} accounts (20 buckets, 20 ledger entries, a redemption each)"
-            )
-            with fresh_postgres(self.o.postgres_url, keep=self.o.keep) as url:
-                self.database = url.rpartition("/")[2]
+        """The same quote and apply at each account count: flat means the indexes do their job.
+
+        Every database is loaded first and served at once, and the cells alternate between
+        them (1k, 1M, 1k, 1M ...), so that the machine's drift hits both alike.
+        """
+        with contextlib.ExitStack() as stack:
+            served = []
+            for n in self.o.scale:
+                url = stack.enter_context(fresh_postgres(self.o.postgres_url, keep=self.o.keep))
                 migrate(url, log_path=self.log)
+                self.say(f"scale: loading {n} accounts (20 buckets and ledger entries, history)")
                 began = time.monotonic()
                 seed.seed(
                     url, program_id=self.o.program, sources=self.sources, prefix="s-",
                     count=n, history=True,
                 )  # fmt: skip
                 self.say(f"scale: loaded in {time.monotonic() - began:.0f} s")
-                # Spread the measured accounts over the whole key range.
-                step = max(1, n // 1000)
+                step = max(1, n // 1000)  # the measured accounts spread over the key range
                 accounts = [f"s-{i}" for i in range(0, n, step)][:1000]
                 server = Server.loyalty(
                     url, workers=1, pool_size=self.o.pool_size, log_path=self.log
                 ).start()
-                try:
-                    self.points = self.find_points(server, accounts[0])
-                    for workload in ("quote", "apply"):
-                        for c in self.o.scale_concurrency:
-                            self.grpc_cell(
-                                server, target=label, workers=1, workload=workload,
-                                concurrency=c, accounts=accounts,
-                            )  # fmt: skip
-                finally:
-                    server.stop()
+                stack.callback(server.stop)
+                served.append((f"postgres-{n}", url, accounts, server))
+            for workload in ("quote", "apply"):
+                for c in self.o.scale_concurrency:
+                    for label, url, accounts, server in served:
+                        self.database = url.rpartition("/")[2]
+                        self.points = self.find_points(server, accounts[0])
+                        self.grpc_cell(
+                            server, target=label, workers=1, workload=workload,
+                            concurrency=c, accounts=accounts,
+                        )  # fmt: skip
+            for label, url, accounts, server in served:
+                server.stop()
                 self.explains[label] = explain_hot_queries(
                     url, program_id=self.o.program, customer_id=accounts[len(accounts) // 2]
                 )
 
     def run(self) -> None:
-        self.echo()
+        self.echo_server = Server.echo(log_path=self.log).start()
+        try:
+            self._run()
+        finally:
+            self.echo_server.stop()
+
+    def _run(self) -> None:
         for backend in self.o.backends:
             if backend == "sqlite":
                 self.database = None
@@ -272,8 +289,7 @@ class Suite:
                 with fresh_postgres(self.o.postgres_url, keep=self.o.keep) as url:
                     self.database = url.rpartition("/")[2]
                     migrate(url, log_path=self.log)
-                    if workers == self.o.workers[0]:
-                        self.bare(url, sorted({c for c in self.o.concurrency if c > 1} | {16}))
+                    self.seed_bare(url)
                     self.service(url, target="postgres", workers=workers)
         if self.o.scale:
             self.scale()
