@@ -27,7 +27,8 @@ class Cell:
     p99_ms: float
     errors: dict[str, int]
     server_cpu_ms: float  # per request: the server process(es)
-    db_cpu_ms: float  # per request: PostgreSQL's backends on this database and its background
+    db_cpu_ms: float  # per request: PostgreSQL's processes working for the bench database
+    db_shared_cpu_ms: float  # per request: PostgreSQL's shared background (WAL writer ...)
     gen_cpu_ms: float  # per request: the load generator processes
     gen_cores: float  # the generator's CPU over the window, in cores
     error_sample: str = ""
@@ -78,8 +79,10 @@ def measure(
         procs.append(proc)
     time.sleep(max(0.0, start_at + warmup - time.time()))
     server0, db0 = cpu_seconds(server_pids), postgres_cpu(database) if database else {}
+    shared0 = postgres_cpu(None) if database else {}
     time.sleep(max(0.0, start_at + warmup + duration - time.time()))
     server1, db1 = cpu_seconds(server_pids), postgres_cpu(database) if database else {}
+    shared1 = postgres_cpu(None) if database else {}
     results = []
     for proc in procs:
         assert proc.stdout is not None
@@ -109,6 +112,7 @@ def measure(
         errors=errors,
         server_cpu_ms=round((server1 - server0) * 1000 / per, 3),
         db_cpu_ms=round(cpu_delta(db0, db1) * 1000 / per, 3),
+        db_shared_cpu_ms=round(cpu_delta(shared0, shared1) * 1000 / per, 3),
         gen_cpu_ms=round(gen_cpu * 1000 / per, 3),
         gen_cores=round(gen_cpu / duration, 2),
         error_sample=next((r["error_sample"] for r in results if r["error_sample"]), ""),

@@ -39,17 +39,21 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
-def postgres_cpu(database: str | None = None) -> dict[int, float]:
-    """CPU so far of PostgreSQL's processes: the backends serving `database` and the shared
-    background ones (WAL writer, checkpointer ...); other databases' backends are left out,
-    since other work on this machine may use the same server. `cpu_delta` subtracts two."""
+def postgres_cpu(database: str | None) -> dict[int, float]:
+    """CPU so far of PostgreSQL's processes working for `database` (its backends and its
+    autovacuum workers), or with None of the shared background ones (WAL writer,
+    checkpointer ...), which also work for anything else on this server; other databases'
+    processes are left out. `cpu_delta` subtracts two samples."""
     seen = {}
     for proc in psutil.process_iter(["name", "cmdline"]):
         if proc.info["name"] != "postgres":
             continue
         title = " ".join(proc.info["cmdline"] or ())
-        is_backend = "(" in title or "[local]" in title
-        if is_backend and (database is None or f" {database} " not in title):
+        per_database = "(" in title or "[local]" in title or "autovacuum worker" in title
+        if database is None:
+            if per_database:
+                continue
+        elif not per_database or f" {database}" not in title:
             continue
         try:
             times = proc.cpu_times()

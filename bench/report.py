@@ -6,7 +6,8 @@ Row = dict[str, Any]
 
 _HEADER = (
     "| target | workers | workload | conc. | req/s | p50 ms | p90 ms | p99 ms "
-    "| server CPU ms/req | PostgreSQL CPU ms/req | generator CPU ms/req (cores) | errors |\n"
+    "| server CPU ms/req | PostgreSQL CPU ms/req: database + shared | generator CPU ms/req (cores) "
+    "| errors |\n"
     "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
 )
 
@@ -17,7 +18,7 @@ def _row(c: Row) -> str:
     return (
         f"| {target} | {c['workers'] or '–'} | {c['workload']} | {c['concurrency']} "
         f"| {c['rps']:,.0f} | {c['p50_ms']:.2f} | {c['p90_ms']:.2f} | {c['p99_ms']:.2f} "
-        f"| {c['server_cpu_ms']:.3f} | {c['db_cpu_ms']:.3f} "
+        f"| {c['server_cpu_ms']:.3f} | {c['db_cpu_ms']:.3f} + {c.get('db_shared_cpu_ms', 0):.3f} "
         f"| {c['gen_cpu_ms']:.3f} ({c['gen_cores']:.2f}) | {errors} |"
     )
 

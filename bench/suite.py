@@ -65,7 +65,7 @@ class Suite:
         self.say(
             f"{cell.target:>12} w={cell.workers} {cell.workload:<10} c={cell.concurrency:<3}"
             f" {cell.rps:>8.1f}/s p50={cell.p50_ms:.2f} p99={cell.p99_ms:.2f} ms"
-            f" server={cell.server_cpu_ms:.3f} db={cell.db_cpu_ms:.3f}"
+            f" server={cell.server_cpu_ms:.3f} db={cell.db_cpu_ms:.3f}+{cell.db_shared_cpu_ms:.3f}"
             f" gen={cell.gen_cpu_ms:.3f} ms/req ({cell.gen_cores} cores){errors}"
         )
         return cell
