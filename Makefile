@@ -6,8 +6,9 @@ PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 GEN_PY := clients/python/src
 
-.PHONY: install run test test-unit test-integration test-e2e bench lint protos buf-lint \
-	buf-breaking check-config clean clients check-generated node-deps node-build go-vendor go-build
+.PHONY: install run test test-unit test-integration test-e2e bench bench-pricing lint protos \
+	buf-lint buf-breaking check-config clean clients check-generated node-deps node-build go-vendor \
+	go-build
 
 install: $(STAMP)
 
@@ -32,7 +33,13 @@ test-integration: install
 test-e2e: install
 	$(BIN)/pytest -q tests/e2e
 
+# The service under load next to its baselines (bench/); QUICK=1 for a run within two minutes,
+# BENCH_ARGS for any other option of `python -m bench --help`.
 bench: install
+	$(PY) -m bench $(if $(QUICK),--quick) $(BENCH_ARGS)
+
+# The pricing core alone (pytest-benchmark).
+bench-pricing: install
 	$(BIN)/pytest -q tests/bench --benchmark-enable --benchmark-only
 
 lint: install buf-lint buf-breaking

@@ -123,17 +123,36 @@ def validate_cart(cart: Cart, *, field: str = "cart") -> list[Violation]:
     seen: set[str] = set()
     total = cart.delivery_minor
     for index, line in enumerate(cart.lines):
-        path = f"{field}.lines[{index}]"
-        violations += _validate_line(line, path=path)
+        if not _is_clean(line):  # field paths are built only for a line with something to say
+            violations += _validate_line(line, path=f"{field}.lines[{index}]")
         # A line_id already reported (too long) is not reported again as a duplicate.
         if line.line_id and len(line.line_id) <= MAX_STRING and line.line_id in seen:
-            violations.append(Violation(f"{path}.line_id", f"duplicate line_id {line.line_id!r}"))
+            violations.append(
+                Violation(f"{field}.lines[{index}].line_id", f"duplicate line_id {line.line_id!r}")
+            )
         seen.add(line.line_id)
         if _has_valid_factors(line) and line.gross_minor <= INT64_MAX:
             total += line.gross_minor
     if total > INT64_MAX:
         violations.append(Violation(f"{field}.lines", "the cart's total overflows int64"))
     return violations
+
+
+def _is_clean(line: CartLine) -> bool:
+    """True exactly when `_validate_line` finds nothing (the common case, checked cheaply)."""
+    return (
+        0 < len(line.line_id) <= MAX_STRING
+        and len(line.sku) <= MAX_STRING
+        and len(line.category) <= MAX_STRING
+        and len(line.brand) <= MAX_STRING
+        and all(len(tag) <= MAX_STRING for tag in line.tags)
+        and line.quantity > 0
+        and line.unit_price_minor >= 0
+        and line.discount_minor >= 0
+        and line.promo_discount_minor >= 0
+        and line.gross_minor <= INT64_MAX
+        and line.discount_minor + line.promo_discount_minor <= line.gross_minor
+    )
 
 
 def _validate_line(line: CartLine, *, path: str) -> list[Violation]:

@@ -22,7 +22,7 @@ class Config:
     programs: Path = SHIPPED_PROGRAMS
     allow_clock_override: bool = False
     workers: int = 1
-    db_pool_size: int = 16
+    db_pool_size: int = 8
     db_lock_timeout: float = 5.0
     grace_seconds: float = 5.0
     health_interval_seconds: float = 1.0
@@ -140,7 +140,7 @@ def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     p.add_argument(
         "--db-pool-size",
         type=_positive_int,
-        default=int(env.get("LOYALTY_DB_POOL_SIZE", "16")),
+        default=int(env.get("LOYALTY_DB_POOL_SIZE", "8")),
         help="database connections (and worker threads) per process "
         "[LOYALTY_DB_POOL_SIZE, default %(default)s]",
     )

@@ -2,6 +2,7 @@
 
 import base64
 import hashlib
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 from google.protobuf.message import Message
@@ -104,6 +105,12 @@ class Fields:
             )
         cart = Cart(message.currency, tuple(lines), message.delivery_minor, message.promo_code)
         self.violations += validate_cart(cart, field=field)
+        if any("\x00" in text for text in _cart_texts(message)):
+            self._nul_in_cart(message, field)
+        return cart
+
+    def _nul_in_cart(self, message: cart_pb2.Cart, field: str) -> None:
+        """Name each text holding a NUL (rare: only then are the field paths built)."""
         texts = [
             (f"{field}.currency", message.currency),
             (f"{field}.promo_code", message.promo_code),
@@ -114,7 +121,6 @@ class Fields:
             texts += [(f"{path}.tags[{i}]", tag) for i, tag in enumerate(line.tags)]
         reported = {v.field for v in self.violations}
         self.violations += _nul_violations([t for t in texts if t[0] not in reported])
-        return cart
 
     def optional_instant(self, owner: Message, field: str) -> datetime | None:
         try:
@@ -154,6 +160,17 @@ def optional_instant(owner: Message, field: str) -> datetime | None:
     if not owner.HasField(field):
         return None
     return instant(getattr(owner, field), field)
+
+
+def _cart_texts(message: cart_pb2.Cart) -> Iterator[str]:
+    yield message.currency
+    yield message.promo_code
+    for line in message.lines:
+        yield line.line_id
+        yield line.sku
+        yield line.category
+        yield line.brand
+        yield from line.tags
 
 
 def _nul_violations(texts: list[tuple[str, str]]) -> list[Violation]:

@@ -14,9 +14,10 @@ from sqlalchemy import Connection
 from pricing.buckets import Bucket, balance_by_source, settle_matured, spendable
 from pricing.holds import Hold, Release, lapse_order, release, with_lapsed_holds
 from server.store import buckets as bucket_store
-from server.store.accounts import lock_account, read_debt, set_debt
+from server.store.accounts import lock_account, set_debt
 from server.store.ledger import LedgerEntry, append
 from server.store.redemptions import account_holds, record_release
+from server.store.snapshot import Snapshot, snapshot
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class AccountState:
     debt: int
     holds: list[Hold]  # live holds only: those lapsed by `now` are already given back
     now: datetime
+    order_taken: bool = False  # the order `locked_state` was asked about has a redemption
 
     def spendable(self) -> list[Bucket]:
         return spendable(self.buckets, self.now)
@@ -48,20 +50,33 @@ class AccountState:
 
 
 def locked_state(
-    connection: Connection, *, program_id: str, customer_id: str, now: datetime
+    connection: Connection,
+    *,
+    program_id: str,
+    customer_id: str,
+    now: datetime,
+    order_id: str = "",
 ) -> AccountState:
-    """Lock the account row (creating it if missing), then write down lapses and settlements."""
+    """Lock the account row (creating it if missing), then write down lapses and settlements.
+
+    `order_id`, when given, is looked up under the lock with the rest (`order_taken`).
+    """
     debt = lock_account(connection, program_id=program_id, customer_id=customer_id, now=now)
-    holds = account_holds(connection, program_id=program_id, customer_id=customer_id)
-    for hold in lapse_order(holds):
-        if hold.lapsed_at(now):
-            debt -= write_release(
-                connection, hold, program_id=program_id, customer_id=customer_id, state="EXPIRED",
-                at=hold.deadline, now=now, request_id=None, debt=debt,
-            ).to_debt  # fmt: skip
-    found = bucket_store.account_buckets(
-        connection, program_id=program_id, customer_id=customer_id, now=now
+    seen = snapshot(
+        connection, program_id=program_id, customer_id=customer_id, now=now, order_id=order_id
     )
+    found = seen.buckets
+    holds = _holds(connection, seen, program_id=program_id, customer_id=customer_id)
+    lapsed = [hold for hold in lapse_order(holds) if hold.lapsed_at(now)]
+    for hold in lapsed:
+        debt -= write_release(
+            connection, hold, program_id=program_id, customer_id=customer_id, state="EXPIRED",
+            at=hold.deadline, now=now, request_id=None, debt=debt,
+        ).to_debt  # fmt: skip
+    if lapsed:  # the points came back into their buckets: read them again
+        found = bucket_store.account_buckets(
+            connection, program_id=program_id, customer_id=customer_id, now=now
+        )
     settlement = settle_matured(found, debt=debt, now=now)
     if settlement.settled:
         bucket_store.write_settlement(connection, settlement)
@@ -74,7 +89,13 @@ def locked_state(
             )
     live = [hold for hold in holds if not hold.lapsed_at(now)]
     return AccountState(
-        program_id, customer_id, settlement.apply(found), settlement.debt, live, now
+        program_id,
+        customer_id,
+        settlement.apply(found),
+        settlement.debt,
+        live,
+        now,
+        order_taken=seen.order_taken,
     )
 
 
@@ -82,11 +103,9 @@ def read_state(
     connection: Connection, *, program_id: str, customer_id: str, now: datetime
 ) -> AccountState:
     """The same view as `locked_state`, without locking or writing anything."""
-    debt = read_debt(connection, program_id=program_id, customer_id=customer_id)
-    holds = account_holds(connection, program_id=program_id, customer_id=customer_id)
-    found = bucket_store.account_buckets(
-        connection, program_id=program_id, customer_id=customer_id, now=now
-    )
+    seen = snapshot(connection, program_id=program_id, customer_id=customer_id, now=now)
+    debt, found = seen.debt, seen.buckets
+    holds = _holds(connection, seen, program_id=program_id, customer_id=customer_id)
     lapsed = [hold for hold in holds if hold.lapsed_at(now)]
     if lapsed:
         # Buckets a lapsed hold drained to zero are not among `found`; fetch them too.
@@ -99,6 +118,14 @@ def read_state(
     return AccountState(
         program_id, customer_id, settlement.apply(found), settlement.debt, live, now
     )
+
+
+def _holds(
+    connection: Connection, seen: Snapshot, *, program_id: str, customer_id: str
+) -> list[Hold]:
+    if not seen.has_holds:
+        return []
+    return account_holds(connection, program_id=program_id, customer_id=customer_id)
 
 
 def write_release(

@@ -17,7 +17,7 @@ from server.service import commands
 from server.service.account_state import locked_state
 from server.service.deps import Deps
 from server.service.idempotent import run_once
-from server.service.tiers import current_tier
+from server.service.tiers import pricing_tier
 from server.store import buckets as bucket_store
 from server.store.accounts import set_debt
 from server.store.accruals import Accrual, AccrualLine, add_accrual, find_accrual
@@ -60,7 +60,7 @@ def accrue_order(
                 for line in redemption.lines
             }
         # The rate is the tier's in force at the call (SPEC §5).
-        tier = current_tier(connection, program, customer_id=customer, now=now).tier
+        tier = pricing_tier(connection, program, customer_id=customer, now=now)
         plan = plan_accrual(
             program,
             cart=command.cart,

@@ -16,14 +16,13 @@ from server.service import commands
 from server.service.account_state import locked_state
 from server.service.deps import Deps
 from server.service.idempotent import run_once
-from server.service.tiers import current_tier
+from server.service.tiers import pricing_tier
 from server.store import buckets as bucket_store
 from server.store.ledger import LedgerEntry, append
 from server.store.redemptions import (
     Redemption,
     RedemptionLine,
     add_redemption,
-    order_has_redemption,
 )
 
 APPLIED = "APPLIED"
@@ -51,18 +50,22 @@ def apply_redemption(
     def effect(connection: Connection) -> ApplyResult:
         # The order of checks is SPEC §7's: currency, then the order, then the amounts.
         check_currency(program, command.cart)
+        # The order is looked up under the lock: a concurrent apply for it may just have committed.
         state = locked_state(
-            connection, program_id=program.id, customer_id=command.customer_id, now=now
+            connection,
+            program_id=program.id,
+            customer_id=command.customer_id,
+            now=now,
+            order_id=command.order_id,
         )
-        # Looked up under the lock: a concurrent apply for this order may just have committed.
-        if order_has_redemption(connection, program_id=program.id, order_id=command.order_id):
+        if state.order_taken:
             raise OrderAlreadyRedeemed(command.order_id)
         buckets = state.spendable()
-        status = current_tier(connection, program, customer_id=command.customer_id, now=now)
+        tier = pricing_tier(connection, program, customer_id=command.customer_id, now=now)
         plan = plan_redemption(
             program,
             cart=command.cart,
-            tier=status.tier,
+            tier=tier,
             payment_method=command.payment_method,
             points=command.points,
             buckets=buckets,

@@ -8,7 +8,7 @@ from pricing.quote import Quote, check_currency, quote
 from server.service import commands
 from server.service.account_state import read_state
 from server.service.deps import Deps
-from server.service.tiers import current_tier
+from server.service.tiers import pricing_tier
 
 
 def quote_redemption(deps: Deps, command: commands.QuoteRedemption, *, now: datetime) -> Quote:
@@ -19,11 +19,11 @@ def quote_redemption(deps: Deps, command: commands.QuoteRedemption, *, now: date
         state = read_state(
             connection, program_id=program.id, customer_id=command.customer_id, now=now
         )
-        status = current_tier(connection, program, customer_id=command.customer_id, now=now)
+        tier = pricing_tier(connection, program, customer_id=command.customer_id, now=now)
         return quote(
             program,
             cart=command.cart,
-            tier=status.tier,
+            tier=tier,
             payment_method=command.payment_method,
             buckets=state.spendable(),
             now=now,

@@ -4,7 +4,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
 
-from pricing.program import Program
+from pricing.program import Program, Tier
 from pricing.tiers import TierStatus, tier_status
 from server.store.accruals import qualifying_orders
 
@@ -19,3 +19,12 @@ def current_tier(
         connection, program_id=program.id, customer_id=customer_id, since=since, until=now
     )
     return tier_status(program, history, now=now)
+
+
+def pricing_tier(
+    connection: Connection, program: Program, *, customer_id: str, now: datetime
+) -> Tier:
+    """The tier that prices a call; with a single tier there is nothing to look up."""
+    if len(program.tiers) == 1:
+        return program.tiers[0]
+    return current_tier(connection, program, customer_id=customer_id, now=now).tier

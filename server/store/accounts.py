@@ -2,46 +2,47 @@
 
 from datetime import datetime
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, update
 
 from server.store.schema import accounts
-from server.store.upsert import insert_for
+from server.store.upsert import PerDialect
+
+_a = accounts.c
+
+# One statement creates the account if missing and locks its row: the upsert's DO UPDATE
+# takes the row lock on PostgreSQL (SQLite's BEGIN IMMEDIATE already serializes writers).
+_lock = PerDialect(
+    lambda insert: (
+        insert(accounts)
+        .values(
+            program_id=bindparam("program_id"),
+            customer_id=bindparam("customer_id"),
+            created_at=bindparam("created_at"),
+        )
+        .on_conflict_do_update(
+            index_elements=[_a.program_id, _a.customer_id], set_={"version": _a.version + 1}
+        )
+        .returning(_a.debt_points)
+    )
+)
+_set_debt = (
+    update(accounts)
+    .where(_a.program_id == bindparam("p_id"), _a.customer_id == bindparam("c_id"))
+    .values(debt_points=bindparam("debt_points"))
+)
 
 
 def lock_account(
     connection: Connection, *, program_id: str, customer_id: str, now: datetime
 ) -> int:
-    """Create the account if missing and lock its row until commit; returns its debt.
-
-    One statement does both: the upsert's DO UPDATE takes the row lock on
-    PostgreSQL (SQLite's BEGIN IMMEDIATE already serializes writers).
-    """
-    statement = (
-        insert_for(connection, accounts)
-        .values(program_id=program_id, customer_id=customer_id, created_at=now)
-        .on_conflict_do_update(
-            index_elements=[accounts.c.program_id, accounts.c.customer_id],
-            set_={"version": accounts.c.version + 1},
-        )
-        .returning(accounts.c.debt_points)
-    )
-    return int(connection.execute(statement).scalar_one())
-
-
-def read_debt(connection: Connection, *, program_id: str, customer_id: str) -> int:
-    debt = connection.execute(
-        select(accounts.c.debt_points).where(
-            accounts.c.program_id == program_id, accounts.c.customer_id == customer_id
-        )
-    ).scalar_one_or_none()
-    return int(debt or 0)
+    """Create the account if missing and lock its row until commit; returns its debt."""
+    params = {"program_id": program_id, "customer_id": customer_id, "created_at": now}
+    return int(connection.execute(_lock(connection), params).scalar_one())
 
 
 def set_debt(
     connection: Connection, *, program_id: str, customer_id: str, debt_points: int
 ) -> None:
     connection.execute(
-        update(accounts)
-        .where(accounts.c.program_id == program_id, accounts.c.customer_id == customer_id)
-        .values(debt_points=debt_points)
+        _set_debt, {"p_id": program_id, "c_id": customer_id, "debt_points": debt_points}
     )

@@ -84,23 +84,10 @@ def add_accrual(connection: Connection, accrual: Accrual) -> None:
 
 
 def find_accrual(connection: Connection, *, program_id: str, order_id: str) -> Accrual | None:
-    a = accruals.c
-    row = connection.execute(
-        select(accruals).where(a.program_id == program_id, a.order_id == order_id)
-    ).first()
+    row = connection.execute(_by_order, {"program_id": program_id, "order_id": order_id}).first()
     if row is None:
         return None
-    lines = connection.execute(
-        select(
-            accrual_lines.c.line_id,
-            accrual_lines.c.quantity,
-            accrual_lines.c.base_minor,
-            accrual_lines.c.points,
-            accrual_lines.c.returned_units,
-        )
-        .where(accrual_lines.c.accrual_id == row.accrual_id)
-        .order_by(accrual_lines.c.position)
-    )
+    lines = connection.execute(_lines_of, {"accrual_id": row.accrual_id})
     return Accrual(
         accrual_id=row.accrual_id,
         program_id=row.program_id,
@@ -118,7 +105,7 @@ def find_accrual(connection: Connection, *, program_id: str, order_id: str) -> A
         available_at=row.available_at,
         expires_at=row.expires_at,
         created_at=row.created_at,
-        lines=tuple(AccrualLine(*line._tuple()) for line in lines),
+        lines=tuple(AccrualLine(*line) for line in lines),
     )
 
 
@@ -156,17 +143,35 @@ def record_accrual_return(
         )
 
 
+_a = accruals.c
+_qualifying = select(_a.available_at, _a.base_minor - _a.base_returned_minor).where(
+    _a.program_id == bindparam("program_id"),
+    _a.customer_id == bindparam("customer_id"),
+    _a.available_at >= bindparam("since"),
+    _a.available_at <= bindparam("until"),
+)
+_by_order = select(accruals).where(
+    _a.program_id == bindparam("program_id"), _a.order_id == bindparam("order_id")
+)
+_lines_of = (
+    select(
+        accrual_lines.c.line_id,
+        accrual_lines.c.quantity,
+        accrual_lines.c.base_minor,
+        accrual_lines.c.points,
+        accrual_lines.c.returned_units,
+    )
+    .where(accrual_lines.c.accrual_id == bindparam("accrual_id"))
+    .order_by(accrual_lines.c.position)
+)
+
+
 def qualifying_orders(
     connection: Connection, *, program_id: str, customer_id: str, since: datetime, until: datetime
 ) -> list[QualifyingOrder]:
     """Accruals that matured in [since, until], with the amount they still count for."""
-    a = accruals.c
     rows = connection.execute(
-        select(a.available_at, a.base_minor - a.base_returned_minor).where(
-            a.program_id == program_id,
-            a.customer_id == customer_id,
-            a.available_at >= since,
-            a.available_at <= until,
-        )
+        _qualifying,
+        {"program_id": program_id, "customer_id": customer_id, "since": since, "until": until},
     )
     return [QualifyingOrder(matured_at, amount) for matured_at, amount in rows]

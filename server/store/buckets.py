@@ -19,11 +19,26 @@ _columns = (
 )
 
 
-def _bucket(row: tuple[int, str, int, datetime, datetime | None, bool]) -> Bucket:
+def bucket_from_row(row: tuple[int, str, int, datetime, datetime | None, bool]) -> Bucket:
     bucket_id, source, remaining, available_at, expires_at, settled = row
     return Bucket(
         bucket_id, source, remaining, available_at, expires_at, seq=bucket_id, settled=settled
     )
+
+
+# Built once: the hot path only binds values (no construct, no cache key built per call).
+_account_buckets = select(*_columns).where(
+    buckets.c.program_id == bindparam("program_id"),
+    buckets.c.customer_id == bindparam("customer_id"),
+    or_(
+        and_(
+            buckets.c.remaining > 0,
+            or_(buckets.c.expires_at.is_(None), buckets.c.expires_at > bindparam("now")),
+        ),
+        buckets.c.settled.is_(False),
+    ),
+)
+_by_id = select(*_columns).where(buckets.c.bucket_id.in_(bindparam("ids", expanding=True)))
 
 
 def account_buckets(
@@ -31,24 +46,14 @@ def account_buckets(
 ) -> list[Bucket]:
     """The buckets that matter at `now`: points not yet expired, and credits not yet settled."""
     rows = connection.execute(
-        select(*_columns).where(
-            buckets.c.program_id == program_id,
-            buckets.c.customer_id == customer_id,
-            or_(
-                and_(
-                    buckets.c.remaining > 0,
-                    or_(buckets.c.expires_at.is_(None), buckets.c.expires_at > now),
-                ),
-                buckets.c.settled.is_(False),
-            ),
-        )
+        _account_buckets, {"program_id": program_id, "customer_id": customer_id, "now": now}
     )
-    return [_bucket(row._tuple()) for row in rows]
+    return [bucket_from_row(row) for row in rows]
 
 
 def buckets_by_id(connection: Connection, bucket_ids: Iterable[int]) -> dict[int, Bucket]:
-    rows = connection.execute(select(*_columns).where(buckets.c.bucket_id.in_(list(bucket_ids))))
-    return {bucket.bucket_id: bucket for bucket in (_bucket(row._tuple()) for row in rows)}
+    rows = connection.execute(_by_id, {"ids": list(bucket_ids)})
+    return {bucket.bucket_id: bucket for bucket in (bucket_from_row(row) for row in rows)}
 
 
 def add_bucket(

@@ -109,12 +109,25 @@ def _sqlite_connect(dbapi_connection: Any, busy_ms: int) -> None:
     cursor.close()
 
 
+# The execution options `Database.read` runs under: PostgreSQL reads without BEGIN and
+# ROLLBACK round trips (each statement sees a snapshot as of its start, as it would in a
+# READ COMMITTED transaction); SQLite reads in a deferred transaction, so that they share
+# the database with each other and with the writer instead of queueing behind it.
+_READ_OPTIONS: dict[str, dict[str, Any]] = {
+    "postgresql": {"isolation_level": "AUTOCOMMIT"},
+    "sqlite": {"loyalty_read": True},
+}
+
+
 def _sqlite_begin(connection: Connection, busy_ms: int) -> None:
     # The wait for the write lock is bounded like PostgreSQL's lock wait: by the lock
     # timeout, and by the deadline of the call this transaction serves.
     left = remaining_seconds()
     wait_ms = busy_ms if left is None else min(busy_ms, _milliseconds(left))
     connection.exec_driver_sql(f"PRAGMA busy_timeout={wait_ms}")
+    if connection.get_execution_options().get("loyalty_read"):
+        connection.exec_driver_sql("BEGIN")  # a consistent snapshot from the first read
+        return
     # One writer at a time, decided at BEGIN: SQLite's account-row lock.
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
@@ -239,11 +252,12 @@ class Database:
 
     def read(self, work: Callable[[Connection], T]) -> T:
         """Run a read-only `work`; reads never write (SPEC §7)."""
+        options = _READ_OPTIONS.get(self.backend, {})
         for attempt in (1, 2):
             wait_ms = self._lock_wait_for_call()
             try:
                 with self.engine.connect() as connection:
-                    return work(connection)
+                    return work(connection.execution_options(**options))
             except DBAPIError as exc:
                 if _is_lock_timeout(exc):  # SQLite: a read waits for the writer's lock
                     raise self._waited_too_long(exc, by_deadline=wait_ms is not None) from exc

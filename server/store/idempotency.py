@@ -2,11 +2,36 @@
 
 from datetime import datetime
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from pricing.errors import IdempotencyKeyReused
 from server.store.schema import idempotency_keys
-from server.store.upsert import insert_for
+from server.store.upsert import PerDialect
+
+_k = idempotency_keys.c
+
+_claim = PerDialect(
+    lambda insert: (
+        insert(idempotency_keys)
+        .values(
+            program_id=bindparam("program_id"),
+            request_id=bindparam("request_id"),
+            method=bindparam("method"),
+            fingerprint=bindparam("fingerprint"),
+            created_at=bindparam("created_at"),
+        )
+        .on_conflict_do_nothing()
+        .returning(_k.request_id)
+    )
+)
+_stored = select(_k.method, _k.fingerprint, _k.response).where(
+    _k.program_id == bindparam("program_id"), _k.request_id == bindparam("request_id")
+)
+_answer = (
+    update(idempotency_keys)
+    .where(_k.program_id == bindparam("p_id"), _k.request_id == bindparam("r_id"))
+    .values(response=bindparam("response"))
+)
 
 
 def claim(
@@ -24,26 +49,13 @@ def claim(
     first transaction ends: its answer if it committed, the claim if it
     rolled back. Reusing the id for a different request is refused.
     """
-    k = idempotency_keys.c
+    ids = {"program_id": program_id, "request_id": request_id}
     claimed = connection.execute(
-        insert_for(connection, idempotency_keys)
-        .values(
-            program_id=program_id,
-            request_id=request_id,
-            method=method,
-            fingerprint=fingerprint,
-            created_at=now,
-        )
-        .on_conflict_do_nothing()
-        .returning(k.request_id)
+        _claim(connection), {**ids, "method": method, "fingerprint": fingerprint, "created_at": now}
     ).first()
     if claimed is not None:
         return None
-    row = connection.execute(
-        select(k.method, k.fingerprint, k.response).where(
-            k.program_id == program_id, k.request_id == request_id
-        )
-    ).one()
+    row = connection.execute(_stored, ids).one()
     if row.method != method or bytes(row.fingerprint) != fingerprint or row.response is None:
         raise IdempotencyKeyReused(request_id)
     return bytes(row.response)
@@ -52,9 +64,4 @@ def claim(
 def record_answer(
     connection: Connection, *, program_id: str, request_id: str, response: bytes
 ) -> None:
-    k = idempotency_keys.c
-    connection.execute(
-        update(idempotency_keys)
-        .where(k.program_id == program_id, k.request_id == request_id)
-        .values(response=response)
-    )
+    connection.execute(_answer, {"p_id": program_id, "r_id": request_id, "response": response})

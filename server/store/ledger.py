@@ -22,6 +22,9 @@ class LedgerEntry:
     recorded_at: datetime | None = None
 
 
+_insert = insert(ledger_entries)
+
+
 def append(
     connection: Connection,
     entries: Sequence[LedgerEntry],
@@ -49,7 +52,7 @@ def append(
         if e.points
     ]
     if rows:
-        connection.execute(insert(ledger_entries), rows)
+        connection.execute(_insert, rows)
 
 
 @dataclass(frozen=True)

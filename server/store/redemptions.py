@@ -4,7 +4,18 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Integer,
+    String,
+    bindparam,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from pricing.buckets import Debit, DebitRecord
 from pricing.holds import Hold
@@ -42,41 +53,86 @@ class Redemption:
     debits: tuple[DebitRecord, ...]
 
 
-def add_redemption(connection: Connection, redemption: Redemption) -> None:
-    connection.execute(
-        insert(redemptions).values(
-            redemption_id=redemption.redemption_id,
-            program_id=redemption.program_id,
-            order_id=redemption.order_id,
-            customer_id=redemption.customer_id,
-            state=redemption.state,
-            points=redemption.points,
-            discount_minor=redemption.discount_minor,
-            points_reversed=redemption.points_reversed,
-            payment_method=redemption.payment_method,
-            program_version=redemption.program_version,
-            hold_expires_at=redemption.hold_expires_at,
-            created_at=redemption.created_at,
-            updated_at=redemption.created_at,
+_r = redemptions.c
+
+# Built once: the hot path only binds values (no construct, no cache key built per call).
+_insert_redemption = insert(redemptions)
+_insert_lines = insert(redemption_lines)
+# On PostgreSQL an apply's lines go as one statement of fixed text over arrays (psycopg
+# caches and prepares it; executemany would run one statement per line, and a multi-row
+# VALUES list is new text for each line count, too long for psycopg's query cache).
+_LINE_COLUMNS = ("line_id", "position", "quantity", "points", "discount_minor")
+_LINE_ARRAYS = (String, Integer, BigInteger, BigInteger, BigInteger)
+_unnest_lines = (
+    func.unnest(
+        *(
+            bindparam(f"{c}_list", type_=ARRAY(t))
+            for c, t in zip(_LINE_COLUMNS, _LINE_ARRAYS, strict=True)
         )
     )
-    connection.execute(
-        insert(redemption_lines),
-        [
-            {
-                "redemption_id": redemption.redemption_id,
-                "line_id": line.line_id,
-                "position": position,
-                "quantity": line.quantity,
-                "points": line.points,
-                "discount_minor": line.discount_minor,
-            }
-            for position, line in enumerate(redemption.lines)
-        ],
+    .table_valued(*_LINE_COLUMNS)
+    .render_derived()
+)
+_insert_lines_unnest = insert(redemption_lines).from_select(
+    ["redemption_id", *_LINE_COLUMNS],
+    select(bindparam("redemption_id", type_=String), *(_unnest_lines.c[c] for c in _LINE_COLUMNS)),
+)
+_insert_debits = insert(redemption_debits)
+_by_order = select(redemptions).where(
+    _r.program_id == bindparam("program_id"), _r.order_id == bindparam("order_id")
+)
+_lines_of = (
+    select(
+        redemption_lines.c.line_id,
+        redemption_lines.c.quantity,
+        redemption_lines.c.points,
+        redemption_lines.c.discount_minor,
+        redemption_lines.c.returned_units,
     )
+    .where(redemption_lines.c.redemption_id == bindparam("redemption_id"))
+    .order_by(redemption_lines.c.position)
+)
+_debits_of = (
+    select(
+        redemption_debits.c.redemption_id,
+        redemption_debits.c.bucket_id,
+        redemption_debits.c.points_taken,
+        redemption_debits.c.points_returned,
+        buckets.c.expires_at,
+    )
+    .join(buckets, buckets.c.bucket_id == redemption_debits.c.bucket_id)
+    .where(redemption_debits.c.redemption_id.in_(bindparam("ids", expanding=True)))
+)
+_holds = select(_r.redemption_id, _r.order_id, _r.points, _r.hold_expires_at).where(
+    _r.program_id == bindparam("program_id"),
+    _r.customer_id == bindparam("customer_id"),
+    _r.state == "HELD",
+)
+
+
+def add_redemption(connection: Connection, redemption: Redemption) -> None:
+    connection.execute(
+        _insert_redemption,
+        {
+            "redemption_id": redemption.redemption_id,
+            "program_id": redemption.program_id,
+            "order_id": redemption.order_id,
+            "customer_id": redemption.customer_id,
+            "state": redemption.state,
+            "points": redemption.points,
+            "discount_minor": redemption.discount_minor,
+            "points_reversed": redemption.points_reversed,
+            "payment_method": redemption.payment_method,
+            "program_version": redemption.program_version,
+            "hold_expires_at": redemption.hold_expires_at,
+            "created_at": redemption.created_at,
+            "updated_at": redemption.created_at,
+        },
+    )
+    _add_lines(connection, redemption.redemption_id, redemption.lines)
     if redemption.debits:
         connection.execute(
-            insert(redemption_debits),
+            _insert_debits,
             [
                 {
                     "redemption_id": redemption.redemption_id,
@@ -88,32 +144,40 @@ def add_redemption(connection: Connection, redemption: Redemption) -> None:
         )
 
 
-def order_has_redemption(connection: Connection, *, program_id: str, order_id: str) -> bool:
-    r = redemptions.c
-    found = connection.execute(
-        select(r.redemption_id).where(r.program_id == program_id, r.order_id == order_id)
-    ).first()
-    return found is not None
+def _add_lines(
+    connection: Connection, redemption_id: str, lines: tuple[RedemptionLine, ...]
+) -> None:
+    if connection.dialect.name == "postgresql":
+        columns = {
+            "line_id_list": [line.line_id for line in lines],
+            "position_list": list(range(len(lines))),
+            "quantity_list": [line.quantity for line in lines],
+            "points_list": [line.points for line in lines],
+            "discount_minor_list": [line.discount_minor for line in lines],
+        }
+        connection.execute(_insert_lines_unnest, {"redemption_id": redemption_id, **columns})
+        return
+    connection.execute(
+        _insert_lines,
+        [
+            {
+                "redemption_id": redemption_id,
+                "line_id": line.line_id,
+                "position": position,
+                "quantity": line.quantity,
+                "points": line.points,
+                "discount_minor": line.discount_minor,
+            }
+            for position, line in enumerate(lines)
+        ],
+    )
 
 
 def find_redemption(connection: Connection, *, program_id: str, order_id: str) -> Redemption | None:
-    r = redemptions.c
-    row = connection.execute(
-        select(redemptions).where(r.program_id == program_id, r.order_id == order_id)
-    ).first()
+    row = connection.execute(_by_order, {"program_id": program_id, "order_id": order_id}).first()
     if row is None:
         return None
-    lines = connection.execute(
-        select(
-            redemption_lines.c.line_id,
-            redemption_lines.c.quantity,
-            redemption_lines.c.points,
-            redemption_lines.c.discount_minor,
-            redemption_lines.c.returned_units,
-        )
-        .where(redemption_lines.c.redemption_id == row.redemption_id)
-        .order_by(redemption_lines.c.position)
-    )
+    lines = connection.execute(_lines_of, {"redemption_id": row.redemption_id})
     debits = _debit_records(connection, [row.redemption_id]).get(row.redemption_id, [])
     return Redemption(
         redemption_id=row.redemption_id,
@@ -128,7 +192,7 @@ def find_redemption(connection: Connection, *, program_id: str, order_id: str) -
         program_version=row.program_version,
         hold_expires_at=row.hold_expires_at,
         created_at=row.created_at,
-        lines=tuple(RedemptionLine(*line._tuple()) for line in lines),
+        lines=tuple(RedemptionLine(*line) for line in lines),
         debits=tuple(debits),
     )
 
@@ -187,17 +251,7 @@ def record_return(
 def _debit_records(
     connection: Connection, redemption_ids: list[str]
 ) -> dict[str, list[DebitRecord]]:
-    rows = connection.execute(
-        select(
-            redemption_debits.c.redemption_id,
-            redemption_debits.c.bucket_id,
-            redemption_debits.c.points_taken,
-            redemption_debits.c.points_returned,
-            buckets.c.expires_at,
-        )
-        .join(buckets, buckets.c.bucket_id == redemption_debits.c.bucket_id)
-        .where(redemption_debits.c.redemption_id.in_(redemption_ids))
-    )
+    rows = connection.execute(_debits_of, {"ids": redemption_ids})
     records: dict[str, list[DebitRecord]] = {}
     for row in rows:
         records.setdefault(row.redemption_id, []).append(
@@ -210,12 +264,7 @@ def _debit_records(
 
 def account_holds(connection: Connection, *, program_id: str, customer_id: str) -> list[Hold]:
     """The account's redemptions still in state HELD (some may have lapsed by now)."""
-    r = redemptions.c
-    rows = connection.execute(
-        select(r.redemption_id, r.order_id, r.points, r.hold_expires_at).where(
-            r.program_id == program_id, r.customer_id == customer_id, r.state == "HELD"
-        )
-    ).all()
+    rows = connection.execute(_holds, {"program_id": program_id, "customer_id": customer_id}).all()
     if not rows:
         return []
     debits = _debit_records(connection, [row.redemption_id for row in rows])

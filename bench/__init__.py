@@ -1,0 +1,1 @@
+"""Load benchmark of the running service against the machine's ceiling (`python -m bench`)."""

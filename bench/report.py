@@ -1,0 +1,133 @@
+"""results.json → a Markdown report: the table, the ratios to the baselines, the targets."""
+
+from typing import Any
+
+Row = dict[str, Any]
+
+_HEADER = (
+    "| target | workers | workload | conc. | req/s | p50 ms | p90 ms | p99 ms "
+    "| server CPU ms/req | PostgreSQL CPU ms/req: database + shared | generator CPU ms/req (cores) "
+    "| errors |\n"
+    "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+)
+
+
+def _row(c: Row) -> str:
+    errors = ", ".join(f"{k} {v}" for k, v in sorted(c["errors"].items())) or ""
+    target = c["target"] + (f" (beside {c['beside']})" if c.get("beside") else "")
+    return (
+        f"| {target} | {c['workers'] or '–'} | {c['workload']} | {c['concurrency']} "
+        f"| {c['rps']:,.0f} | {c['p50_ms']:.2f} | {c['p90_ms']:.2f} | {c['p99_ms']:.2f} "
+        f"| {c['server_cpu_ms']:.3f} | {c['db_cpu_ms']:.3f} + {c.get('db_shared_cpu_ms', 0):.3f} "
+        f"| {c['gen_cpu_ms']:.3f} ({c['gen_cores']:.2f}) | {errors} |"
+    )
+
+
+def table(cells: list[Row]) -> str:
+    return "\n".join([_HEADER, *(_row(c) for c in cells)])
+
+
+def _find(cells: list[Row], **want: Any) -> Row | None:
+    return next((c for c in cells if all(c.get(k) == v for k, v in want.items())), None)
+
+
+def targets(cells: list[Row]) -> list[tuple[str, str, bool | None]]:
+    """(what, measured, met) for each target of issue 7 that this run has the cells for."""
+    out: list[tuple[str, str, bool | None]] = []
+    for backend in ("sqlite", "postgres"):
+        # Each ratio uses the baseline cell measured right before the cell it is compared with.
+        beside = f"{backend} 1w quote"
+        echo8 = _find(cells, target="echo", concurrency=8, beside=beside)
+        echo1 = _find(cells, target="echo", concurrency=1, beside=beside)
+        q8 = _find(cells, target=backend, workers=1, workload="quote", concurrency=8)
+        if q8 and echo8:
+            ratio = q8["rps"] / echo8["rps"]
+            out.append(
+                (f"{backend} quote c8 ≥ 60 % of echo's req/s", f"{ratio:.0%}", ratio >= 0.60)
+            )
+        q1 = _find(cells, target=backend, workers=1, workload="quote", concurrency=1)
+        if q1 and echo1:
+            ratio = q1["p50_ms"] / echo1["p50_ms"]
+            out.append((f"{backend} quote c1 p50 ≤ 2 × echo's p50", f"{ratio:.2f} ×", ratio <= 2))
+    for workers in (1, 2):
+        a16 = _find(cells, target="postgres", workers=workers, workload="apply", concurrency=16)
+        bare = _find(cells, target="psycopg", concurrency=16, beside=f"postgres {workers}w apply")
+        if a16:
+            out.append(
+                (
+                    f"postgres apply c16 ({workers} worker) ≥ 1,000/s",
+                    f"{a16['rps']:,.0f}/s",
+                    a16["rps"] >= 1000,
+                )
+            )
+            out.append(
+                (
+                    f"postgres apply c16 ({workers} worker) p99 ≤ 25 ms",
+                    f"{a16['p99_ms']:.1f} ms",
+                    a16["p99_ms"] <= 25,
+                )
+            )
+        if a16 and bare:
+            ratio = a16["rps"] / bare["rps"]
+            out.append(
+                (
+                    f"postgres apply c16 ({workers} worker) ≥ 45 % of bare psycopg",
+                    f"{ratio:.0%}",
+                    ratio >= 0.45,
+                )
+            )
+    scales = sorted({c["target"] for c in cells if c["target"].startswith("postgres-")},
+                    key=lambda t: int(t.split("-")[1]))  # fmt: skip
+    if len(scales) >= 2:
+        small, large = scales[0], scales[-1]
+        for workload in ("quote", "apply"):
+            for c in sorted({c["concurrency"] for c in cells if c["target"] == small}):
+                a = _find(cells, target=small, workload=workload, concurrency=c)
+                b = _find(cells, target=large, workload=workload, concurrency=c)
+                if a and b and a["p50_ms"]:
+                    ratio = b["p50_ms"] / a["p50_ms"]
+                    out.append(
+                        (
+                            f"{workload} c{c} p50 {large} / {small} ≤ 1.3",
+                            f"{ratio:.2f}",
+                            ratio <= 1.3,
+                        )
+                    )
+    return out
+
+
+def explain_summary(explain: dict[str, list[Row]]) -> str:
+    lines = []
+    for label, items in explain.items():
+        lines.append(
+            f"\n**{label}** — statements of one quote and one apply, as EXPLAIN ANALYZE saw them:\n"
+        )
+        lines.append("| call | statement | plan nodes | ms |\n|---|---|---|---:|")
+        for item in items:
+            stmt = item["statement"][:90].replace("|", "\\|")
+            nodes = "; ".join(item["nodes"][:4]).replace("|", "\\|")
+            lines.append(f"| {item['phase']} | `{stmt}` | {nodes} | {item['execution_ms']:.3f} |")
+    return "\n".join(lines)
+
+
+def markdown(data: dict[str, Any]) -> str:
+    meta = data["meta"]
+    parts = [
+        f"# Benchmark {meta['started']}",
+        "",
+        f"`{meta['command']}` on {meta['machine']}; program `{meta['program']}`, "
+        f"20-line carts, accounts of 20 buckets; {meta['duration']} s per cell after "
+        f"{meta['warmup']} s of warm-up; load from at most {meta['clients']} generator processes.",
+        "",
+        table(data["cells"]),
+        "",
+        "## Targets (issue 7)",
+        "",
+        "| target | measured | met |",
+        "|---|---:|---|",
+    ]
+    for what, measured, met in targets(data["cells"]):
+        parts.append(f"| {what} | {measured} | {'yes' if met else 'NO'} |")
+    if data.get("explain"):
+        parts += ["", "## Hot queries at scale", explain_summary(data["explain"])]
+    return "\n".join(parts) + "\n"
