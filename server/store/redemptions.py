@@ -232,20 +232,7 @@ def record_return(
             .values(returned_units=redemption_lines.c.returned_units + bindparam("units")),
             line_params,
         )
-    debit_params = [
-        {"r_id": redemption.redemption_id, "b_id": d.bucket_id, "points": d.points}
-        for d in restored
-    ]
-    if debit_params:
-        connection.execute(
-            update(redemption_debits)
-            .where(
-                redemption_debits.c.redemption_id == bindparam("r_id"),
-                redemption_debits.c.bucket_id == bindparam("b_id"),
-            )
-            .values(points_returned=redemption_debits.c.points_returned + bindparam("points")),
-            debit_params,
-        )
+    _debits_given_back(connection, redemption.redemption_id, restored)
 
 
 def _debit_records(
@@ -289,22 +276,25 @@ def record_release(
     now: datetime,
 ) -> None:
     """A hold released (RELEASED) or lapsed (EXPIRED): its debits are all given back."""
-    connection.execute(
-        update(redemptions)
-        .where(redemptions.c.redemption_id == redemption_id)
-        .values(state=state, updated_at=now)
+    set_state(connection, redemption_id=redemption_id, state=state, now=now)
+    _debits_given_back(connection, redemption_id, returned)
+
+
+_give_back_to_debit = (
+    update(redemption_debits)
+    .where(
+        redemption_debits.c.redemption_id == bindparam("r_id"),
+        redemption_debits.c.bucket_id == bindparam("b_id"),
     )
-    params = [{"r_id": redemption_id, "b_id": d.bucket_id, "points": d.points} for d in returned]
+    .values(points_returned=redemption_debits.c.points_returned + bindparam("points"))
+)
+
+
+def _debits_given_back(connection: Connection, redemption_id: str, back: Iterable[Debit]) -> None:
+    """Points that went back to the buckets a redemption took them from."""
+    params = [{"r_id": redemption_id, "b_id": d.bucket_id, "points": d.points} for d in back]
     if params:
-        connection.execute(
-            update(redemption_debits)
-            .where(
-                redemption_debits.c.redemption_id == bindparam("r_id"),
-                redemption_debits.c.bucket_id == bindparam("b_id"),
-            )
-            .values(points_returned=redemption_debits.c.points_returned + bindparam("points")),
-            params,
-        )
+        connection.execute(_give_back_to_debit, params)
 
 
 def set_state(connection: Connection, *, redemption_id: str, state: str, now: datetime) -> None:
