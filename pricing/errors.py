@@ -1,10 +1,25 @@
 """Domain errors: small classes that carry the facts a caller needs.
 
+Each error is a dataclass: its fields are its facts, and `facts` turns them into
+`ErrorInfo.metadata` (string to string), so no class writes its metadata by hand.
 The service maps each class to a gRPC status and an `ErrorInfo` reason in one
 table (server/api/errors.py); nothing here knows about status codes.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any
+
+# The `metadata` of a dataclass field that is not an ErrorInfo fact (it travels elsewhere).
+NOT_A_FACT: dict[str, Any] = {"fact": False}
+
+
+def facts(error: BaseException) -> dict[str, str]:
+    """`error`'s dataclass fields as `ErrorInfo.metadata`, each value as a string."""
+    if not is_dataclass(error):
+        return {}
+    return {
+        f.name: str(getattr(error, f.name)) for f in fields(error) if f.metadata.get("fact", True)
+    }
 
 
 @dataclass(frozen=True)
@@ -23,19 +38,20 @@ class DomainError(Exception):
         self.message = message
 
     def metadata(self) -> dict[str, str]:
-        """Facts for `ErrorInfo.metadata` (string to string)."""
-        return {}
+        """Facts for `ErrorInfo.metadata`: the error's fields."""
+        return facts(self)
 
 
+@dataclass(eq=False)
 class InvalidArgument(DomainError):
-    """The request is malformed; each offending field is named."""
+    """The request is malformed; each offending field is named (in a BadRequest)."""
 
-    def __init__(self, violations: list[Violation], *, reason: str = "INVALID_REQUEST") -> None:
-        first = violations[0]
-        more = f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""
+    violations: list[Violation] = field(metadata=NOT_A_FACT)
+
+    def __post_init__(self) -> None:
+        first = self.violations[0]
+        more = f" (and {len(self.violations) - 1} more)" if len(self.violations) > 1 else ""
         super().__init__(f"{first.field}: {first.description}{more}")
-        self.violations = violations
-        self.reason = reason
 
 
 class UnknownSource(InvalidArgument):
@@ -43,129 +59,111 @@ class UnknownSource(InvalidArgument):
 
     def __init__(self, *, field: str, source: str, known: list[str]) -> None:
         description = f"unknown source {source!r}; this program has {', '.join(known)}"
-        super().__init__([Violation(field, description)], reason="UNKNOWN_SOURCE")
-        self.source = source
+        super().__init__([Violation(field, description)])
 
 
+@dataclass(eq=False)
 class ProgramNotFound(DomainError):
-    def __init__(self, program_id: str) -> None:
-        super().__init__(f"no program {program_id!r}")
-        self.program_id = program_id
+    program_id: str
 
-    def metadata(self) -> dict[str, str]:
-        return {"program_id": self.program_id}
+    def __post_init__(self) -> None:
+        super().__init__(f"no program {self.program_id!r}")
 
 
+@dataclass(eq=False, kw_only=True)
 class CurrencyMismatch(DomainError):
-    def __init__(self, *, expected: str, got: str) -> None:
-        super().__init__(f"the program prices in {expected}, the cart is in {got}")
-        self.expected = expected
-        self.got = got
+    expected: str
+    got: str
 
-    def metadata(self) -> dict[str, str]:
-        return {"expected": self.expected, "got": self.got}
+    def __post_init__(self) -> None:
+        super().__init__(f"the program prices in {self.expected}, the cart is in {self.got}")
 
 
+@dataclass(eq=False)
 class PromoConflict(DomainError):
     """Points and a promo code cannot both apply under the EXCLUSIVE policy."""
 
-    def __init__(self, promo_code: str) -> None:
+    promo_code: str
+
+    def __post_init__(self) -> None:
         super().__init__(
-            f"promo code {promo_code!r} excludes points under this program; "
+            f"promo code {self.promo_code!r} excludes points under this program; "
             "drop the promo code to spend points"
         )
-        self.promo_code = promo_code
-
-    def metadata(self) -> dict[str, str]:
-        return {"promo_code": self.promo_code}
 
 
+@dataclass(eq=False, kw_only=True)
 class AllOrNothing(DomainError):
     """ALL_OR_NOTHING programs take exactly the maximum (DENCO rule 1.4)."""
 
-    def __init__(self, *, requested: int, maximum: int) -> None:
-        super().__init__(f"this program spends exactly {maximum} points or none; asked {requested}")
-        self.requested = requested
-        self.maximum = maximum
+    requested: int
+    maximum: int
 
-    def metadata(self) -> dict[str, str]:
-        return {"requested": str(self.requested), "maximum": str(self.maximum)}
+    def __post_init__(self) -> None:
+        super().__init__(
+            f"this program spends exactly {self.maximum} points or none; asked {self.requested}"
+        )
 
 
+@dataclass(eq=False, kw_only=True)
 class ExceedsMaximum(DomainError):
-    def __init__(self, *, requested: int, maximum: int) -> None:
-        super().__init__(f"asked to spend {requested} points; this cart allows at most {maximum}")
-        self.requested = requested
-        self.maximum = maximum
+    requested: int
+    maximum: int
 
-    def metadata(self) -> dict[str, str]:
-        return {"requested": str(self.requested), "maximum": str(self.maximum)}
+    def __post_init__(self) -> None:
+        super().__init__(
+            f"asked to spend {self.requested} points; this cart allows at most {self.maximum}"
+        )
 
 
+@dataclass(eq=False, kw_only=True)
 class ExceedsRemaining(DomainError):
-    def __init__(self, *, line_id: str, requested: int, remaining: int) -> None:
-        super().__init__(f"line {line_id!r}: asked to return {requested} units, {remaining} remain")
-        self.line_id = line_id
-        self.requested = requested
-        self.remaining = remaining
+    line_id: str
+    requested: int
+    remaining: int
 
-    def metadata(self) -> dict[str, str]:
-        return {
-            "line_id": self.line_id,
-            "requested": str(self.requested),
-            "remaining": str(self.remaining),
-        }
+    def __post_init__(self) -> None:
+        super().__init__(
+            f"line {self.line_id!r}: asked to return {self.requested} units, "
+            f"{self.remaining} remain"
+        )
 
 
+@dataclass(eq=False)
 class OrderNotFound(DomainError):
-    def __init__(self, order_id: str) -> None:
-        super().__init__(f"no redemption or accrual for order {order_id!r}")
-        self.order_id = order_id
+    order_id: str
 
-    def metadata(self) -> dict[str, str]:
-        return {"order_id": self.order_id}
+    def __post_init__(self) -> None:
+        super().__init__(f"no redemption or accrual for order {self.order_id!r}")
 
 
+@dataclass(eq=False)
 class OrderAlreadyRedeemed(DomainError):
-    def __init__(self, order_id: str) -> None:
-        super().__init__(f"order {order_id!r} already has a redemption")
-        self.order_id = order_id
+    order_id: str
 
-    def metadata(self) -> dict[str, str]:
-        return {"order_id": self.order_id}
+    def __post_init__(self) -> None:
+        super().__init__(f"order {self.order_id!r} already has a redemption")
 
 
+@dataclass(eq=False)
 class OrderAlreadyAccrued(DomainError):
-    def __init__(self, order_id: str) -> None:
-        super().__init__(f"order {order_id!r} already has an accrual")
-        self.order_id = order_id
+    order_id: str
 
-    def metadata(self) -> dict[str, str]:
-        return {"order_id": self.order_id}
+    def __post_init__(self) -> None:
+        super().__init__(f"order {self.order_id!r} already has an accrual")
 
 
-class IdempotencyKeyReused(DomainError):
-    def __init__(self, request_id: str) -> None:
-        super().__init__(f"request_id {request_id!r} was already used for a different request")
-        self.request_id = request_id
-
-    def metadata(self) -> dict[str, str]:
-        return {"request_id": self.request_id}
-
-
+@dataclass(eq=False)
 class HoldExpired(DomainError):
-    def __init__(self, order_id: str) -> None:
-        super().__init__(f"the hold on order {order_id!r} lapsed before capture")
-        self.order_id = order_id
+    order_id: str
 
-    def metadata(self) -> dict[str, str]:
-        return {"order_id": self.order_id}
+    def __post_init__(self) -> None:
+        super().__init__(f"the hold on order {self.order_id!r} lapsed before capture")
 
 
+@dataclass(eq=False)
 class HoldReleased(DomainError):
-    def __init__(self, order_id: str) -> None:
-        super().__init__(f"the hold on order {order_id!r} was released; it cannot be captured")
-        self.order_id = order_id
+    order_id: str
 
-    def metadata(self) -> dict[str, str]:
-        return {"order_id": self.order_id}
+    def __post_init__(self) -> None:
+        super().__init__(f"the hold on order {self.order_id!r} was released; it cannot be captured")

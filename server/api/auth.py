@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from loyalty.v1 import account_service_pb2, redemption_service_pb2
-from server.service.errors import RoleNotAllowed, TokenInvalid, TokenMissing
+from server.api.refusals import RoleNotAllowed, TokenInvalid, TokenMissing
 
 
 class Role(enum.StrEnum):

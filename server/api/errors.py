@@ -12,13 +12,9 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from pricing import errors as domain
-from server.service.errors import (
-    ClockOverrideDisabled,
-    MalformedRequest,
-    RoleNotAllowed,
-    TokenInvalid,
-    TokenMissing,
-)
+from pricing.errors import facts
+from server.api.refusals import MalformedRequest, RoleNotAllowed, TokenInvalid, TokenMissing
+from server.service.errors import ClockOverrideDisabled, IdempotencyKeyReused
 from server.store.db import CallDeadlineExceeded, ConcurrentUpdate, DatabaseUnavailable
 
 log = logging.getLogger(__name__)
@@ -31,7 +27,7 @@ TABLE: dict[type[Exception], tuple[grpc.StatusCode, str]] = {
     domain.InvalidArgument: (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_REQUEST"),
     domain.ProgramNotFound: (grpc.StatusCode.NOT_FOUND, "PROGRAM_NOT_FOUND"),
     domain.OrderNotFound: (grpc.StatusCode.NOT_FOUND, "ORDER_NOT_FOUND"),
-    domain.IdempotencyKeyReused: (grpc.StatusCode.ALREADY_EXISTS, "IDEMPOTENCY_KEY_REUSED"),
+    IdempotencyKeyReused: (grpc.StatusCode.ALREADY_EXISTS, "IDEMPOTENCY_KEY_REUSED"),
     domain.OrderAlreadyRedeemed: (grpc.StatusCode.ALREADY_EXISTS, "ORDER_ALREADY_REDEEMED"),
     domain.OrderAlreadyAccrued: (grpc.StatusCode.ALREADY_EXISTS, "ORDER_ALREADY_ACCRUED"),
     domain.CurrencyMismatch: (grpc.StatusCode.FAILED_PRECONDITION, "CURRENCY_MISMATCH"),
@@ -49,7 +45,8 @@ TABLE: dict[type[Exception], tuple[grpc.StatusCode, str]] = {
     DatabaseUnavailable: (grpc.StatusCode.UNAVAILABLE, "DATABASE_UNAVAILABLE"),
     ConcurrentUpdate: (grpc.StatusCode.ABORTED, "CONCURRENT_UPDATE"),
     # The account stayed locked until the caller's deadline (which has passed, so the
-    # caller mostly sees its own DEADLINE_EXCEEDED); nothing was written.
+    # caller mostly sees its own DEADLINE_EXCEEDED); nothing was written. errors.proto
+    # documents CONCURRENT_UPDATE with both statuses.
     CallDeadlineExceeded: (grpc.StatusCode.DEADLINE_EXCEEDED, "CONCURRENT_UPDATE"),
 }
 
@@ -78,10 +75,7 @@ def to_status(exc: Exception) -> grpc.Status:
         )
     code, reason = entry
     message = clip_middle(_PUBLIC_MESSAGES.get(type(exc)) or str(exc), MAX_MESSAGE_BYTES)
-    metadata = exc.metadata() if isinstance(exc, domain.DomainError) else {}
-    metadata = {key: clip(value, MAX_METADATA_VALUE_BYTES) for key, value in metadata.items()}
-    if isinstance(exc, domain.InvalidArgument):
-        reason = exc.reason
+    metadata = {key: clip(value, MAX_METADATA_VALUE_BYTES) for key, value in facts(exc).items()}
     details = [error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=metadata)]
     if isinstance(exc, domain.InvalidArgument):
         details.append(bad_request(exc.violations))

@@ -16,11 +16,10 @@ from typing import Any, TypeAlias
 
 import grpc
 
-from pricing.errors import DomainError
 from server.api.auth import Tokens
 from server.api.edge import Edge, caller_role
 from server.api.errors import to_status
-from server.service.errors import MalformedRequest
+from server.api.refusals import CallRefused, MalformedRequest
 
 Context = grpc.aio.ServicerContext[Any, Any]
 Behavior = Callable[[Any, Context], Awaitable[Any]]
@@ -75,7 +74,7 @@ class Gate(grpc.aio.ServerInterceptor):
             metadata = handler_call_details.invocation_metadata
             try:
                 role = self.tokens.authorize(method, metadata or ())
-            except DomainError as refusal:
+            except CallRefused as refusal:
                 return grpc.unary_unary_rpc_method_handler(self._refusal(method, refusal))
         key = (method, role and role.value)
         wrapped = self._wrapped.get(key)

@@ -1,5 +1,7 @@
 """Errors of the service layer that are not the pricing domain's."""
 
+from dataclasses import dataclass
+
 from pricing.errors import DomainError
 
 
@@ -10,41 +12,11 @@ class ClockOverrideDisabled(DomainError):
         super().__init__("as_of is honoured only when the server runs with --allow-clock-override")
 
 
-class TokenMissing(DomainError):
-    """A protected RPC was called without `authorization: Bearer <token>`."""
+@dataclass(eq=False)
+class IdempotencyKeyReused(DomainError):
+    """The request id was already used, in this program, for a different request (SPEC §7)."""
 
-    def __init__(self) -> None:
-        super().__init__("this call needs 'authorization: Bearer <token>'")
+    request_id: str
 
-
-class TokenInvalid(DomainError):
-    """The bearer token is not one the server knows (or the header is malformed)."""
-
-    def __init__(self) -> None:
-        super().__init__("the bearer token is not valid for this server")
-
-
-class RoleNotAllowed(DomainError):
-    """The caller's role may not call this RPC."""
-
-    def __init__(self, *, role: str, method: str) -> None:
-        super().__init__(f"role {role!r} may not call {method}")
-        self.role = role
-        self.method = method
-
-    def metadata(self) -> dict[str, str]:
-        return {"role": self.role, "method": self.method}
-
-
-class MalformedRequest(DomainError):
-    """The request body does not decode as the method's message (bad wire format, bad UTF-8)."""
-
-    def __init__(self, message_type: str) -> None:
-        super().__init__(
-            f"the request is not a valid {message_type}: its wire format is corrupt "
-            "or a string field is not UTF-8"
-        )
-        self.message_type = message_type
-
-    def metadata(self) -> dict[str, str]:
-        return {"message_type": self.message_type}
+    def __post_init__(self) -> None:
+        super().__init__(f"request_id {self.request_id!r} was already used for a different request")

@@ -8,6 +8,7 @@ from typing import Generic, TypeVar
 from sqlalchemy import Connection
 
 from server.service.deps import Deps
+from server.service.errors import IdempotencyKeyReused
 from server.store import idempotency
 
 R = TypeVar("R")
@@ -35,7 +36,8 @@ def run_once(
     """Claim the request id, apply `effect`, store its rendered answer: one transaction.
 
     A replay of the same request returns the stored answer and changes
-    nothing. A failed effect rolls back with its claim, so a retry runs anew.
+    nothing; the same id with a different request is refused. A failed effect
+    rolls back with its claim, so a retry runs anew.
     """
 
     made: list[R] = []
@@ -51,7 +53,10 @@ def run_once(
             now=now,
         )
         if stored is not None:
-            return stored
+            same = (stored.method, stored.fingerprint) == (method, fingerprint)
+            if not same or stored.response is None:
+                raise IdempotencyKeyReused(request_id)  # the id was used for another request
+            return stored.response
         result = effect(connection)
         answer = render(result)
         idempotency.record_answer(

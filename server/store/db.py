@@ -14,8 +14,7 @@ deadline (or work that would start after it) is `CallDeadlineExceeded`.
 
 import logging
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, Protocol, TypeVar
 
@@ -184,16 +183,6 @@ class Database:
     @property
     def backend(self) -> str:
         return self.engine.dialect.name
-
-    @contextmanager
-    def connect(self) -> Iterator[Connection]:
-        try:
-            with self.engine.connect() as connection:
-                yield connection
-        except DBAPIError as exc:
-            if _is_unavailable(exc) and not (_is_retryable(exc) or _is_lock_timeout(exc)):
-                raise DatabaseUnavailable(str(exc.orig)) from exc
-            raise
 
     def _lock_wait_for_call(self) -> int | None:
         """Milliseconds this transaction may wait for locks, when the call's deadline is

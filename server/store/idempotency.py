@@ -1,10 +1,10 @@
 """Idempotency records: the request id claimed in the same transaction as its effect."""
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection, bindparam, select, update
 
-from pricing.errors import IdempotencyKeyReused
 from server.store.schema import idempotency_keys
 from server.store.upsert import PerDialect
 
@@ -34,6 +34,15 @@ _answer = (
 )
 
 
+@dataclass(frozen=True)
+class EarlierClaim:
+    """What the call that claimed a request id first left: its method, request and answer."""
+
+    method: str
+    fingerprint: bytes
+    response: bytes | None  # None: no answer was stored with the claim
+
+
 def claim(
     connection: Connection,
     *,
@@ -42,12 +51,12 @@ def claim(
     method: str,
     fingerprint: bytes,
     now: datetime,
-) -> bytes | None:
-    """Claim `request_id`, or return the answer stored by the call that claimed it first.
+) -> EarlierClaim | None:
+    """Claim `request_id` (None), or return what the call that claimed it first stored.
 
     On PostgreSQL a concurrent claim of the same id waits here until the
     first transaction ends: its answer if it committed, the claim if it
-    rolled back. Reusing the id for a different request is refused.
+    rolled back.
     """
     ids = {"program_id": program_id, "request_id": request_id}
     claimed = connection.execute(
@@ -56,9 +65,8 @@ def claim(
     if claimed is not None:
         return None
     row = connection.execute(_stored, ids).one()
-    if row.method != method or bytes(row.fingerprint) != fingerprint or row.response is None:
-        raise IdempotencyKeyReused(request_id)
-    return bytes(row.response)
+    response = None if row.response is None else bytes(row.response)
+    return EarlierClaim(row.method, bytes(row.fingerprint), response)
 
 
 def record_answer(

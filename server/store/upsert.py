@@ -7,13 +7,6 @@ from sqlalchemy import Connection, Executable, Table
 from sqlalchemy.dialects import postgresql, sqlite
 
 
-def insert_for(connection: Connection, table: Table) -> Any:
-    """The dialect's insert construct, which knows `on_conflict_do_nothing/update`."""
-    if connection.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
-
-
 class PerDialect:
     """A statement built once per backend (the hot path reuses constructs, never rebuilds them).
 

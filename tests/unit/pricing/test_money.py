@@ -2,6 +2,7 @@
 
 import pytest
 
+from loyalty.v1 import cart_pb2
 from pricing.money import (
     INT64_MAX,
     apply_bp,
@@ -12,8 +13,13 @@ from pricing.money import (
 )
 
 
-def test_int64_max() -> None:
-    assert INT64_MAX == 9_223_372_036_854_775_807
+def test_int64_max_is_the_largest_amount_the_api_carries() -> None:
+    # The cart's amounts travel as protobuf int64: the bound validation holds them to must be
+    # exactly what the wire accepts, no more and no less.
+    line = cart_pb2.CartLine(unit_price_minor=INT64_MAX)
+    assert line.unit_price_minor == 2**63 - 1
+    with pytest.raises(ValueError, match="out of range"):
+        cart_pb2.CartLine(unit_price_minor=INT64_MAX + 1)
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from server.api.auth import ALLOWED, Role, TokensError, load_tokens
+from server.api.refusals import RoleNotAllowed, TokenInvalid, TokenMissing
 from server.config import Config, exposure_problem, is_loopback, parse
-from server.service.errors import RoleNotAllowed, TokenInvalid, TokenMissing
 
 CHECKOUT = "checkout-0123456789abcdef"
 PAYMENTS = "payments+/0123456789abc=="  # b64token characters, '=' padding included

@@ -1,17 +1,27 @@
 """The one error table: its reasons are the API's, and its statuses fit in a trailer."""
 
+import importlib
+import pkgutil
+import re
+
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+import pricing
+import server
 from loyalty.v1 import errors_pb2
 from loyalty.v1 import redemption_service_pb2 as pb
-from pricing.errors import InvalidArgument, ProgramNotFound, Violation
+from pricing.errors import DomainError, InvalidArgument, ProgramNotFound, Violation, facts
 from server.api.errors import TABLE, clip, clip_middle, to_status
 from server.api.gate import Undecodable, tolerant
-from server.service.errors import MalformedRequest
+from server.api.refusals import CallRefused, MalformedRequest, RoleNotAllowed
+from server.service.errors import IdempotencyKeyReused
+from server.store.db import DatabaseUnavailable
+from tests.support.server import ROOT
 
 # gRPC clients refuse trailers past 8 KiB by default; the status must stay well under.
 TRAILER_BUDGET = 6 * 1024
+ERRORS_PROTO = ROOT / "protos" / "loyalty" / "v1" / "errors.proto"
 
 
 def details(status: object) -> status_pb2.Status:
@@ -28,10 +38,84 @@ def trailer_bytes(status: object) -> int:
     return encoded + len(details(status).SerializeToString()) * 4 // 3 + 4
 
 
-def test_every_reason_in_the_table_is_in_the_error_reason_enum() -> None:
-    reasons = {name.removeprefix("ERROR_REASON_") for name in errors_pb2.ErrorReason.keys()}  # noqa: SIM118
-    assert {reason for _, reason in TABLE.values()} <= reasons
-    assert {"TOKEN_MISSING", "TOKEN_INVALID", "ROLE_NOT_ALLOWED", "MALFORMED_REQUEST"} <= reasons
+def _documented_statuses() -> dict[str, set[str]]:
+    """Each ErrorReason value of errors.proto → the statuses its comment says it comes with.
+
+    A value's comment starts "STATUS: …" or "STATUS or STATUS: …".
+    """
+    documented: dict[str, set[str]] = {}
+    comment: list[str] = []
+    for line in ERRORS_PROTO.read_text().splitlines():
+        line = line.strip()
+        if line.startswith("//"):
+            comment.append(line.removeprefix("//").strip())
+        elif value := re.match(r"ERROR_REASON_(\w+) = \d+;", line):
+            head = " ".join(comment).partition(":")[0]
+            documented[value[1]] = set(head.split(" or ")) if ":" in " ".join(comment) else set()
+            comment = []
+        else:
+            comment = []
+    return documented
+
+
+def _raised_on_purpose() -> set[type[Exception]]:
+    """Every error class of the domain and the API layer, found by importing every module."""
+    for package in (pricing, server):
+        for module in pkgutil.walk_packages(package.__path__, f"{package.__name__}."):
+            if ".migrations." not in module.name:
+                importlib.import_module(module.name)
+    found: set[type[Exception]] = set()
+    todo: list[type[Exception]] = [DomainError, CallRefused]
+    while todo:
+        for subclass in todo.pop().__subclasses__():
+            found.add(subclass)
+            todo.append(subclass)
+    return found
+
+
+SENT = {reason for _, reason in TABLE.values()}
+ENUM = {
+    name.removeprefix("ERROR_REASON_")
+    for name in errors_pb2.ErrorReason.keys()  # noqa: SIM118
+    if name != "ERROR_REASON_UNSPECIFIED"
+}
+
+
+def test_every_error_raised_on_purpose_has_its_own_row_in_the_table() -> None:
+    # A new error class without a row would reach callers as INTERNAL (or, a subclass, as
+    # its base's reason): each names its status and reason itself.
+    missing = {kind.__qualname__ for kind in _raised_on_purpose() - set(TABLE)}
+    assert missing == set()
+
+
+def test_every_reason_sent_is_an_enum_value_documented_with_its_status() -> None:
+    documented = _documented_statuses()
+    assert set(documented) == ENUM | {"UNSPECIFIED"}  # the parser read every value
+    wrong = {
+        (kind.__qualname__, status.name, reason)
+        for kind, (status, reason) in TABLE.items()
+        if status.name not in documented.get(reason, set())
+    }
+    assert wrong == set()
+
+
+def test_every_enum_value_is_sent_by_some_error() -> None:
+    unsent, unnamed = ENUM - SENT, SENT - ENUM
+    assert not unsent, f"reasons nothing sends (send them or reserve them): {unsent}"
+    assert not unnamed, f"reasons sent that the API does not name: {unnamed}"
+
+
+def test_every_error_derives_its_metadata_from_its_fields() -> None:
+    by_hand = {k.__qualname__ for k in _raised_on_purpose() if "metadata" in vars(k)}
+    assert by_hand == set()
+    # the fields are the facts, as strings; the violations travel in the BadRequest
+    assert RoleNotAllowed(role="checkout", method="/m").metadata() == {
+        "role": "checkout",
+        "method": "/m",
+    }
+    assert IdempotencyKeyReused("r-1").metadata() == {"request_id": "r-1"}
+    assert InvalidArgument([Violation("f", "bad")]).metadata() == {}
+    assert facts(DatabaseUnavailable("password=secret")) == {}
 
 
 def test_five_thousand_violations_fit_in_a_trailer_first_ones_kept() -> None:

@@ -77,11 +77,12 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ERROR_REASON_DATABASE_UNAVAILABLE: _ErrorReason.ValueType  # 15
     """UNAVAILABLE: the database cannot be reached; retry later."""
     ERROR_REASON_CONCURRENT_UPDATE: _ErrorReason.ValueType  # 16
-    """ABORTED: write conflicts persisted after the service's bounded internal
-    retries; retry the call (with the same request_id).
+    """ABORTED or DEADLINE_EXCEEDED: the account was busy. ABORTED: write
+    conflicts persisted after the service's bounded internal retries.
+    DEADLINE_EXCEEDED: the account stayed locked by other calls until the
+    call's deadline. Either way nothing was written; retry the call (with
+    the same request_id).
     """
-    ERROR_REASON_NOT_IMPLEMENTED: _ErrorReason.ValueType  # 17
-    """UNIMPLEMENTED: the call or option is not supported by this server."""
     ERROR_REASON_HOLD_RELEASED: _ErrorReason.ValueType  # 18
     """FAILED_PRECONDITION: a capture came after the hold had been released by
     ReverseRedemption.
@@ -110,7 +111,8 @@ class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     status (ErrorInfo.domain is always "loyalty"). The ErrorInfo.reason string
     is the value name without the `ERROR_REASON_` prefix, e.g.
     ERROR_REASON_PROMO_CONFLICT is sent as reason "PROMO_CONFLICT". Each value
-    names the gRPC status code it comes with. This enum is never sent on the
+    names the gRPC status code it comes with (tests/unit/server/test_error_status.py
+    holds server/api/errors.py to it). This enum is never sent on the
     wire itself; it documents the reasons and lets clients compare against
     generated constants.
 
@@ -174,11 +176,12 @@ clock override.
 ERROR_REASON_DATABASE_UNAVAILABLE: ErrorReason.ValueType  # 15
 """UNAVAILABLE: the database cannot be reached; retry later."""
 ERROR_REASON_CONCURRENT_UPDATE: ErrorReason.ValueType  # 16
-"""ABORTED: write conflicts persisted after the service's bounded internal
-retries; retry the call (with the same request_id).
+"""ABORTED or DEADLINE_EXCEEDED: the account was busy. ABORTED: write
+conflicts persisted after the service's bounded internal retries.
+DEADLINE_EXCEEDED: the account stayed locked by other calls until the
+call's deadline. Either way nothing was written; retry the call (with
+the same request_id).
 """
-ERROR_REASON_NOT_IMPLEMENTED: ErrorReason.ValueType  # 17
-"""UNIMPLEMENTED: the call or option is not supported by this server."""
 ERROR_REASON_HOLD_RELEASED: ErrorReason.ValueType  # 18
 """FAILED_PRECONDITION: a capture came after the hold had been released by
 ReverseRedemption.

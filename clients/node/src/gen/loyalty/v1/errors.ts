@@ -15,7 +15,8 @@ export const protobufFileName = "loyalty/v1/errors.proto";
  * status (ErrorInfo.domain is always "loyalty"). The ErrorInfo.reason string
  * is the value name without the `ERROR_REASON_` prefix, e.g.
  * ERROR_REASON_PROMO_CONFLICT is sent as reason "PROMO_CONFLICT". Each value
- * names the gRPC status code it comes with. This enum is never sent on the
+ * names the gRPC status code it comes with (tests/unit/server/test_error_status.py
+ * holds server/api/errors.py to it). This enum is never sent on the
  * wire itself; it documents the reasons and lets clients compare against
  * generated constants.
  *
@@ -89,12 +90,13 @@ export enum ErrorReason {
   /** ERROR_REASON_DATABASE_UNAVAILABLE - UNAVAILABLE: the database cannot be reached; retry later. */
   ERROR_REASON_DATABASE_UNAVAILABLE = 15,
   /**
-   * ERROR_REASON_CONCURRENT_UPDATE - ABORTED: write conflicts persisted after the service's bounded internal
-   * retries; retry the call (with the same request_id).
+   * ERROR_REASON_CONCURRENT_UPDATE - ABORTED or DEADLINE_EXCEEDED: the account was busy. ABORTED: write
+   * conflicts persisted after the service's bounded internal retries.
+   * DEADLINE_EXCEEDED: the account stayed locked by other calls until the
+   * call's deadline. Either way nothing was written; retry the call (with
+   * the same request_id).
    */
   ERROR_REASON_CONCURRENT_UPDATE = 16,
-  /** ERROR_REASON_NOT_IMPLEMENTED - UNIMPLEMENTED: the call or option is not supported by this server. */
-  ERROR_REASON_NOT_IMPLEMENTED = 17,
   /**
    * ERROR_REASON_HOLD_RELEASED - FAILED_PRECONDITION: a capture came after the hold had been released by
    * ReverseRedemption.
@@ -178,9 +180,6 @@ export function errorReasonFromJSON(object: any): ErrorReason {
     case 16:
     case "ERROR_REASON_CONCURRENT_UPDATE":
       return ErrorReason.ERROR_REASON_CONCURRENT_UPDATE;
-    case 17:
-    case "ERROR_REASON_NOT_IMPLEMENTED":
-      return ErrorReason.ERROR_REASON_NOT_IMPLEMENTED;
     case 18:
     case "ERROR_REASON_HOLD_RELEASED":
       return ErrorReason.ERROR_REASON_HOLD_RELEASED;
@@ -239,8 +238,6 @@ export function errorReasonToJSON(object: ErrorReason): string {
       return "ERROR_REASON_DATABASE_UNAVAILABLE";
     case ErrorReason.ERROR_REASON_CONCURRENT_UPDATE:
       return "ERROR_REASON_CONCURRENT_UPDATE";
-    case ErrorReason.ERROR_REASON_NOT_IMPLEMENTED:
-      return "ERROR_REASON_NOT_IMPLEMENTED";
     case ErrorReason.ERROR_REASON_HOLD_RELEASED:
       return "ERROR_REASON_HOLD_RELEASED";
     case ErrorReason.ERROR_REASON_TOKEN_MISSING:
