@@ -14,7 +14,6 @@ Afterwards the server is still SERVING and its log holds no error.
 """
 
 import json
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +34,7 @@ from loyalty.v1 import redemption_service_pb2 as pb
 from tests.e2e.builders import TIMEOUT, quote_of_size
 from tests.e2e.proto_strategies import messages, near_valid
 from tests.e2e.rpc_errors import decode
+from tests.support.prerequisites import in_ci
 from tests.support.server import ServerProcess
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # the server's default --max-message-bytes
@@ -54,7 +54,7 @@ HEALTH_CHECK = health_pb2.DESCRIPTOR.services_by_name["Health"].methods_by_name[
 HYPOTHESIS = settings(
     deadline=None,
     database=None,
-    derandomize=os.environ.get("CI") == "true",  # CI replays the same examples every run
+    derandomize=in_ci(),  # CI replays the same examples every run
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 

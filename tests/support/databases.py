@@ -1,6 +1,7 @@
 """Databases for tests: a SQLite file, or a fresh PostgreSQL database per use.
 
-PostgreSQL tests fail (never skip) when CI=true and the server is missing.
+A missing PostgreSQL fails the test under CI=true and skips it elsewhere
+(tests/support/prerequisites.py).
 """
 
 import os
@@ -10,7 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
-import pytest
+
+from tests.support.prerequisites import missing
 
 ADMIN_URL = os.environ.get(
     "LOYALTY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -22,15 +24,12 @@ def _admin_connection() -> psycopg.Connection:
 
 
 def require_postgres() -> None:
-    """Fail under CI, skip elsewhere, when PostgreSQL cannot be reached."""
+    """Return if PostgreSQL answers; else `missing` (fail under CI=true, skip elsewhere)."""
     try:
         with _admin_connection():
             return
     except psycopg.OperationalError as exc:
-        message = f"PostgreSQL at {ADMIN_URL} is unreachable: {exc}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message + " (CI=true: PostgreSQL tests must run)")
-    pytest.skip(message)
+        missing(f"PostgreSQL at {ADMIN_URL} is unreachable: {exc}")
 
 
 def _with_database(url: str, name: str) -> str:

@@ -12,7 +12,7 @@ it. Not as root, they run as the current user.
 
 Binaries: `LOYALTY_TEST_PG_BINDIR`, else the newest `/usr/lib/postgresql/*/bin`,
 else `initdb` on PATH. If the cluster cannot be started, `throwaway_cluster()`
-fails the test under CI=true and skips it elsewhere.
+fails the test under CI=true and skips it elsewhere (tests/support/prerequisites.py).
 """
 
 import contextlib
@@ -26,8 +26,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
-import pytest
 
+from tests.support.prerequisites import missing
 from tests.support.server import free_port
 
 STOP_MODES = ("smart", "fast", "immediate")
@@ -151,12 +151,6 @@ class ThrowawayCluster:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def _unavailable(message: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(message + " (CI=true: this test must run)")
-    pytest.skip(message)
-
-
 @contextlib.contextmanager
 def throwaway_cluster(*, port: int | None = None) -> Iterator[ThrowawayCluster]:
     """A started throwaway cluster, destroyed afterwards.
@@ -167,13 +161,12 @@ def throwaway_cluster(*, port: int | None = None) -> Iterator[ThrowawayCluster]:
     try:
         cluster = ThrowawayCluster(port=port)
     except ClusterUnavailable as exc:
-        _unavailable(f"cannot create a throwaway PostgreSQL cluster: {exc}")
-        raise AssertionError("unreachable") from exc
+        missing(f"cannot create a throwaway PostgreSQL cluster: {exc}")
     try:
         try:
             cluster.start()
         except (ClusterUnavailable, subprocess.TimeoutExpired, OSError) as exc:
-            _unavailable(f"cannot start a throwaway PostgreSQL cluster: {exc}")
+            missing(f"cannot start a throwaway PostgreSQL cluster: {exc}")
         yield cluster
     finally:
         cluster.destroy()

@@ -1,17 +1,17 @@
 """Other languages' toolchains for the generated-client tests: present, or fail under CI.
 
 Like PostgreSQL, a missing toolchain skips these tests on a developer's
-machine and fails them when CI=true: CI installs Node and Debian's Go
-packages first (.ci/run), so a missing one there is a broken CI, not a skip.
+machine and fails them when CI=true (tests/support/prerequisites.py): CI
+installs Node and Debian's Go packages first (.ci/run).
 """
 
-import os
 import shutil
 import subprocess
 from collections.abc import Sequence
 
 import pytest
 
+from tests.support.prerequisites import missing as prerequisite_missing
 from tests.support.server import ROOT
 
 
@@ -19,10 +19,7 @@ def require_tools(*names: str, install_hint: str) -> None:
     missing = [name for name in names if shutil.which(name) is None]
     if not missing:
         return
-    message = f"{', '.join(missing)} not found; {install_hint}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message + " (CI=true: the generated clients must be tested)")
-    pytest.skip(message)
+    prerequisite_missing(f"{', '.join(missing)} not found; {install_hint}")
 
 
 def make(target: str, *, timeout: float = 600) -> None:

@@ -1,7 +1,5 @@
 """TLS and mutual TLS, with the token as call credentials, against an in-process server."""
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -9,6 +7,7 @@ import grpc
 import pytest
 
 from loyalty.client import LoyaltyClient, TlsConfig, UnavailableError
+from tests.support.certificates import require_openssl
 from tests.unit.client.fake_server import FakeAccounts, serving
 
 GRANT = {"program_id": "stomatorg", "customer_id": "c-1", "points": 5, "source": "loyalty"}
@@ -16,10 +15,7 @@ GRANT = {"program_id": "stomatorg", "customer_id": "c-1", "points": 5, "source":
 
 def self_signed(directory: Path, name: str) -> tuple[bytes, bytes]:
     """A self-signed certificate for `localhost` and its key (PEM), made with openssl."""
-    if shutil.which("openssl") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("openssl is not installed (CI=true: the TLS tests must run)")
-        pytest.skip("openssl is not installed")
+    require_openssl()
     key, cert = directory / f"{name}.key", directory / f"{name}.pem"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
