@@ -22,7 +22,7 @@ def test_elsewhere_a_missing_prerequisite_skips(
         monkeypatch.delenv("CI", raising=False)
     else:
         monkeypatch.setenv("CI", ci)
-    with pytest.raises(pytest.skip.Exception, match="^node not found$"):
+    with pytest.raises(pytest.skip.Exception, match=r"^node not found$"):
         missing("node not found")
 
 
