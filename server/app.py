@@ -60,16 +60,17 @@ def read_tls(config: Config) -> TlsFiles | None:
     return TlsFiles(config.tls_cert.read_bytes(), config.tls_key.read_bytes(), client_ca)
 
 
-def add_port(server: grpc.aio.Server, listen: str, tls: TlsFiles | None) -> None:
+def add_port(server: grpc.aio.Server, listen: str, tls: TlsFiles | None) -> str:
+    """Bind `listen` (port 0: any free port); returns the address bound, HOST:PORT."""
+    host = listen.rpartition(":")[0]
     if tls is None:
-        server.add_insecure_port(listen)
-        return
+        return f"{host}:{server.add_insecure_port(listen)}"
     credentials = grpc.ssl_server_credentials(
         [(tls.private_key, tls.certificate_chain)],
         root_certificates=tls.client_ca,
         require_client_auth=tls.client_ca is not None,
     )
-    server.add_secure_port(listen, credentials)
+    return f"{host}:{server.add_secure_port(listen, credentials)}"
 
 
 def database_engine(config: Config) -> Engine:
@@ -169,7 +170,9 @@ async def serve(
     database = Database(engine, observer=metrics, lock_timeout=config.db_lock_timeout)
     if config.metrics_listen:
         host, _, port = config.metrics_listen.rpartition(":")
-        metrics.serve(f"{host}:{int(port) + worker}")
+        # worker i on PORT + i; port 0: each worker on a free port of its own
+        bound = metrics.serve(f"{host}:{int(port) + worker if int(port) else 0}")
+        log.info("metrics on %s:%d", host, bound)
     pool = ThreadPoolExecutor(max_workers=config.db_pool_size, thread_name_prefix="db")
     readiness = Readiness()
     edge = Edge(
@@ -203,12 +206,12 @@ async def serve(
         ),
         server,
     )
-    add_port(server, config.listen, tls)
+    listening = add_port(server, config.listen, tls)
     await server.start()
     shown_url = make_url(normalize_url(config.database_url)).render_as_string(hide_password=True)
     log.info(
         "serving on %s (%s, %s; database %s, programs %s)",
-        config.listen,
+        listening,
         "plaintext" if tls is None else "mutual TLS" if tls.client_ca else "TLS",
         f"{len(tokens.entries)} tokens" if tokens else "no tokens: every call allowed",
         shown_url,

@@ -111,7 +111,8 @@ def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     p.add_argument(
         "--listen",
         default=env.get("LOYALTY_LISTEN", DEFAULT_LISTEN),
-        help="HOST:PORT to serve on [LOYALTY_LISTEN, default %(default)s]",
+        help="HOST:PORT to serve on; port 0 takes a free port, named in the log's "
+        "'serving on' line [LOYALTY_LISTEN, default %(default)s]",
     )
     p.add_argument(
         "--database-url",
@@ -176,7 +177,8 @@ def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "--metrics-listen",
         default=env.get("LOYALTY_METRICS_LISTEN", ""),
         help="HOST:PORT for Prometheus /metrics over HTTP; off when empty (with --workers N, "
-        "worker i listens on PORT+i) [LOYALTY_METRICS_LISTEN]",
+        "worker i listens on PORT+i; port 0: free ports, named in 'metrics on' log lines) "
+        "[LOYALTY_METRICS_LISTEN]",
     )
     p.add_argument(
         "--tokens",

@@ -75,7 +75,8 @@ class Metrics:
     def failed(self, kind: str) -> None:
         self.db_errors.labels(kind).inc()
 
-    def serve(self, address: str) -> None:
-        """Expose /metrics over HTTP on HOST:PORT (a daemon thread)."""
+    def serve(self, address: str) -> int:
+        """Expose /metrics over HTTP on HOST:PORT (a daemon thread); returns the port bound."""
         host, _, port = address.rpartition(":")
-        start_http_server(int(port), addr=host or "0.0.0.0", registry=self.registry)
+        http, _ = start_http_server(int(port), addr=host or "0.0.0.0", registry=self.registry)
+        return int(http.server_port)

@@ -69,8 +69,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         log_path=directory / "server.log",
         extra_args=("--tokens", str(tokens_file)),
         env={"LOYALTY_TOKENS": f"{TOKENS['payments']}=payments"},
+        host="0.0.0.0",
     )
-    process.extra_args += ("--listen", f"0.0.0.0:{process.port}")  # the last --listen wins
     yield process.start()
     process.stop()
 

@@ -24,7 +24,7 @@ from tests.e2e.builders import (
     reverse_request,
     ts,
 )
-from tests.support.server import ServerProcess, Stubs, free_port
+from tests.support.server import ServerProcess, Stubs
 
 RED = "loyalty.v1.RedemptionService"
 
@@ -32,13 +32,13 @@ RED = "loyalty.v1.RedemptionService"
 @pytest.fixture(scope="module")
 def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, str]]:
     directory = tmp_path_factory.mktemp("observed")
-    metrics_address = f"127.0.0.1:{free_port()}"
     process = ServerProcess(
         f"sqlite:///{directory / 'db.sqlite3'}",
         log_path=directory / "server.log",
-        extra_args=("--metrics-listen", metrics_address, "--log-format", "json"),
+        extra_args=("--metrics-listen", "127.0.0.1:0", "--log-format", "json"),
     ).start()
-    yield process, metrics_address
+    assert process.metrics_address is not None
+    yield process, process.metrics_address
     process.stop()
 
 

@@ -1,7 +1,7 @@
 """The server as a process: health, reflection, `as_of` without clock override, SIGTERM."""
 
+import json
 import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -148,7 +148,7 @@ def test_without_as_of_the_strict_server_uses_its_clock(strict_server: ServerPro
     assert dict(response.balances_by_source) == {"action": 10}
 
 
-def test_sigterm_exits_zero_within_the_grace_period(
+def test_sigterm_drains_then_exits_zero(
     db_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     log = Path(tmp_path_factory.mktemp("sigterm")) / "server.log"
@@ -156,10 +156,8 @@ def test_sigterm_exits_zero_within_the_grace_period(
     stubs = process.stubs()
     health = stubs.health.Check(health_pb2.HealthCheckRequest(), timeout=TIMEOUT)
     assert health.status == health_pb2.HealthCheckResponse.SERVING
-    started = time.monotonic()
-    code = process.stop(sig=signal.SIGTERM, timeout=GRACE_SECONDS + 5)
-    elapsed = time.monotonic() - started
-    assert code == 0
-    # the drain may take the whole grace period; allow 1 s more for the interpreter's exit
-    assert elapsed < GRACE_SECONDS + 1.0, f"took {elapsed:.2f}s; see {log}"
-    assert "stopped" in log.read_text()
+    # It exits by itself: the timeout only keeps a hung server from hanging the test.
+    assert process.stop(sig=signal.SIGTERM, timeout=60) == 0
+    messages = [json.loads(line)["message"] for line in log.read_text().splitlines()]
+    drain = f"shutting down: NOT_SERVING, draining for up to {GRACE_SECONDS:.1f}s"
+    assert messages[-2:] == [drain, "stopped"], messages

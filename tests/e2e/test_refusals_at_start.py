@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from server.main import main
-from tests.support.server import ROOT, ServerProcess, free_port
+from tests.support.server import ROOT, ServerProcess
 
 SECRET = "a-secret-token-that-must-never-be-printed"
 
@@ -51,7 +51,7 @@ def start(
 
 
 def test_the_process_refuses_all_interfaces_without_tokens(tmp_path: Path) -> None:
-    address = f"0.0.0.0:{free_port()}"
+    address = "0.0.0.0:0"  # refused before binding anything
     command = [sys.executable, "-m", "server.main", "--listen", address]
     clean = {k: v for k, v in os.environ.items() if not k.startswith("LOYALTY_")}
     done = subprocess.run(command, cwd=ROOT, env=clean, capture_output=True, timeout=60)
@@ -63,7 +63,7 @@ def test_the_process_refuses_all_interfaces_without_tokens(tmp_path: Path) -> No
 def test_beyond_loopback_without_tokens_it_refuses(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, listen: str
 ) -> None:
-    address = f"{listen}:{free_port()}"
+    address = f"{listen}:0"  # refused before binding anything
     code, output = start(tmp_path, capsys, monkeypatch, env={"LOYALTY_LISTEN": address})
     assert code == 2, output
     assert f"refusing to serve on {address} without tokens" in output
@@ -74,8 +74,8 @@ def test_insecure_lets_it_serve_beyond_loopback_without_tokens(tmp_path: Path) -
         f"sqlite:///{tmp_path / 'loyalty.sqlite3'}",
         log_path=tmp_path / "server.log",
         env={"LOYALTY_INSECURE": "1"},
+        host="0.0.0.0",
     )
-    process.extra_args = ("--listen", f"0.0.0.0:{process.port}")
     process.start()  # waits for SERVING, reached over 127.0.0.1
     try:
         assert "serving on 0.0.0.0:" in process.log_path.read_text()

@@ -2,13 +2,15 @@
 
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import grpc
+import psycopg
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2
@@ -20,6 +22,7 @@ from loyalty.v1 import cart_pb2, redemption_pb2
 from loyalty.v1 import redemption_service_pb2 as redemption_pb
 from server.store.db import create_database_engine
 from server.store.schema import metadata
+from tests.support.polling import wait_until
 
 PROGRAM = "stomatorg"  # base tier: redeem cap 3 % of the eligible base; 1 point = 100 minor
 RPC_TIMEOUT = 30.0
@@ -165,16 +168,65 @@ class Outcome(Generic[T]):
         return self.error is None
 
 
+def _outcome(call: Callable[[], T]) -> Outcome[T]:
+    try:
+        return Outcome(value=call())
+    except grpc.RpcError as error:
+        return Outcome(error=error)
+
+
+@contextmanager
+def accounts_locked(url: str) -> Iterator[Callable[..., None]]:
+    """Hold every account row locked (PostgreSQL); yields `waiting(n)`, which returns once
+    `n` other sessions of this database wait for a row lock (calling `still_running()`, which
+    may fail the test, while it waits). Leaving releases them all."""
+    with psycopg.connect(url) as gate:
+        gate.execute("SELECT 1 FROM accounts FOR UPDATE")
+
+        def row_lock_waiters() -> int:
+            with psycopg.connect(url, autocommit=True) as probe:
+                row = probe.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock' AND wait_event IN ('transactionid', 'tuple')"
+                ).fetchone()
+            return 0 if row is None else int(row[0])
+
+        def waiting(n: int, still_running: Callable[[], None] = lambda: None) -> None:
+            def there() -> bool:
+                still_running()
+                return row_lock_waiters() >= n
+
+            wait_until(there, what=f"{n} sessions waiting for the gate")
+
+        yield waiting
+        gate.commit()
+
+
+def queued_at_the_lock(
+    url: str, calls: Sequence[Callable[[], T]], *, timeout: float = 120
+) -> list[Outcome[T]]:
+    """Run the calls so that they take the account lock in the order given.
+
+    The test holds every account row locked; each call starts once the previous one waits
+    for the lock, then the lock is released. PostgreSQL grants a row lock to its waiters
+    first come, first served, so the order is decided by the test, not by timing.
+    """
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        futures = []
+        with accounts_locked(url) as waiting:
+            for n, call in enumerate(calls, start=1):
+                futures.append(pool.submit(_outcome, call))
+                waiting(n)
+        return [future.result(timeout=timeout) for future in futures]
+
+
 def fire_together(calls: Sequence[Callable[[], T]], *, timeout: float = 60) -> list[Outcome[T]]:
     """Run every call on its own thread, all released at once by a barrier."""
     barrier = threading.Barrier(len(calls))
 
     def run(call: Callable[[], T]) -> Outcome[T]:
         barrier.wait(timeout=timeout)
-        try:
-            return Outcome(value=call())
-        except grpc.RpcError as error:
-            return Outcome(error=error)
+        return _outcome(call)
 
     with ThreadPoolExecutor(max_workers=len(calls)) as pool:
         futures = [pool.submit(run, call) for call in calls]

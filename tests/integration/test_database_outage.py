@@ -10,7 +10,6 @@ throwaway cluster (tests/support/throwaway_cluster.py). Under CI=true a
 cluster that cannot be started fails the test instead of skipping it.
 """
 
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +32,7 @@ from tests.integration.common import (
     ts,
 )
 from tests.integration.conftest import InvariantWatch
+from tests.support.polling import wait_until
 from tests.support.server import ServerProcess, Stubs
 from tests.support.throwaway_cluster import throwaway_cluster
 
@@ -76,6 +76,11 @@ def _calls(stubs: Stubs, ids: Ids, attempt: str) -> dict[str, Callable[[], Any]]
     }
 
 
+def _failed_checks(server: ServerProcess) -> int:
+    """How many times the server's health watch has found the database down so far."""
+    return server.log_path.read_text().count("database not ready")
+
+
 def _all_unavailable(stubs: Stubs, ids: Ids, attempt: str) -> None:
     for name, call in _calls(stubs, ids, attempt).items():
         with pytest.raises(grpc.RpcError) as raised:
@@ -113,11 +118,13 @@ def test_database_stopped_under_the_server_then_back(
             # At once, before health has noticed: the calls reach the dead connections.
             _all_unavailable(stubs, ids, "early")
             server.wait_for(NOT_SERVING, timeout=15)
-            # It stays NOT_SERVING (and calls stay UNAVAILABLE) while the database is down.
+            # It stays NOT_SERVING (and calls stay UNAVAILABLE) while the database is down:
+            # checked after each of the next three times its health watch found it down.
             for attempt in range(3):
+                checks = _failed_checks(server)
+                wait_until(lambda: _failed_checks(server) > checks, what="a health check")  # noqa: B023
                 assert server.health() == NOT_SERVING
                 _all_unavailable(stubs, ids, f"down-{attempt}")
-                time.sleep(0.5)
 
             cluster.start()  # same port, same data directory
             server.wait_for(SERVING, timeout=30)

@@ -24,18 +24,15 @@ import re
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from sqlalchemy import select
 
@@ -49,6 +46,7 @@ from server.service.grant import grant_points
 from server.store.db import Database, create_database_engine
 from server.store.migrate import migrate
 from server.store.schema import buckets, ledger_entries, redemption_debits, redemptions
+from tests.integration.common import accounts_locked
 from tests.integration.invariants import check_invariants
 from tests.support.databases import fresh_postgres
 
@@ -143,31 +141,6 @@ def in_parallel(work: Callable[..., None], arguments: list[tuple[Any, ...]]) -> 
     with ThreadPoolExecutor(max_workers=8) as pool:
         for future in [pool.submit(work, *a) for a in arguments]:
             future.result(timeout=60)
-
-
-@contextmanager
-def accounts_locked(url: str) -> Iterator[Callable[..., None]]:
-    """Hold every account row locked; yields `wait_for(n)`, which returns once `n` other
-    sessions of this database wait for a row lock. Leaving releases them all at once."""
-    with psycopg.connect(url) as gate:
-        gate.execute("SELECT 1 FROM accounts FOR UPDATE")
-
-        def wait_for(n: int, still_running: Callable[[], None] = lambda: None) -> None:
-            deadline = time.monotonic() + 60
-            while True:
-                still_running()
-                with psycopg.connect(url, autocommit=True) as probe:
-                    row = probe.execute(
-                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                        " AND wait_event_type = 'Lock' AND wait_event IN ('transactionid', 'tuple')"
-                    ).fetchone()
-                if row is not None and row[0] >= n:
-                    return
-                assert time.monotonic() < deadline, f"{n} sessions never waited for the gate"
-                time.sleep(0.02)
-
-        yield wait_for
-        gate.commit()
 
 
 def gated(url: str, calls: list[Callable[[], Any]], *, timeout: float = 60) -> list[Any]:

@@ -1,13 +1,17 @@
 """Races on a hold, on PostgreSQL over a real server (SPEC §7, §8; issue 5).
 
-Each race is repeated for ROUNDS rounds (the lapse race adds up to three when machine
-load kept one of its endings from happening), each on a fresh customer and order: the
-customer is granted 500 `action` points (never expiring) and holds 300 of them on one
-order (program `stomatorg`, base tier: the 20,000 ₽ basket may take 3 % = 600 points,
-more than 300). Then, released together by a thread barrier:
+Each race is repeated over rounds, each on a fresh customer and order: the customer is
+granted 500 `action` points (never expiring) and holds 300 of them on one order (program
+`stomatorg`, base tier: the 20,000 ₽ basket may take 3 % = 600 points, more than 300).
+Then:
 
 * capture racing the lapse — a capture at `deadline − 1 s`, another at `deadline + 1 s`
-  and the expiry job process at `deadline`;
+  and the expiry job process at `deadline`, queued at the account's lock in each of the
+  six orders in turn (the test holds the lock until all three wait for it, so the order
+  is the test's, not the machine's timing);
+
+released together by a thread barrier:
+
 * capture racing release — CaptureRedemption and ReverseRedemption without lines;
 * release racing release — two releases under different request ids, and a duplicate of
   the first (same request id).
@@ -18,9 +22,9 @@ that state implies (nothing lost, nothing doubled), the ledger holds exactly the
 it implies, and the ledger invariants hold over the whole database afterwards.
 """
 
-import time
+import itertools
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -44,15 +48,17 @@ from tests.integration.common import (
     fetch,
     fire_together,
     grant_request,
+    queued_at_the_lock,
     reverse_request,
     ts,
 )
 from tests.integration.conftest import InvariantWatch
-from tests.support.server import Stubs, run_expiry_job
+from tests.support.server import ServerProcess, Stubs, run_expiry_job
 
-pytestmark = [pytest.mark.postgres, pytest.mark.timeout(150)]
+pytestmark = [pytest.mark.postgres, pytest.mark.timeout(300)]
 
 ROUNDS = 10
+LOCK_WAIT = 90  # seconds a call may wait for the account lock here (and its deadline)
 GRANTED, HELD = 500, 300
 BASKET = cart(("line-1", 1, 2_000_000))  # base 2,000,000 minor: 3 % = 600 points ≥ 300
 SECOND = timedelta(seconds=1)
@@ -72,6 +78,19 @@ Entry = tuple[str, int, str, datetime]  # kind, points, order_id, effective_at
 @pytest.fixture(scope="module")
 def backend() -> str:
     return "postgres"  # row locks and concurrent transactions: the production backend
+
+
+@pytest.fixture(scope="module")
+def server(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The server, with a lock timeout longer than the job process takes to reach the lock
+    (a capture queued before it waits that long)."""
+    process = ServerProcess(
+        db_url,
+        log_path=tmp_path_factory.mktemp("server") / "server.log",
+        extra_args=("--db-lock-timeout", str(LOCK_WAIT)),
+    ).start()
+    yield process
+    process.stop()
 
 
 # ---- helpers -----------------------------------------------------------------------
@@ -97,7 +116,7 @@ def _capture(stubs: Stubs, ids: Ids, *, at: datetime, request: str) -> redemptio
             order_id=ids.order(0),
             as_of=ts(at),
         ),
-        timeout=RPC_TIMEOUT,
+        timeout=LOCK_WAIT,
     ).redemption
 
 
@@ -148,33 +167,25 @@ def _describe(outcomes: list[Outcome[Any]]) -> list[str]:
     ]
 
 
-def _after(delay: float, call: Callable[[], Any]) -> Callable[[], Any]:
-    def delayed() -> Any:
-        time.sleep(delay)
-        return call()
-
-    return delayed
-
-
 # ---- capture racing the lapse ------------------------------------------------------
 
 
-def _lapse_round(stubs: Stubs, db_url: str, n: int, *, delay: float) -> tuple[str, bool]:
-    """One round: captures at deadline ∓ 1 s, `delay` seconds after the job process starts.
+def _lapse_round(stubs: Stubs, db_url: str, n: int, *, order: tuple[str, ...]) -> str:
+    """One round: the capture at deadline − 1 s ("early"), the one at deadline + 1 s
+    ("late") and the expiry job ("job") take the account's lock in `order`.
 
-    Returns the final state and whether the late capture was refused before the early one
-    captured."""
+    Returns the final state."""
     ids = Ids(f"lapse-{n}")
     t0 = LAPSE_RACE + timedelta(days=n)
     deadline = t0 + timedelta(seconds=60)
     held = _hold(stubs, ids, at=t0, seconds=60)
-    before, after, job = fire_together(
-        [
-            _after(delay, partial(_capture, stubs, ids, at=deadline - SECOND, request="c1")),
-            _after(delay, partial(_capture, stubs, ids, at=deadline + SECOND, request="c2")),
-            partial(run_expiry_job, db_url, deadline),
-        ]
-    )
+    calls: dict[str, Callable[[], Any]] = {
+        "early": partial(_capture, stubs, ids, at=deadline - SECOND, request="c1"),
+        "late": partial(_capture, stubs, ids, at=deadline + SECOND, request="c2"),
+        "job": partial(run_expiry_job, db_url, deadline),
+    }
+    outcomes = dict(zip(order, queued_at_the_lock(db_url, [calls[c] for c in order]), strict=True))
+    before, after, job = outcomes["early"], outcomes["late"], outcomes["job"]
     assert job.ok, job
     final = _stored_state(db_url, ids)
     answers = _describe([before, after])
@@ -182,21 +193,21 @@ def _lapse_round(stubs: Stubs, db_url: str, n: int, *, delay: float) -> tuple[st
         ("GRANT", GRANTED, "", t0),
         ("HOLD", -HELD, ids.order(0), t0),
     ]
-    late_refused = False
+    # The early capture captures if it gets the lock before the job writes the lapse.
+    # The late one never can (at its `as_of` the hold has lapsed) and writes nothing when
+    # refused: its lapse rolls back with the refusal.
+    assert final == ("APPLIED" if _first(order, "early", "job") else "EXPIRED"), (order, answers)
     if final == "APPLIED":
-        # Captured by the call one second before the deadline (the one after it can never
-        # capture: at its `as_of` the hold has lapsed). The later call either came after
-        # and was answered the captured redemption as it is, or came first and was
-        # refused — at its instant the hold had lapsed — writing nothing.
+        # The late call came after and was answered the captured redemption as it is, or
+        # came first and was refused.
         assert before.value is not None, answers
         assert before.value.state == redemption_pb2.REDEMPTION_STATE_APPLIED
         assert before.value.points == HELD
         assert before.value.redemption_id == held.redemption_id
-        if after.value is not None:
+        if _first(order, "early", "late"):
             assert after.value == before.value, answers
         else:
             assert _failed(after, HOLD_EXPIRED), answers
-            late_refused = True
         spendable, ledger = GRANTED - HELD, grant_and_hold
     else:
         # The job wrote the lapse first: both captures are refused, and exactly one
@@ -223,43 +234,21 @@ def _lapse_round(stubs: Stubs, db_url: str, n: int, *, delay: float) -> tuple[st
         with pytest.raises(grpc.RpcError) as refused:
             _capture(stubs, ids, at=deadline - SECOND, request="c3")
         assert failure(refused.value) == HOLD_EXPIRED
-    return final, late_refused
+    return final
+
+
+def _first(order: tuple[str, ...], one: str, other: str) -> bool:
+    return order.index(one) < order.index(other)
 
 
 def test_capture_racing_the_lapse_ends_applied_or_expired(
     stubs: Stubs, db_url: str, invariants: InvariantWatch
 ) -> None:
-    # The job is a process: most of its run is start-up before it takes the account lock.
-    # Sweep the captures' start across that run (from well before the job reaches the lock
-    # to about when it ends), so that rounds see the captures first, the job first, and the
-    # two meeting at the lock.
-    started = time.monotonic()
-    run_expiry_job(db_url, LAPSE_RACE - timedelta(days=1))
-    job_seconds = time.monotonic() - started
-    factors = [0.2 + 0.9 * n / (ROUNDS - 1) for n in range(ROUNDS)]
-    finals: Counter[str] = Counter()
-    late_refused_then_captured = 0
-    for n, factor in enumerate(factors):
-        final, late_refused = _lapse_round(stubs, db_url, n, delay=job_seconds * factor)
-        finals[final] += 1
-        late_refused_then_captured += late_refused
-    # Load can make the job slower or faster than calibrated; if one ending never came,
-    # push the captures further out (or in) for a few more rounds.
-    for n, factor in enumerate([1.5, 2.5, 4.0, 0.0, 0.0], start=ROUNDS):
-        if set(finals) == {"APPLIED", "EXPIRED"}:
-            break
-        if (factor > 0) == ("EXPIRED" in finals):
-            continue
-        final, late_refused = _lapse_round(stubs, db_url, n, delay=job_seconds * factor)
-        finals[final] += 1
-        late_refused_then_captured += late_refused
-
-    # Both endings happened: the sweep really put the captures on both sides of the job.
-    assert set(finals) == {"APPLIED", "EXPIRED"}, (finals, job_seconds)
-    print(
-        f"capture vs lapse: {dict(finals)}; job {job_seconds:.2f} s; the late capture refused"
-        f" before the early one captured in {late_refused_then_captured} rounds"
-    )
+    # Every order in which the two captures and the job can take the account's lock.
+    orders = list(itertools.permutations(("early", "late", "job")))
+    finals = Counter(_lapse_round(stubs, db_url, n, order=o) for n, o in enumerate(orders))
+    # early before the job: (early, late, job), (early, job, late), (late, early, job)
+    assert finals == {"APPLIED": 3, "EXPIRED": 3}
     invariants.at(db_url, LAST)
 
 

@@ -8,7 +8,6 @@ complete; none of the shed calls left a trace, and each, retried with its reques
 effect exactly once. The same server takes `--max-message-bytes 65536` to the byte.
 """
 
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +23,7 @@ from loyalty.v1 import redemption_service_pb2 as redemption_pb
 from tests.e2e.builders import quote_of_size
 from tests.integration.common import PROGRAM, RPC_TIMEOUT, Ids, cart, grant_request, ts
 from tests.support.databases import fresh_postgres
+from tests.support.polling import wait_until
 from tests.support.server import ServerProcess
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
@@ -57,13 +57,6 @@ def lock_waiters(db_url: str) -> int:
         ).fetchone()
     assert row is not None
     return int(row[0])
-
-
-def wait_until(condition: Callable[[], bool], *, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def test_calls_past_the_cap_are_shed_at_once_and_none_is_lost(
@@ -115,19 +108,19 @@ def test_calls_past_the_cap_are_shed_at_once_and_none_is_lost(
             )
             for i in range(CAP)
         ]
-        wait_until(lambda: lock_waiters(db_url) == CAP)
+        wait_until(lambda: lock_waiters(db_url) == CAP, what=f"{CAP} calls on the lock")
 
+        # Shed at once, not queued: each is refused while the blocked calls still wait for
+        # the lock (a queued call would wait with them and end DEADLINE_EXCEEDED instead).
         outcomes = []
         for call in shed_calls:
-            started = time.monotonic()
             with pytest.raises(grpc.RpcError) as refused:
                 call()
             error = refused.value
-            outcomes.append((error.code(), error.details(), time.monotonic() - started))  # type: ignore[attr-defined]
-        assert {(code, details) for code, details, _ in outcomes} == {
+            outcomes.append((error.code(), error.details()))  # type: ignore[attr-defined]
+        assert set(outcomes) == {
             (grpc.StatusCode.RESOURCE_EXHAUSTED, "Concurrent RPC limit exceeded!")
         }
-        assert max(seconds for _, _, seconds in outcomes) < 1.0, outcomes
         assert not any(future.done() for future in blocked)
         assert lock_waiters(db_url) == CAP
         locker.rollback()

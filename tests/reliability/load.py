@@ -97,6 +97,11 @@ class Stats:
     full_flows: dict[str, int] = field(default_factory=Counter)
     orders: list[tuple[str, str, bool]] = field(default_factory=list)  # customer, order, full
 
+    @property
+    def answers(self) -> int:
+        """Calls answered so far, of every kind."""
+        return sum(self.answered.values())
+
     def describe(self) -> str:
         return (
             f"{self.flows_done} flows, {sum(self.answered.values())} answers "

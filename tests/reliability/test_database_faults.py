@@ -20,6 +20,7 @@ one on 5432, which other tests use): tests/support/throwaway_cluster.py.
 import asyncio
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,7 +49,8 @@ from tests.reliability.load import (
     metric,
     scrape,
 )
-from tests.support.server import ServerProcess, free_port
+from tests.support.polling import until, wait_until
+from tests.support.server import ServerProcess
 from tests.support.throwaway_cluster import ThrowawayCluster, throwaway_cluster
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
@@ -57,6 +59,7 @@ AS_OF = datetime(2032, 5, 5, 9, 0, tzinfo=UTC)
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 GRANT = 100_000
+LOAD = 100  # answers before a fault, and again after it, so that it meets a loaded server
 BASKET = cart(("line-1", 1, 2_000_000))  # 20,000 RUB: at most 600 points
 
 
@@ -67,7 +70,7 @@ def cluster() -> Iterator[ThrowawayCluster]:
 
 
 def _database(cluster: ThrowawayCluster, label: str) -> str:
-    return cluster.create_database(f"{label}_{free_port()}")
+    return cluster.create_database(f"{label}_{uuid.uuid4().hex[:12]}")
 
 
 # ---- load ----------------------------------------------------------------------------
@@ -81,7 +84,8 @@ def _run_load(
     *,
     per_customer: int = 5,
 ) -> None:
-    """Order flows on every customer while `chaos` (a blocking function) runs in a thread."""
+    """Order flows on every customer; `chaos` (a blocking function, run in a thread) starts
+    once LOAD answers have come back, and the load ends LOAD answers after it returned."""
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -89,9 +93,10 @@ def _run_load(
         done = [False]
 
         async def run_chaos() -> None:
-            await asyncio.sleep(1.0)
+            await until(lambda: stats.answers >= LOAD, what="the load to get going")
             await loop.run_in_executor(None, chaos)
-            await asyncio.sleep(1.0)  # load on the recovered server
+            recovered = stats.answers
+            await until(lambda: stats.answers >= recovered + LOAD, what="load after the fault")
             done[0] = True
 
         try:
@@ -139,19 +144,19 @@ def test_postgres_restarted_under_load(
 
     def restart() -> None:
         cluster.stop("immediate")  # a crash: no clean shutdown of the sessions
-        down = time.monotonic()
-        while time.monotonic() - down < 1.5 or NOT_SERVING not in seen:
+
+        def outage_seen() -> bool:
             seen.append(server.health())
-            assert time.monotonic() - down < 20, f"never NOT_SERVING: {seen}"
-            time.sleep(0.1)
+            return NOT_SERVING in seen and bool(stats.retried)
+
+        # down until health said NOT_SERVING and the clients met the outage
+        wait_until(outage_seen, what="NOT_SERVING and the clients' retries", timeout=30)
         cluster.start()
         server.wait_for(SERVING, timeout=30)
 
     try:
         _run_load(server, customers, stats, restart)
         assert server.process is not None and server.process.pid == pid, "served again itself"
-        assert NOT_SERVING in seen, seen
-        assert stats.retried, "the outage must have been seen by the clients"
         assert {name.split()[1] for name in stats.retried} <= {"UNAVAILABLE"}, stats.retried
         _converged(url, server, customers, stats)
     finally:
@@ -167,7 +172,7 @@ def test_postgres_restarted_under_load(
 def test_server_connections_terminated_under_load(
     cluster: ThrowawayCluster, tmp_path: Path, measured: Callable[[str], None]
 ) -> None:
-    name = f"terminate_{free_port()}"
+    name = f"terminate_{uuid.uuid4().hex[:12]}"
     url = cluster.create_database(name)
     ids = Ids("pg-terminate")
     customers = [f"{ids.customer}-{n}" for n in range(10)]
@@ -178,6 +183,12 @@ def test_server_connections_terminated_under_load(
     def terminate_all(rounds: int = 4) -> None:
         with psycopg.connect(cluster.url(), autocommit=True) as admin:
             for _ in range(rounds):
+                served = stats.answers
+                # the server has answered calls since the last round: it has connections
+                wait_until(
+                    lambda served=served: stats.answers > served,
+                    what="an answer between the rounds",
+                )
                 killed = admin.execute(
                     "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) "
                     "FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
@@ -185,7 +196,6 @@ def test_server_connections_terminated_under_load(
                 ).fetchone()
                 assert killed is not None
                 terminated.append(int(killed[0]))
-                time.sleep(0.3)
 
     try:
         _run_load(server, customers, stats, terminate_all)
@@ -214,15 +224,13 @@ def locking(
 ) -> Iterator[tuple[ServerProcess, str, str]]:
     """A server (8 worker threads, lock timeout 1.5 s, metrics) on its own database."""
     url = _database(cluster, "locking")
-    metrics_address = f"127.0.0.1:{free_port()}"
     server = ServerProcess(
         url,
         log_path=tmp_path_factory.mktemp("locking") / "server.log",
-        extra_args=(
-            "--db-lock-timeout", str(LOCK_TIMEOUT), "--metrics-listen", metrics_address,
-        ),
-    ).start()  # fmt: skip
-    yield server, url, metrics_address
+        extra_args=("--db-lock-timeout", str(LOCK_TIMEOUT), "--metrics-listen", "127.0.0.1:0"),
+    ).start()
+    assert server.metrics_address is not None
+    yield server, url, server.metrics_address
     server.stop()
 
 
@@ -313,10 +321,7 @@ def test_a_locked_account_times_out_at_the_deadline_and_frees_the_thread(
         # once, though the lock is still held and 17 calls on it were abandoned.
         with LoyaltyClient(config=client_config(server.address, timeout=5)) as client:
             assert apply(client, other, 1) == 990
-        deadline = time.monotonic() + 5
-        while _waiting_on_locks(url) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert _waiting_on_locks(url) == 0, "a server session still waits for the lock"
+        wait_until(lambda: _waiting_on_locks(url) == 0, what="no server session on the lock")
         assert server.health() == SERVING, "a slow account is not an unreachable database"
         assert _effects(url, hot) == (0, 0, 1), "nothing of the abandoned calls was written"
     finally:
@@ -411,7 +416,7 @@ CREATE TRIGGER inject_fault BEFORE INSERT ON ledger_entries
 
 
 def _plan_faults(url: str, customer: str, sqlstate: str, failures: int) -> str:
-    counter = f"attempts_{free_port()}"
+    counter = f"attempts_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(url, autocommit=True) as admin:
         admin.execute(f"CREATE SEQUENCE {counter}")
         admin.execute(

@@ -37,7 +37,7 @@ from tests.reliability.load import (
     metric,
     scrape,
 )
-from tests.support.server import ServerProcess, free_port
+from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -57,12 +57,13 @@ def test_fifty_clients_on_one_customer(
     db_url: str, backend: str, tmp_path: Path, measured: Callable[[str], None]
 ) -> None:
     customer = Ids(f"hot-{backend}").customer
-    metrics_address = f"127.0.0.1:{free_port()}"
     server = ServerProcess(
         db_url,
         log_path=tmp_path / "server.log",
-        extra_args=("--metrics-listen", metrics_address),
+        extra_args=("--metrics-listen", "127.0.0.1:0"),
     ).start()
+    metrics_address = server.metrics_address
+    assert metrics_address is not None
     try:
         before = scrape(metrics_address)
         result = asyncio.run(_hammer(server, customer))

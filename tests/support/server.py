@@ -1,6 +1,7 @@
 """A real `loyalty-server` process for end-to-end tests, and stubs to call it."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -20,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
+    """A port free right now, for what cannot bind port 0 itself (another may take it first)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -32,22 +34,33 @@ class Stubs:
     health: health_pb2_grpc.HealthStub
 
 
+SERVING_ON = re.compile(r"serving on (\S+):(\d+) \(")
+METRICS_ON = re.compile(r"metrics on (\S+:\d+)")
+
+
 class ServerProcess:
-    """`python -m server.main` on a free port; started, stopped, killed and restarted at will."""
+    """`python -m server.main`, started, stopped, killed and restarted at will.
+
+    The first start listens on port 0: the server binds a free port itself (no race with
+    another process for it) and names it in its log ("serving on HOST:PORT"), where this
+    reads it. Restarts keep that port, so that clients' addresses stay valid.
+    """
 
     def __init__(
         self,
         database_url: str,
         *,
         log_path: Path,
+        host: str = "127.0.0.1",
         allow_clock_override: bool = True,
         extra_args: tuple[str, ...] = (),
         env: Mapping[str, str] | None = None,
         credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
         self.database_url = database_url
-        self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
+        self.host = host  # what it listens on; tests always reach it over 127.0.0.1
+        self.port: int | None = None  # known once started
+        self.metrics_address: str | None = None  # with --metrics-listen HOST:0, once started
         self.log_path = log_path
         self.allow_clock_override = allow_clock_override
         self.extra_args = extra_args
@@ -56,10 +69,15 @@ class ServerProcess:
         self.process: subprocess.Popen[bytes] | None = None
         self.channel: grpc.Channel | None = None
 
+    @property
+    def address(self) -> str:
+        assert self.port is not None, "the server has not started yet"
+        return f"127.0.0.1:{self.port}"
+
     def start(self, *, wait_serving: bool = True) -> "ServerProcess":
         args = [
             sys.executable, "-m", "server.main",
-            "--listen", self.address,
+            "--listen", f"{self.host}:{self.port or 0}",
             "--database-url", self.database_url,
             "--db-pool-size", "8",
             "--grace-seconds", "2",
@@ -70,7 +88,9 @@ class ServerProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LOYALTY_")}
         env.update(self.env)
         with self.log_path.open("ab") as log:
+            logged_before = log.tell()
             self.process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=log)
+        self._read_addresses(logged_before)
         if self.credentials is None:
             self.channel = grpc.insecure_channel(self.address)
         else:
@@ -78,6 +98,26 @@ class ServerProcess:
         if wait_serving:
             self.wait_for(health_pb2.HealthCheckResponse.SERVING)
         return self
+
+    def _read_addresses(self, offset: int, *, timeout: float = 60) -> None:
+        """Wait for this start's "serving on" line in the log (after `offset`) and read it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            assert self.process is not None
+            with self.log_path.open("rb") as log:
+                log.seek(offset)
+                text = log.read().decode(errors="replace")
+            serving = SERVING_ON.search(text)
+            if serving:
+                self.port = int(serving[2])
+                metrics = METRICS_ON.search(text)
+                self.metrics_address = metrics[1] if metrics else None
+                return
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited {self.process.returncode}; see {self.log_path}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the server never said where it serves; see {self.log_path}")
+            time.sleep(0.05)
 
     def health(self) -> int:
         assert self.channel is not None

@@ -4,7 +4,8 @@ The shared PostgreSQL (127.0.0.1:5432) is used by every other test and must
 never be stopped. Tests that need the database to go away under a running
 server (outages, restarts, failover drills) start one of these instead:
 `initdb` into a temporary directory, `pg_ctl start` on a free loopback port,
-trust authentication.
+trust authentication. PostgreSQL cannot bind port 0 and say which it got, so a
+port taken between choosing it and the first start is retried with another.
 
 As root, PostgreSQL refuses to run, so `initdb` and `pg_ctl` run as the
 `postgres` OS user (`runuser -u postgres --`) and the directory is owned by
@@ -59,6 +60,8 @@ class ThrowawayCluster:
     def __init__(self, *, port: int | None = None) -> None:
         self.bindir = _bindir()
         self.port = port or free_port()
+        self.port_fixed = port is not None  # else the first start may move to another port
+        self.started = False
         self.as_root = os.geteuid() == 0
         self.directory = Path(tempfile.mkdtemp(prefix="loyalty-pg-"))
         self.data = self.directory / "data"
@@ -98,9 +101,27 @@ class ThrowawayCluster:
         return self
 
     def start(self, *, timeout: float = 60) -> "ThrowawayCluster":
-        """Start (or start again) on the same port; returns once it accepts connections."""
+        """Start (or start again) on the same port; returns once it accepts connections.
+
+        Until the first start succeeds, a port someone else bound in the meantime is
+        replaced by another free one (three tries).
+        """
         if not self.initialized:
             self.init()
+        for attempt in range(3):
+            try:
+                self._start(timeout=timeout)
+            except ClusterUnavailable as exc:
+                taken = "Address already in use" in str(exc)
+                if self.started or self.port_fixed or not taken or attempt == 2:
+                    raise
+                self.port = free_port()
+            else:
+                self.started = True
+                return self
+        raise AssertionError("unreachable")
+
+    def _start(self, *, timeout: float) -> None:
         options = (
             f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 "
             # Only the OS-level fsync is skipped: WAL is still written at commit, so
@@ -112,7 +133,6 @@ class ThrowawayCluster:
             "-w", "-t", str(int(timeout)), "start",
             timeout=timeout + 10,
         )  # fmt: skip
-        return self
 
     def stop(self, mode: str = "fast", *, timeout: float = 60) -> None:
         """`pg_ctl stop -m mode`: `immediate` is a crash, `fast` ends sessions cleanly."""

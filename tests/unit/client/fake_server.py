@@ -1,7 +1,6 @@
 """An in-process AccountService that fails as told, and records what it received."""
 
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from concurrent import futures
@@ -25,7 +24,7 @@ class FakeAccounts(account_service_pb2_grpc.AccountServiceServicer):
     """GrantPoints answers `failures` in turn (a status code each), then succeeds."""
 
     failures: list[grpc.StatusCode] = field(default_factory=list)
-    delay: float = 0.0
+    hold: threading.Event | None = None  # when given, each call waits until it is set
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -35,7 +34,8 @@ class FakeAccounts(account_service_pb2_grpc.AccountServiceServicer):
         with self.lock:
             self.received.append(Received(request, dict(context.invocation_metadata())))  # type: ignore[arg-type]
             failure = self.failures.pop(0) if self.failures else None
-        time.sleep(self.delay)
+        if self.hold is not None:
+            self.hold.wait(timeout=60)
         if failure is not None:
             context.abort(failure, f"attempt {len(self.received)} fails")
         return account_pb.GrantPointsResponse(points=request.points, balance_after=request.points)

@@ -1,6 +1,7 @@
 """Retries, request ids, deadlines and the bearer token, against an in-process fake server."""
 
 import asyncio
+import threading
 
 import grpc
 import pytest
@@ -71,13 +72,14 @@ def test_other_codes_are_not_retried(code: grpc.StatusCode) -> None:
 
 
 def test_every_call_has_a_deadline() -> None:
-    fake = FakeAccounts(delay=1.0)
-    with (
-        serving(fake) as target,
-        LoyaltyClient(target, timeout=0.2) as client,
-        pytest.raises(DeadlineExceededError),
-    ):
-        client.grant_points(**GRANT)  # type: ignore[arg-type]
+    release = threading.Event()  # the server answers only once released, after the deadline
+    fake = FakeAccounts(hold=release)
+    with serving(fake) as target, LoyaltyClient(target, timeout=0.2) as client:
+        try:
+            with pytest.raises(DeadlineExceededError):
+                client.grant_points(**GRANT)  # type: ignore[arg-type]
+        finally:
+            release.set()
 
 
 def test_the_token_goes_as_a_bearer_authorization_header() -> None:
