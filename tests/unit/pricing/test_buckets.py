@@ -42,6 +42,7 @@ class TestSpendability:
     def test_boundaries(self) -> None:
         # available_at ≤ t < expires_at
         assert B8.spendable_at(NOW)  # available_at == now
+        assert not B8.pending_at(NOW)  # matured at this very instant: no longer pending
         assert not B6.spendable_at(NOW)  # expires_at == now
         assert B6.expired_at(NOW)
         assert not B5.spendable_at(NOW)

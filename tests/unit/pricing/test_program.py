@@ -198,6 +198,7 @@ def test_valid_small_program(tmp_path: Path) -> None:
         ('promo_policy = "STACK"', 'promo_policy = "BOTH"', "promo_policy", "must be one of"),
         ('accrual_source = "loyalty"', 'accrual_source = "x"', "accrual_source", "not one of"),
         ('id = "shop"', 'id = ""', "id", "1..256"),
+        ('id = "shop"', f'id = "{"s" * 257}"', "id", "1..256"),
         ("redeem_cap_bp = 3000", "redeem_cap_bp = 10001", "tiers[1].redeem_cap_bp", "0..10000"),
         ("earn_rate_bp = 100", 'earn_rate_bp = "1"', "tiers[0].earn_rate_bp", "must be int"),
         ("min_orders = 2", "min_orders = 2\nbonus = 1", "tiers[1].bonus", "unknown key"),
@@ -236,6 +237,33 @@ def test_bad_file_names_file_and_key(
     assert error.key == key
     assert problem in error.problem
     assert str(error).startswith(f"{path}: {key}: ")
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("redeem_cap_bp = 3000", "redeem_cap_bp = 10000"),  # the top of 0..10000: all of it
+        ("cap_bp = 1000", "cap_bp = 0"),  # the bottom of 0..10000
+        ("version = 3", "version = 0"),  # counts start at 0
+        ('id = "shop"', f'id = "{"s" * 256}"'),  # the longest id
+        ("expiry_days = 30", "expiry_days = 1"),  # the shortest expiry
+        ("point_value_minor = 100", "point_value_minor = 1"),  # the smallest point value
+    ],
+)
+def test_values_at_the_edge_of_what_is_allowed_load(tmp_path: Path, old: str, new: str) -> None:
+    assert old in VALID
+    load_program(write(tmp_path, VALID.replace(old, new, 1)))
+
+
+def test_tiers_may_share_a_threshold(tmp_path: Path) -> None:
+    # "three" asks as much spend (1000) and as many orders (2) as "two": not lower, so allowed
+    text = VALID.replace(
+        "[sources.loyalty]",
+        '[[tiers]]\nid = "three"\nearn_rate_bp = 300\nredeem_cap_bp = 3000\n'
+        "min_orders = 2\nmin_spend_minor = 1000\n\n[sources.loyalty]",
+    )
+    program = load_program(write(tmp_path, text))
+    assert [t.id for t in program.tiers] == ["one", "two", "three"]
 
 
 def test_first_tier_may_not_have_thresholds(tmp_path: Path) -> None:
