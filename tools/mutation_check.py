@@ -6,9 +6,9 @@ Each mutant changes one thing in one module of pricing/ (the kinds of slip that 
 * rounding: `a // b` (floor) becomes `-(-a // b)` (ceiling);
 * a clamp: `min(…)` ↔ `max(…)`.
 
-Every mutant runs tests/unit/pricing in a copy of the repository (`pytest -x`, the quick
-example-based files first and the Hypothesis properties last), with a timeout; a failing
-run or a timeout kills it. The report lists the survivors; the exit status is 1 when fewer
+Every mutant runs tests/unit/pricing in a copy of the repository (`pytest -x`: the module's
+own test file first, then the rest with the Hypothesis properties last), with a timeout; a
+failing run or a timeout kills it. The report lists the survivors; the exit status is 1 when fewer
 than --fail-under per cent are killed. It is a measurement, not part of `make test`:
 
     nice -n 19 .venv/bin/python tools/mutation_check.py --jobs 2    # docs/testing.md
@@ -114,12 +114,21 @@ def mutated_source(mutant: Mutant) -> str:
     return ast.unparse(ast.fix_missing_locations(tree))
 
 
-def _pytest_command() -> list[str]:
+def _phases(module: Path) -> list[list[str]]:
+    """The test files to run, in two rounds: the module's own (test_money*.py for
+    money.py), then the rest of the suite with the Hypothesis properties last."""
     files = sorted(p.name for p in (ROOT / TESTS).glob("test_*.py"))
-    ordered = [f for f in files if f != SLOW] + [SLOW]
+    own = [
+        f for f in files if f == f"test_{module.stem}.py" or f.startswith(f"test_{module.stem}_")
+    ]
+    rest = [f for f in files if f not in own and f != SLOW] + [SLOW]
+    return [[str(TESTS / f) for f in phase] for phase in (own, rest) if phase]
+
+
+def _pytest(files: list[str]) -> list[str]:
     return [
         sys.executable, "-m", "pytest", "-x", "-q", "--no-header", "-p", "no:cacheprovider",
-        *(str(TESTS / f) for f in ordered),
+        *files,
     ]  # fmt: skip
 
 
@@ -142,11 +151,16 @@ def run(mutant: Mutant, workdir: Path, *, timeout: float) -> Verdict:
     original = target.read_text()
     target.write_text(mutated_source(mutant))
     started = time.monotonic()
+    outcome = "survived"
     try:
-        done = subprocess.run(
-            _pytest_command(), cwd=workdir, capture_output=True, timeout=timeout, check=False
-        )
-        outcome = {0: "survived", 1: "killed"}.get(done.returncode, "error")
+        for files in _phases(mutant.module):
+            left = timeout - (time.monotonic() - started)
+            done = subprocess.run(
+                _pytest(files), cwd=workdir, capture_output=True, timeout=left, check=False
+            )
+            if done.returncode != 0:
+                outcome = "killed" if done.returncode == 1 else "error"
+                break
     except subprocess.TimeoutExpired:
         outcome = "timeout"
     finally:
