@@ -15,6 +15,7 @@ from pricing.buckets import (
     plan_clawback,
     plan_restore,
     plan_spend,
+    settle_matured,
     spendable,
 )
 
@@ -184,3 +185,38 @@ class TestPlanClawback:
 )
 def test_pay_debt_first(credit: int, debt: int, expected: DebtPayment) -> None:
     assert pay_debt_first(credit=credit, debt=debt) == expected
+
+
+class TestSettleMatured:
+    """Accruals (unsettled credits) pay debt as they mature, in the order they matured."""
+
+    # at NOW (03-15 12:00): A matured 03-10, B matured exactly at NOW, C matures 03-20
+    A = Bucket(11, "loyalty", 30, at(3, 10), at(6, 1), seq=12, settled=False)
+    B = Bucket(12, "loyalty", 50, NOW, at(6, 1), seq=11, settled=False)
+    C = Bucket(13, "loyalty", 40, at(3, 20), at(6, 1), seq=13, settled=False)
+    SETTLED = Bucket(14, "loyalty", 70, at(3, 1), at(6, 1), seq=14)
+
+    def test_matured_credits_pay_the_debt_oldest_maturity_first(self) -> None:
+        settlement = settle_matured([self.C, self.B, self.SETTLED, self.A], debt=60, now=NOW)
+        # A (03-10) pays min(30, 60) = 30, debt 60 - 30 = 30; B (NOW) pays min(50, 30) = 30,
+        # debt 0; C has not matured; the settled bucket never pays
+        assert settlement.payments == (Debit(11, 30), Debit(12, 30))
+        assert settlement.settled == (11, 12)
+        assert settlement.debt == 0
+        # written down: A 30 - 30 = 0 and B 50 - 30 = 20 left, both settled now
+        a, b, c, settled = settlement.apply([self.A, self.B, self.C, self.SETTLED])
+        assert (a.remaining, a.settled, b.remaining, b.settled) == (0, True, 20, True)
+        assert (c, settled) == (self.C, self.SETTLED)
+
+    def test_a_credit_matured_once_the_debt_is_paid_pays_nothing_but_settles(self) -> None:
+        settlement = settle_matured([self.A, self.B], debt=20, now=NOW)
+        # A pays min(30, 20) = 20; B pays min(50, 0) = 0: no payment, settled all the same
+        assert settlement.payments == (Debit(11, 20),)
+        assert settlement.settled == (11, 12)
+        assert settlement.debt == 0
+
+    def test_debt_larger_than_the_credits_stays_owed(self) -> None:
+        settlement = settle_matured([self.A, self.B], debt=100, now=NOW)
+        # 30 + 50 = 80 paid, 100 - 80 = 20 still owed
+        assert settlement.payments == (Debit(11, 30), Debit(12, 50))
+        assert settlement.debt == 20
