@@ -12,6 +12,7 @@ failing run or a timeout kills it. The report lists the survivors; the exit stat
 than --fail-under per cent are killed. It is a measurement, not part of `make test`:
 
     nice -n 19 .venv/bin/python tools/mutation_check.py --jobs 2    # docs/testing.md
+    nice -n 19 .venv/bin/python tools/mutation_check.py pricing/buckets.py:24  # one line
 """
 
 import argparse
@@ -170,15 +171,24 @@ def run(mutant: Mutant, workdir: Path, *, timeout: float) -> Verdict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("modules", nargs="*", help="modules of pricing/ (default: all)")
+    parser.add_argument(
+        "modules", nargs="*", help="modules of pricing/, or MODULE:LINE for one line's mutants"
+    )
     parser.add_argument("--jobs", type=int, default=1, help="mutants run at once")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per mutant")
     parser.add_argument("--fail-under", type=float, default=90.0, help="per cent killed")
     args = parser.parse_args()
-    modules = [Path(m) for m in args.modules] or sorted(
+    wanted = [m.partition(":") for m in args.modules]
+    modules = sorted({Path(m) for m, _, _ in wanted}) or sorted(
         p.relative_to(ROOT) for p in (ROOT / "pricing").glob("*.py")
     )
-    todo = [m for module in modules for m in mutants(module)]
+    lines = {(Path(m), int(line)) for m, _, line in wanted if line}
+    todo = [
+        m
+        for module in modules
+        for m in mutants(module)
+        if not any(path == module for path, _ in lines) or (module, m.line) in lines
+    ]
     print(f"{len(todo)} mutants in {len(modules)} modules; {args.jobs} at a time", flush=True)
     workdirs = [_workdir() for _ in range(args.jobs)]
     free: queue.SimpleQueue[Path] = queue.SimpleQueue()
