@@ -147,6 +147,9 @@ class TestValidation:
 
     def test_line_total_at_int64_max_is_fine(self) -> None:
         assert validate_cart(cart_of(good_line(quantity=1, unit_price_minor=INT64_MAX))) == []
+        # the same line with another fault is checked field by field: only that fault
+        faulty = good_line(quantity=1, unit_price_minor=INT64_MAX, sku="s" * 257)
+        assert paths(validate_cart(cart_of(faulty))) == ["cart.lines[0].sku"]
 
     def test_sum_of_lines_overflows_int64(self) -> None:
         # each line 2^62 fits; together 2^63 = INT64_MAX + 1 does not
