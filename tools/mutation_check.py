@@ -219,12 +219,18 @@ def _report(verdict: Verdict) -> Verdict:
 
 
 def _summary(verdicts: list[Verdict], *, fail_under: float) -> int:
+    # A run that does not end by the timeout counts as killed (a mutant that loops forever
+    # is noticed), but is listed: on a starved machine it may only be slow.
     killed = sum(v.outcome in ("killed", "timeout") for v in verdicts)
+    timeouts = sum(v.outcome == "timeout" for v in verdicts)
     errors = [v for v in verdicts if v.outcome == "error"]
     score = 100 * killed / len(verdicts) if verdicts else 100.0
-    print(f"\n{killed} of {len(verdicts)} mutants killed: {score:.1f} % (errors: {len(errors)})")
+    print(
+        f"\n{killed} of {len(verdicts)} mutants killed: {score:.1f} % "
+        f"({timeouts} of them by the timeout; errors: {len(errors)})"
+    )
     for v in verdicts:
-        if v.outcome in ("survived", "error"):
+        if v.outcome in ("survived", "timeout", "error"):
             print(f"  {v.outcome}: {v.mutant.module}:{v.mutant.line} {v.mutant.change}")
     return 0 if score >= fail_under else 1
 
