@@ -12,11 +12,11 @@ from datetime import UTC, datetime
 from pythonjsonlogger.json import JsonFormatter
 from sqlalchemy.exc import OperationalError
 
+from server import simulate
 from server.api.auth import Tokens, TokensError, load_tokens
 from server.app import TlsFiles, database_engine, read_tls, serve
 from server.check_config import check_config
 from server.config import Config, exposure_problem, parse
-from server import simulate
 from server.reconcile import print_report, reconcile
 from server.service.expire import expire_points
 from server.store.db import Database, DatabaseUnavailable

@@ -275,16 +275,18 @@ def as_text(summary: Summary, replays: Iterable[Replay], *, request: Request) ->
                       f"{t.points_earned_change:+,}", f"{t.binding_changed:,}"))  # fmt: skip
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for row in table:
-        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]
+        cells = [row[0].ljust(widths[0])] + [
+            c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)
+        ]
         lines.append("  ".join(cells).rstrip())
     lines.append("")
     lines += _money_lines(summary, request=request)
     for replayed in replays:
-        row = _order_row(replayed)
+        each = _order_row(replayed)
         lines.append(
-            f"{row['order_id']}  {row['tier_then']}  max {row['max_points_then']} → "
-            f"{row['max_points_draft']} ({row['binding_then']} → {row['binding_draft']}), "
-            f"earned {row['points_earned_then']} → {row['points_earned_draft']}"
+            f"{each['order_id']}  {each['tier_then']}  max {each['max_points_then']} → "
+            f"{each['max_points_draft']} ({each['binding_then']} → {each['binding_draft']}), "
+            f"earned {each['points_earned_then']} → {each['points_earned_draft']}"
         )
     return "\n".join(lines) + "\n"
 
@@ -313,7 +315,7 @@ def draw(summary: Summary, *, request: Request, path: Path) -> None:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-    except ImportError as exc:  # an optional extra: pip install 'loyalty-server[charts]'
+    except ImportError as exc:  # an optional extra
         raise SimulateError(
             "--chart needs matplotlib: pip install 'loyalty-server[charts]'"
         ) from exc

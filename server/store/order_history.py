@@ -14,7 +14,7 @@ from datetime import datetime
 from itertools import groupby
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, literal_column, select
+from sqlalchemy import Connection, Row, and_, func, literal_column, select
 
 from pricing.cart import Cart, CartLine, LineKind
 from pricing.tiers import QualifyingOrder
@@ -59,8 +59,8 @@ def recorded_orders(connection: Connection, window: Window) -> Iterator[Recorded
 
 def count_orders(connection: Connection, window: Window) -> int:
     """How many orders the window holds (for a progress bar)."""
-    query = select(literal_column("count(*)")).select_from(orders).where(_in_window(window))
-    return int(connection.execute(query, _params(window)).scalar_one())
+    query = select(func.count()).select_from(orders).where(_in_window(window))
+    return int(connection.execute(query).scalar_one())
 
 
 def _stream(connection: Connection, query: Any, window: Window) -> Iterator[Row[Any]]:
@@ -89,7 +89,7 @@ def _by_customer(connection: Connection, column: Any) -> Any:
 def _orders_query(connection: Connection, window: Window) -> Any:
     spent = (
         select(_rl.line_id, _rl.points, _r.order_id, _r.payment_method, _r.points.label("total"))
-        .join(_r, _r.redemption_id == _rl.redemption_id)
+        .join(redemptions, _r.redemption_id == _rl.redemption_id)
         .where(_r.program_id == window.program_id, literal_column(LIVE_REDEMPTION))
         .subquery()
     )
@@ -127,7 +127,7 @@ def _entries_query(connection: Connection, window: Window) -> Any:
     e, b = ledger_entries.c, buckets.c
     return (
         select(e.customer_id, e.bucket_id, e.points, e.effective_at, b.source)
-        .join(buckets, b.bucket_id == e.bucket_id)
+        .join(buckets, buckets.c.bucket_id == e.bucket_id)
         .add_columns(b.available_at, b.expires_at)
         .where(
             e.program_id == window.program_id,
