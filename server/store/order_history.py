@@ -44,9 +44,9 @@ class Window:
 
 def recorded_orders(connection: Connection, window: Window) -> Iterator[RecordedOrder]:
     """Every order first recorded in the window, with its customer's state at that instant."""
-    order_rows = _stream(connection, _orders_query(connection, window), window)
-    entry_rows = _stream(connection, _entries_query(connection, window), window)
-    accrual_rows = _stream(connection, _accruals_query(connection, window), window)
+    order_rows = _stream(connection, _orders_query(connection, window))
+    entry_rows = _stream(connection, _entries_query(connection, window))
+    accrual_rows = _stream(connection, _accruals_query(connection, window))
     entries, history = _ByCustomer(entry_rows), _ByCustomer(accrual_rows)
     for customer_id, rows in groupby(order_rows, key=lambda row: row.customer_id):
         wallet = _Wallet(entries.take(customer_id))
@@ -63,12 +63,8 @@ def count_orders(connection: Connection, window: Window) -> int:
     return int(connection.execute(query).scalar_one())
 
 
-def _stream(connection: Connection, query: Any, window: Window) -> Iterator[Row[Any]]:
-    return iter(connection.execution_options(**_STREAM).execute(query, _params(window)))
-
-
-def _params(window: Window) -> dict[str, object]:
-    return {"program_id": window.program_id, "start": window.start, "end": window.end}
+def _stream(connection: Connection, query: Any) -> Iterator[Row[Any]]:
+    return iter(connection.execution_options(**_STREAM).execute(query))
 
 
 def _in_window(window: Window) -> Any:
