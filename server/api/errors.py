@@ -13,13 +13,15 @@ from grpc_status import rpc_status
 
 from pricing import errors as domain
 from server.service.errors import (
+    CallDeadlineExceeded,
     ClockOverrideDisabled,
+    ConcurrentUpdate,
+    DatabaseUnavailable,
     MalformedRequest,
     RoleNotAllowed,
     TokenInvalid,
     TokenMissing,
 )
-from server.store.db import CallDeadlineExceeded, ConcurrentUpdate, DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
