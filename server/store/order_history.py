@@ -122,13 +122,13 @@ def _customers(window: Window) -> Any:
 def _entries_query(connection: Connection, window: Window) -> Any:
     e, b = ledger_entries.c, buckets.c
     return (
-        select(e.customer_id, e.bucket_id, e.points, e.effective_at, b.source)
+        select(e.customer_id, e.bucket_id, e.order_id, e.points, e.effective_at, b.source)
         .join(buckets, buckets.c.bucket_id == e.bucket_id)
         .add_columns(b.available_at, b.expires_at)
         .where(
             e.program_id == window.program_id,
             e.customer_id.in_(_customers(window)),
-            e.effective_at < window.end,
+            e.effective_at <= window.end,
         )
         .order_by(_by_customer(connection, e.customer_id), e.effective_at, e.entry_id)
     )
@@ -167,31 +167,38 @@ class _ByCustomer:
 
 
 class _Wallet:
-    """A customer's buckets as the ledger says they stood at an instant (SPEC §7).
+    """A customer's buckets as the ledger says they stood when an order was placed (SPEC §7).
 
-    A bucket's entries effective before `t` sum to what it held at `t`; it
-    counts when it was spendable then (`available_at ≤ t < expires_at`).
+    A bucket's entries effective at or before `t` sum to what it held at `t`,
+    less the entries of the order itself (its spend is what is being priced);
+    the bucket counts when it was spendable then (`available_at ≤ t < expires_at`).
     """
 
     def __init__(self, rows: list[Row[Any]]) -> None:
         self._rows = rows
         self._next = 0
         self._held: dict[int, int] = {}
+        self._own: dict[str, dict[int, int]] = {}  # order id → bucket → its entries' points
         self._bucket: dict[int, Row[Any]] = {}
 
-    def balances_before(self, instant: datetime) -> dict[str, int]:
+    def balances_at(self, instant: datetime, *, order_id: str) -> dict[str, int]:
         rows = self._rows
-        while self._next < len(rows) and rows[self._next].effective_at < instant:
+        while self._next < len(rows) and rows[self._next].effective_at <= instant:
             row = rows[self._next]
             self._held[row.bucket_id] = self._held.get(row.bucket_id, 0) + row.points
+            if row.order_id:
+                own = self._own.setdefault(row.order_id, {})
+                own[row.bucket_id] = own.get(row.bucket_id, 0) + row.points
             self._bucket[row.bucket_id] = row
             self._next += 1
+        own = self._own.get(order_id, {})
         balances: dict[str, int] = {}
         for bucket_id, points in self._held.items():
             bucket = self._bucket[bucket_id]
             live = bucket.available_at <= instant and (
                 bucket.expires_at is None or instant < bucket.expires_at
             )
+            points -= own.get(bucket_id, 0)
             if live and points > 0:
                 balances[bucket.source] = balances.get(bucket.source, 0) + points
         return balances
@@ -214,7 +221,7 @@ def _order(
         payment_method=first.payment_method or "",
         points_spent=first.total or 0,
         spent_by_line={row.line_id: row.spent for row in lines if row.spent},
-        balances=wallet.balances_before(first.created_at),
+        balances=wallet.balances_at(first.created_at, order_id=first.order_id),
         history=history,
     )
 
