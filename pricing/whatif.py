@@ -29,6 +29,9 @@ class RecordedOrder:
     spent_by_line: Mapping[str, int]  # those points per line
     balances: Mapping[str, int]  # spendable points per source just before it was placed
     history: tuple[QualifyingOrder, ...]  # the customer's matured accruals, for the tier
+    # False for orders recorded before lines were kept whole (their prices are unknown):
+    # they are counted, not priced.
+    whole: bool = True
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,7 @@ class Summary:
     draft_point_value_minor: int
     by_tier: dict[str, Totals] = field(default_factory=dict)
     total: Totals = field(default_factory=Totals)
+    not_whole: int = 0  # orders left out: recorded without their whole lines
 
     def add(self, replayed: Replay) -> None:
         self.by_tier.setdefault(replayed.then.tier_id, Totals()).add(replayed)

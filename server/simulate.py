@@ -138,10 +138,11 @@ def run(
 ) -> tuple[Summary, list[Replay]]:
     """Replay every order of the window; keep each replay only when asked for per order."""
     kept: list[Replay] = []
+    not_whole: list[str] = []
     tiers = [tier.id for tier in request.program.tiers]
     with _snapshot(engine) as connection:
         total = count_orders(connection, request.window)
-        replays = _replays(connection, request, kept=kept)
+        replays = _replays(connection, request, kept=kept, not_whole=not_whole)
         bar = tqdm(
             replays,
             total=total,
@@ -150,11 +151,17 @@ def run(
             disable=progress is None or not progress.isatty(),
         )
         summary = summarize(request.program, request.draft, bar, tiers=tiers)
+    summary.not_whole = len(not_whole)
     return summary, kept
 
 
-def _replays(connection: Connection, request: Request, *, kept: list[Replay]) -> Iterator[Replay]:
+def _replays(
+    connection: Connection, request: Request, *, kept: list[Replay], not_whole: list[str]
+) -> Iterator[Replay]:
     for order in recorded_orders(connection, request.window):
+        if not order.whole:
+            not_whole.append(order.order_id)
+            continue
         replayed = replay(request.program, request.draft, order)
         if request.per_order:
             kept.append(replayed)
@@ -213,6 +220,7 @@ def as_json(summary: Summary, replays: Iterable[Replay], *, request: Request) ->
         "point_value_minor": summary.point_value_minor,
         "by_tier": {tier: group(totals) for tier, totals in summary.by_tier.items()},
         "total": group(summary.total),
+        "orders_without_whole_lines": summary.not_whole,
         "orders": [_order_row(r) for r in replays],
     }
 
@@ -280,6 +288,10 @@ def as_text(summary: Summary, replays: Iterable[Replay], *, request: Request) ->
         ]
         lines.append("  ".join(cells).rstrip())
     lines.append("")
+    if summary.not_whole:
+        lines.append(
+            f"{summary.not_whole:,} orders left out: recorded before their lines were kept whole"
+        )
     lines += _money_lines(summary, request=request)
     for replayed in replays:
         each = _order_row(replayed)

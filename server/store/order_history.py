@@ -104,6 +104,7 @@ def _orders_query(connection: Connection, window: Window) -> Any:
             _l.kind,
             _l.discount_minor,
             _l.promo_discount_minor,
+            _l.whole,
             spent.c.points.label("spent"),
             spent.c.payment_method,
             spent.c.total,
@@ -223,6 +224,7 @@ def _order(
         spent_by_line={row.line_id: row.spent for row in lines if row.spent},
         balances=wallet.balances_at(first.created_at, order_id=first.order_id),
         history=history,
+        whole=all(row.whole for row in lines),
     )
 
 
