@@ -1,6 +1,6 @@
 """What-if (SPEC §11): a recorded order priced again under the program and under a draft.
 
-The replay asks the very functions a live quote asks (`price_option`,
+The replay asks the very functions a live quote asks (`solve_maximum`,
 `points_to_earn`, `tier_status`); nothing here decides a rule of its own.
 """
 
@@ -11,8 +11,9 @@ from datetime import datetime
 from pricing.accrual import points_to_earn
 from pricing.caps import Constraint
 from pricing.cart import Cart
+from pricing.eligibility import classify
 from pricing.program import Program, PromoPolicy, Tier
-from pricing.quote import price_option
+from pricing.quote import solve_maximum
 from pricing.tiers import QualifyingOrder, tier_status
 
 
@@ -63,9 +64,9 @@ def price_recorded(program: Program, order: RecordedOrder) -> Priced:
         # Points and a promo never share an order (SPEC §4): the option that spends points
         # is the cart with its promo discounts back.
         spending = order.cart.without_promo()
-    option = price_option(
+    maximum, binding = solve_maximum(
         program,
-        spending,
+        classify(program, spending),
         tier=tier,
         payment_method=order.payment_method,
         balances=order.balances,
@@ -76,7 +77,7 @@ def price_recorded(program: Program, order: RecordedOrder) -> Priced:
         tier=tier,
         point_value_minor=program.point_value_minor,
     )
-    return Priced(tier.id, option.max_points, option.binding, earned)
+    return Priced(tier.id, maximum, binding, earned)
 
 
 def replay(program: Program, draft: Program, order: RecordedOrder) -> Replay:

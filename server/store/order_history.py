@@ -236,7 +236,7 @@ def _line(row: Row[Any]) -> CartLine:
         sku=row.sku,
         category=row.category,
         brand=row.brand,
-        tags=tuple(json.loads(row.tags)),
+        tags=() if row.tags == "[]" else tuple(json.loads(row.tags)),
         kind=LineKind(row.kind),
         discount_minor=row.discount_minor,
         promo_discount_minor=row.promo_discount_minor,
