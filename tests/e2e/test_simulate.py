@@ -33,7 +33,13 @@ PROGRAMS = ROOT / "programs"
 
 
 def simulate(
-    database_url: str, program: str, draft: Path, start: datetime, end: datetime, *more: str
+    database_url: str,
+    program: str,
+    draft: Path,
+    start: datetime,
+    end: datetime,
+    *more: str,
+    cwd: Path = ROOT,
 ) -> subprocess.CompletedProcess[str]:
     args = [
         sys.executable, "-m", "server.main", "simulate",
@@ -42,8 +48,9 @@ def simulate(
         "--from", start.isoformat(), "--to", end.isoformat(), *more,
     ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOYALTY_")}
+    env["PYTHONPATH"] = str(ROOT)
     return subprocess.run(
-        args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+        args, cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False
     )
 
 
@@ -185,26 +192,31 @@ def test_denco_an_added_excluded_brand_and_a_lower_card_cap(
 
 
 def test_text_csv_and_chart(stubs: Stubs, db_url: str, tmp_path: Path) -> None:
+    """The run docs/whatif.md shows: its output is this test's, word for word."""
     at = datetime(2025, 4, 10, 9, 0, tzinfo=UTC)
-    b = new_id("base")
+    p, b = new_id("partner"), new_id("base")
+    partner(stubs, p, at=at - timedelta(days=10))
+    grant(stubs, "stomatorg", p, 100_000, "action", as_of=at)
     grant(stubs, "stomatorg", b, 1_000, "action", as_of=at)
+    apply(stubs, "stomatorg", p, new_id("o"), TEN_THOUSAND, 1_000, at=at)
     apply(stubs, "stomatorg", b, new_id("o"), TEN_THOUSAND, 300, at=at)
-    draft = draft_file(
-        tmp_path, "stomatorg", ('id = "base"\nearn_rate_bp = 300\nredeem_cap_bp = 300',
-                                'id = "base"\nearn_rate_bp = 300\nredeem_cap_bp = 400')
-    )  # fmt: skip
-    chart = tmp_path / "whatif.png"
+    draft_file(tmp_path, "stomatorg", ("redeem_cap_bp = 1000", "redeem_cap_bp = 1200"))
+    draft = Path("stomatorg-draft.toml")  # as the document's command names it
     window = (at, at + timedelta(seconds=1))
 
-    text = simulate(db_url, "stomatorg", draft, *window, "--chart", str(chart))
+    text = simulate(db_url, "stomatorg", draft, *window, "--chart", "whatif.png", cwd=tmp_path)
     assert text.returncode == 0, text.stderr
-    # 3 % → 300 points, 4 % → 400: +100 points, 100.00 RUB
-    assert "spendable: +100 points (RUB100.00)" in text.stdout
-    assert "base carries 100.0 % of the change in spendable points" in text.stdout
-    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # partner: 10 % → 1,000 points, 12 % → 1,200: +200 points, 200.00 RUB; base unchanged
+    assert "spendable: +200 points (RUB200.00)" in text.stdout
+    assert "partner carries 100.0 % of the change in spendable points" in text.stdout
+    assert text.stdout in (ROOT / "docs" / "whatif.md").read_text(encoding="utf-8")
+    assert (tmp_path / "whatif.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    csv = simulate(db_url, "stomatorg", draft, *window, "--format", "csv")
-    assert csv.stdout.splitlines()[1] == "base,1,300,400,100,300,291,291,0,0"
+    csv = simulate(db_url, "stomatorg", draft, *window, "--format", "csv", cwd=tmp_path)
+    # base: 1 order, 300 → 300, spent 300, earned (1,000,000 − 30,000) × 3 % = 29,100 → 291
+    assert csv.stdout.splitlines()[1] == "base,1,300,300,0,300,291,291,0,0"
+    # partner: 1,000 → 1,200, spent 1,000, earned 900,000 × 7 % = 63,000 → 630
+    assert csv.stdout.splitlines()[3] == "partner,1,1000,1200,200,1000,630,630,0,0"
 
 
 def test_a_bad_draft_is_refused_as_at_start(db_url: str, tmp_path: Path) -> None:
