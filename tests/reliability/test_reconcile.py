@@ -209,7 +209,8 @@ def test_corrupted_rows_are_each_named_with_expected_and_found(
             ledger_a,
             ledger_a + 300,
         ),
-        (a, "redemption", "REDEMPTION + HOLD entries", -300, 0),
+        # an order's entries are checked over all its redemption attempts
+        (a, "order", "REDEMPTION + HOLD entries", -300, 0),
     }
     with engine.begin() as connection:
         connection.execute(insert(ledger_entries).values(**row._asdict()))
@@ -224,7 +225,7 @@ def test_corrupted_rows_are_each_named_with_expected_and_found(
             .values(points_reversed=r.points_reversed + 1)
         )
     assert _named(_mismatches(engine)) == {
-        (a, "redemption", "REVERSAL entries", 76, 75),
+        (a, "order", "REVERSAL entries", 76, 75),
         (a, "redemption", "points given back to buckets", 76, 75),
         (
             a,
