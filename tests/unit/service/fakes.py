@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from pricing.accrual import Accrual
-from pricing.buckets import Bucket, Debit, Settlement
+from pricing.buckets import Bucket, Debit, Expired, Settlement
 from pricing.errors import IdempotencyKeyReused
 from pricing.holds import Hold, Release, release
 from pricing.ledger import LedgerEntry
@@ -179,6 +179,27 @@ class FakeAccounts:
     def tier_status(self, program: Program, *, customer_id: str, now: datetime) -> TierStatus:
         return tier_status(program, [], now=now)
 
+    def due_for_expiry(self, *, now: datetime, limit: int) -> list[tuple[str, str]]:
+        due = {
+            self.s.owners[i]
+            for i, b in self.s.buckets.items()
+            if b.remaining > 0 and b.expires_at is not None and b.expires_at <= now
+        }
+        return sorted(due)[:limit]
+
+    def expire(self, *, program_id: str, customer_id: str, now: datetime) -> list[Expired]:
+        expired = [
+            Expired(i, b.source, b.remaining, b.expires_at)
+            for i, b in sorted(self.s.buckets.items())
+            if self.s.owners[i] == (program_id, customer_id)
+            and b.remaining > 0
+            and b.expires_at is not None
+            and b.expires_at <= now
+        ]
+        self.take(Debit(e.bucket_id, e.points) for e in expired)
+        self.record_expired(Debit(e.bucket_id, e.points) for e in expired)
+        return expired
+
 
 class FakeOrders:
     def __init__(self, state: State) -> None:
@@ -326,6 +347,14 @@ class FakeStore:
             raise
         self.state.answers[key] = (request.method, request.fingerprint, answer)
         return Outcome(answer, result)
+
+    def transact(self, work: Callable[[FakeUnitOfWork], T]) -> T:
+        before = copy.deepcopy(self.state)
+        try:
+            return work(FakeUnitOfWork(self.state, self.orders))
+        except Exception:
+            self.state.__dict__.update(before.__dict__)
+            raise
 
     def read(self, work: Callable[[FakeUnitOfWork], T]) -> T:
         return work(FakeUnitOfWork(self.state, self.orders))
