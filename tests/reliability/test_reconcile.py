@@ -312,6 +312,19 @@ def test_corrupted_rows_are_each_named_with_expected_and_found(
         )
     caught += 1
 
+    # 7. An order's accrual under another customer (what AccrueOrder accepted before an
+    # order was one thing, SPEC §6): the order is b's, its accrual says a.
+    with engine.begin() as connection:
+        connection.execute(
+            update(accruals).where(accruals.c.order_id == f"{b}-b1").values(customer_id=a)
+        )
+    assert _named(_mismatches(engine)) == {(a, "order", "customer of its accrual", b, a)}
+    with engine.begin() as connection:
+        connection.execute(
+            update(accruals).where(accruals.c.order_id == f"{b}-b1").values(customer_id=b)
+        )
+    caught += 1
+
     done = run_reconcile(db_url, LATER)
     assert done.returncode == 0, done.stdout
     measured(f"reconcile, corrupted by hand: {caught} of {caught} corruptions caught")
