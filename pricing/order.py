@@ -135,9 +135,6 @@ class Redemption:
             return self.moved_to(RedemptionState.EXPIRED)
         return self
 
-    def line(self, line_id: str) -> RedemptionLine | None:
-        return next((line for line in self.lines if line.line_id == line_id), None)
-
 
 @dataclass(frozen=True)
 class OrderLine:
