@@ -330,6 +330,21 @@ class TestReturns:
         # floor(90 × 2 / 3) − 30 = 30; floor(20 × 1 / 2) = 10
         assert (second.redemption.points, second.accrual.points) == (30, 10)
 
+    def test_a_line_only_the_redemption_names(self) -> None:
+        # First named by its accrual (line A), then redeemed with a cart that also has B:
+        # B's 20 points still come back.
+        earned = accrual(AccrualLine("A", 1, 1_000, 30))
+        spent = redemption(RedemptionLine("A", 1, 10, 10), RedemptionLine("B", 2, 20, 20))
+        placed = order(CartLine("A", 1, 1_000), attempts=(spent,), earned=earned)
+        plan = placed.plan_return([ReturnedLine("B", 2)])
+        assert plan.redemption is not None and plan.accrual is not None
+        assert (plan.redemption.units, plan.redemption.points) == ({"B": 2}, 20)
+        assert plan.accrual.units == {}
+        whole = placed.plan_return([])
+        assert whole.redemption is not None and whole.accrual is not None
+        # everything: 10 + 20 back, A's 30 taken back
+        assert (whole.redemption.points, whole.accrual.points) == (30, 30)
+
     def test_unknown_lines_and_too_many_units(self) -> None:
         placed = order(
             CartLine("A", 1, 1_000), attempts=(redemption(RedemptionLine("A", 1, 10, 10)),)
