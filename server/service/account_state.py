@@ -6,16 +6,18 @@ those effects down; reads compute the same state without writing (reads
 never write).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import Connection
 
 from pricing.buckets import Bucket, balance_by_source, settle_matured, spendable
 from pricing.holds import Hold, Release, lapse_order, release, with_lapsed_holds
+from pricing.ledger import LedgerEntry
+from pricing.order import OrderHead, RedemptionState
 from server.store import buckets as bucket_store
 from server.store.accounts import lock_account, set_debt
-from server.store.ledger import LedgerEntry, append
+from server.store.ledger import append
 from server.store.redemptions import account_holds, record_release
 from server.store.snapshot import Snapshot, snapshot
 
@@ -28,7 +30,7 @@ class AccountState:
     debt: int
     holds: list[Hold]  # live holds only: those lapsed by `now` are already given back
     now: datetime
-    order_taken: bool = False  # the order `locked_state` was asked about has a redemption
+    order: OrderHead | None = None  # the order `locked_state` was asked about, if recorded
 
     def spendable(self) -> list[Bucket]:
         return spendable(self.buckets, self.now)
@@ -59,7 +61,7 @@ def locked_state(
 ) -> AccountState:
     """Lock the account row (creating it if missing), then write down lapses and settlements.
 
-    `order_id`, when given, is looked up under the lock with the rest (`order_taken`).
+    `order_id`, when given, is looked up under the lock with the rest (`order`).
     """
     debt = lock_account(connection, program_id=program_id, customer_id=customer_id, now=now)
     seen = snapshot(
@@ -70,8 +72,8 @@ def locked_state(
     lapsed = [hold for hold in lapse_order(holds) if hold.lapsed_at(now)]
     for hold in lapsed:
         debt -= write_release(
-            connection, hold, program_id=program_id, customer_id=customer_id, state="EXPIRED",
-            at=hold.deadline, now=now, request_id=None, debt=debt,
+            connection, hold, program_id=program_id, customer_id=customer_id,
+            state=RedemptionState.EXPIRED, at=hold.deadline, now=now, request_id=None, debt=debt,
         ).to_debt  # fmt: skip
     if lapsed:  # the points came back into their buckets: read them again
         found = bucket_store.account_buckets(
@@ -95,8 +97,15 @@ def locked_state(
         settlement.debt,
         live,
         now,
-        order_taken=seen.order_taken,
+        order=_after_lapses(seen.order, lapsed),
     )
+
+
+def _after_lapses(order: OrderHead | None, lapsed: list[Hold]) -> OrderHead | None:
+    """The order's head once its own hold, if it just lapsed, is no longer live."""
+    if order is None or not any(hold.order_id == order.order_id for hold in lapsed):
+        return order
+    return replace(order, has_live_redemption=False)
 
 
 def read_state(
@@ -134,7 +143,7 @@ def write_release(
     *,
     program_id: str,
     customer_id: str,
-    state: str,
+    state: RedemptionState,
     at: datetime,
     now: datetime,
     request_id: str | None,

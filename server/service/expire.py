@@ -14,11 +14,12 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
+from pricing.ledger import LedgerEntry
 from server.metrics import Metrics
 from server.service.account_state import locked_state
 from server.store import buckets as bucket_store
 from server.store.db import Database
-from server.store.ledger import LedgerEntry, append
+from server.store.ledger import append
 from server.store.redemptions import accounts_with_lapsed_holds
 
 log = logging.getLogger(__name__)

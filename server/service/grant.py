@@ -4,18 +4,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection
-
 from pricing.buckets import pay_debt_first
 from pricing.errors import InvalidArgument, UnknownSource, Violation
+from pricing.ledger import LedgerEntry
 from pricing.money import INT64_MAX
 from server.service import commands
-from server.service.account_state import locked_state
 from server.service.deps import Deps
-from server.service.idempotent import run_once
-from server.store import buckets as bucket_store
-from server.store.accounts import set_debt
-from server.store.ledger import LedgerEntry, append
+from server.service.ports import NewBucket, UnitOfWork
 
 
 @dataclass(frozen=True)
@@ -57,71 +52,42 @@ def grant_points(
     if command.available_at is not None:
         window()
 
-    def effect(connection: Connection) -> GrantResult:
+    def effect(uow: UnitOfWork) -> GrantResult:
         available_at, expires_at = window()
         customer = command.customer_id
-        state = locked_state(connection, program_id=program.id, customer_id=customer, now=now)
+        state = uow.accounts.lock(program_id=program.id, customer_id=customer, now=now)
         payment = pay_debt_first(credit=command.points, debt=state.debt)
         if sum(b.remaining for b in state.buckets) + payment.to_bucket > INT64_MAX:
             # Balances are int64 on the wire: a sum that overflows is bad input (SPEC §3).
             raise InvalidArgument(
                 [Violation("points", "the customer's points would overflow int64")]
             )
-        bucket_id = bucket_store.add_bucket(
-            connection,
-            program_id=program.id,
-            customer_id=customer,
-            source=source.id,
-            granted=command.points,
-            remaining=payment.to_bucket,
-            available_at=available_at,
-            expires_at=expires_at,
-            origin="GRANT",
-            order_id=None,
-            now=now,
-        )
+        bucket = NewBucket(
+            program.id, customer, source.id, command.points, payment.to_bucket,
+            available_at, expires_at, origin="GRANT", order_id=None,
+        )  # fmt: skip
+        bucket_id = uow.accounts.add_bucket(bucket, now=now)
         if payment.to_debt:
-            set_debt(
-                connection,
-                program_id=program.id,
-                customer_id=customer,
-                debt_points=state.debt - payment.to_debt,
-            )
+            debt = state.debt - payment.to_debt
+            uow.accounts.set_debt(program_id=program.id, customer_id=customer, debt_points=debt)
         # What pays debt counts now; the rest when it becomes spendable. So the ledger
         # always sums to spendable − debt, even for a grant that matures later.
         parts = [(payment.to_debt, now), (payment.to_bucket, available_at)]
         if available_at <= now:
             parts = [(command.points, available_at)]
-        append(
-            connection,
-            [
-                LedgerEntry(
-                    kind="GRANT",
-                    points=points,
-                    source=source.id,
-                    effective_at=effective_at,
-                    bucket_id=bucket_id,
-                    reason=command.reason,
-                )
-                for points, effective_at in parts
-            ],
-            program_id=program.id,
-            customer_id=customer,
-            request_id=command.key.request_id,
-            now=now,
-        )
+        entries = [
+            LedgerEntry("GRANT", points, source.id, effective_at, bucket_id, reason=command.reason)
+            for points, effective_at in parts
+        ]
+        uow.ledger.append(
+            entries, program_id=program.id, customer_id=customer,
+            request_id=command.key.request_id, now=now,
+        )  # fmt: skip
         spendable_now = state.spendable_points + (payment.to_bucket if available_at <= now else 0)
         return GrantResult(command.points, spendable_now, state.debt - payment.to_debt)
 
-    outcome = run_once(
-        deps,
-        program_id=program.id,
-        request_id=command.key.request_id,
-        method="GrantPoints",
-        fingerprint=command.key.fingerprint,
-        now=now,
-        effect=effect,
-        render=render,
+    outcome = deps.once(
+        "GrantPoints", program.id, command.key, now=now, effect=effect, render=render
     )
     if outcome.result is not None:
         deps.metrics.granted.labels(program.id).inc(outcome.result.points)
