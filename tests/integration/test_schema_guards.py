@@ -103,11 +103,20 @@ def test_one_redemption_per_order_and_one_record_per_request_id(
             select(idempotency_keys).where(idempotency_keys.c.request_id == ids.request("apply"))
         ).one()
 
+    # A second live attempt of the order (SPEC §6: at most one live redemption per order).
     second = first._asdict() | {"redemption_id": "00000000-0000-4000-8000-000000000002"}
+    second["attempt"] = 2
     with pytest.raises(IntegrityError) as twice, engine.begin() as connection:
         connection.execute(insert(redemptions).values(**second))
     message = _constraint_failed(twice.value)
-    assert "uq_redemptions_program_id" in message or "UNIQUE constraint failed" in message
+    assert "uq_redemptions_live_order" in message or "UNIQUE constraint failed" in message
+    # The same attempt number twice.
+    with pytest.raises(IntegrityError) as again_1, engine.begin() as connection:
+        connection.execute(
+            insert(redemptions).values(**(second | {"attempt": 1, "state": "RELEASED"}))
+        )
+    message = _constraint_failed(again_1.value)
+    assert "uq_redemptions_order_attempt" in message or "UNIQUE constraint failed" in message
 
     with pytest.raises(IntegrityError), engine.begin() as connection:
         connection.execute(insert(idempotency_keys).values(**key._asdict()))
