@@ -6,9 +6,10 @@ For each planted bug (all, or the ones named): copy this checkout's working tree
 scratch directory, replace one exact piece of the code under test there, and run
 `tests/integration/test_ledger_model.py::test_balances_buckets_and_ledger_follow_the_model`
 on that copy (PostgreSQL, as always) with LEDGER_MODEL_PLANTED=1, which stops at the first
-failure instead of shrinking it. A bug is *caught* when the model fails. Prints one line
-per bug and exits 1 if any was missed, or if a piece to replace is no longer in the code
-(the bug must then be planted anew where the rule now lives).
+failure instead of shrinking it. A bug is *caught* when the model fails. A control run
+with nothing planted must pass first. Prints one line per bug (each run's pytest output
+goes to $TMPDIR/planted-bugs/) and exits 1 if any was missed, or if a piece to replace is
+no longer in the code (the bug must then be planted anew where the rule now lives).
 
 The first twelve are the ones the model was shown to catch when it was written (commit
 de6444e); the last four are the rules issue 12 added to the model.
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+LOGS = Path(tempfile.gettempdir()) / "planted-bugs"  # each run's pytest output
 TEST = "tests/integration/test_ledger_model.py::test_balances_buckets_and_ledger_follow_the_model"
 SKIP = shutil.ignore_patterns(
     ".git",
@@ -110,8 +112,8 @@ BUGS = [
     Bug(
         "EXPIRY effective at the job's clock",
         "server/service/expire.py",
-        "effective_at=e.expires_at,",
-        "effective_at=now,",
+        'LedgerEntry("EXPIRY", -e.points, e.source, e.expires_at, e.bucket_id)',
+        'LedgerEntry("EXPIRY", -e.points, e.source, now, e.bucket_id)',
     ),
     Bug(
         "CLAWBACK of pending points effective now",
@@ -177,6 +179,8 @@ def run(bug: Bug) -> tuple[str, float]:
             check=False,
         )
     took = time.monotonic() - started
+    LOGS.mkdir(exist_ok=True)
+    (LOGS / f"{bug.name.replace(' ', '-')}.log").write_text(done.stdout + done.stderr)
     if done.returncode == 0:
         return "MISSED", took
     if done.returncode == 1:
