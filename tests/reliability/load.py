@@ -234,6 +234,17 @@ async def flows_until(
     await asyncio.gather(*workers)
 
 
+async def grant_first(
+    client: AsyncLoyaltyClient, customers: list[str], *, points: int, as_of: datetime
+) -> None:
+    """Each customer's first grant, request id `{customer}-grant`, before the load starts."""
+    for customer in customers:
+        await client.grant_points(
+            program_id=PROGRAM, customer_id=customer, points=points, source="loyalty",
+            request_id=f"{customer}-grant", as_of=as_of,
+        )  # fmt: skip
+
+
 async def grants_until(
     client: AsyncLoyaltyClient,
     stats: Stats,
