@@ -133,11 +133,11 @@ def create_database_engine(
         pool_timeout=10,
         connect_args=connect_args,
     )
-    event.listen(engine, "handle_error", _failover_is_disconnect)
+    event.listen(engine, "handle_error", failover_is_disconnect)
     return engine
 
 
-def _failover_is_disconnect(context: ExceptionContext) -> None:
+def failover_is_disconnect(context: ExceptionContext) -> None:
     """Count the errors a failover causes as lost connections: SQLAlchemy then drops
     this connection and every pooled one (`invalidate_pool_on_disconnect`)."""
     state = getattr(context.original_exception, "sqlstate", None) or ""

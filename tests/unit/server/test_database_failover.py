@@ -1,10 +1,13 @@
-"""Database URLs: plain `postgresql://`, and the multi-host form a failover needs (SPEC §12)."""
+"""Database URLs and errors: the multi-host form a failover needs, and the errors after which
+the pool is dropped (SPEC §12)."""
+
+from dataclasses import dataclass
 
 import pytest
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.engine import make_url
 
-from server.store.db import normalize_url
+from server.store.db import failover_is_disconnect, normalize_url
 
 
 def _psycopg_arguments(url: str) -> dict[str, object]:
@@ -69,3 +72,38 @@ def test_the_password_of_a_multi_host_url_is_hidden_when_shown() -> None:
         hide_password=True
     )
     assert "s3cret" not in shown and "h1%3A1" in shown and "h2%3A2" in shown
+
+
+class _Failed(Exception):
+    def __init__(self, sqlstate: str | None) -> None:
+        self.sqlstate = sqlstate
+
+
+@dataclass
+class _Context:
+    """The part of SQLAlchemy's ExceptionContext the failover listener reads and sets."""
+
+    original_exception: BaseException
+    is_disconnect: bool = False
+
+
+@pytest.mark.parametrize(
+    ("sqlstate", "disconnect"),
+    [
+        ("25006", True),  # read_only_sql_transaction: a demoted or fenced server
+        ("57P01", True),  # admin_shutdown
+        ("57P02", True),  # crash_shutdown
+        ("57P03", True),  # cannot_connect_now
+        ("08006", True),  # connection_failure
+        ("08001", True),  # sqlclient_unable_to_establish_sqlconnection
+        ("40001", False),  # serialization_failure: retried as a conflict, the pool kept
+        ("40P01", False),  # deadlock_detected
+        ("55P03", False),  # lock_not_available
+        ("23505", False),  # unique_violation
+        (None, False),  # no SQLSTATE: SQLAlchemy's own judgement stands
+    ],
+)
+def test_the_errors_a_failover_causes_drop_the_pool(sqlstate: str | None, disconnect: bool) -> None:
+    context = _Context(_Failed(sqlstate))
+    failover_is_disconnect(context)  # type: ignore[arg-type]
+    assert context.is_disconnect is disconnect
