@@ -50,9 +50,6 @@ class Accrual:
     created_at: datetime
     lines: tuple[AccrualLine, ...]
 
-    def line(self, line_id: str) -> AccrualLine | None:
-        return next((line for line in self.lines if line.line_id == line_id), None)
-
 
 @dataclass(frozen=True)
 class AccrualPlan:

@@ -135,9 +135,6 @@ class Redemption:
             return self.moved_to(RedemptionState.EXPIRED)
         return self
 
-    def line(self, line_id: str) -> RedemptionLine | None:
-        return next((line for line in self.lines if line.line_id == line_id), None)
-
 
 @dataclass(frozen=True)
 class OrderLine:
@@ -301,9 +298,7 @@ class Order:
                     [Violation("lines", "a hold is released whole: send no lines")]
                 )
             return ReturnPlan({}, release=live, accrual=self._accrual_return(None))
-        units = units_to_return(
-            [UnitsLine(x.line_id, x.quantity, 0, x.returned_units) for x in self.lines], returned
-        )
+        units = units_to_return(self._returnable(live), returned)
         if live is None and self.accrual is None:
             return ReturnPlan({})  # released or lapsed holds gave everything back already
         return ReturnPlan(
@@ -311,6 +306,25 @@ class Order:
             redemption=self._redemption_return(live, units),
             accrual=self._accrual_return(units),
         )
+
+    def _returnable(self, live: Redemption | None) -> list[UnitsLine]:
+        """The order's lines, and any line only its redemption or accrual names.
+
+        (An order first named by its accrual may be redeemed with a cart of other lines:
+        their points must still come back.)
+        """
+        lines = {
+            x.line_id: UnitsLine(x.line_id, x.quantity, 0, x.returned_units) for x in self.lines
+        }
+        named: list[RedemptionLine | AccrualLine] = [
+            *(live.lines if live else ()),
+            *(self.accrual.lines if self.accrual else ()),
+        ]
+        for line in named:
+            lines.setdefault(
+                line.line_id, UnitsLine(line.line_id, line.quantity, 0, line.returned_units)
+            )
+        return list(lines.values())
 
     def _redemption_return(
         self, live: Redemption | None, units: Mapping[str, int]
@@ -344,12 +358,17 @@ class Order:
             if units is None:
                 mine[line.line_id] = line.quantity - line.returned_units
                 continue
-            order_line = bought.get(line.line_id)
             count = units.get(line.line_id, 0)
-            if order_line is None or count == 0:
+            if count == 0:
                 continue
-            undelivered = max(order_line.quantity - line.quantity, 0)
-            returned_after = order_line.returned_units + count
+            order_line = bought.get(line.line_id)
+            quantity, returned = (
+                (order_line.quantity, order_line.returned_units)
+                if order_line is not None
+                else (line.quantity, line.returned_units)
+            )
+            undelivered = max(quantity - line.quantity, 0)
+            returned_after = returned + count
             target = min(line.quantity, max(line.returned_units, returned_after - undelivered))
             mine[line.line_id] = target - line.returned_units
         mine = {line_id: count for line_id, count in mine.items() if count}

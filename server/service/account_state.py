@@ -11,7 +11,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
-from pricing.buckets import Bucket, balance_by_source, settle_matured, spendable
+from pricing.buckets import Bucket, Settlement, balance_by_source, settle_matured, spendable
 from pricing.holds import Hold, Release, lapse_order, release, with_lapsed_holds
 from pricing.ledger import LedgerEntry
 from pricing.order import OrderHead, RedemptionState
@@ -79,16 +79,7 @@ def locked_state(
         found = bucket_store.account_buckets(
             connection, program_id=program_id, customer_id=customer_id, now=now
         )
-    settlement = settle_matured(found, debt=debt, now=now)
-    if settlement.settled:
-        bucket_store.write_settlement(connection, settlement)
-        if settlement.debt != debt:
-            set_debt(
-                connection,
-                program_id=program_id,
-                customer_id=customer_id,
-                debt_points=settlement.debt,
-            )
+    settlement = _settle(connection, found, program_id, customer_id, debt=debt, now=now)
     live = [hold for hold in holds if not hold.lapsed_at(now)]
     return AccountState(
         program_id,
@@ -99,6 +90,29 @@ def locked_state(
         now,
         order=_after_lapses(seen.order, lapsed),
     )
+
+
+def _settle(
+    connection: Connection,
+    found: list[Bucket],
+    program_id: str,
+    customer_id: str,
+    *,
+    debt: int,
+    now: datetime,
+) -> Settlement:
+    """Matured credits pay the debt, written down."""
+    settlement = settle_matured(found, debt=debt, now=now)
+    if settlement.settled:
+        bucket_store.write_settlement(connection, settlement)
+        if settlement.debt != debt:
+            set_debt(
+                connection,
+                program_id=program_id,
+                customer_id=customer_id,
+                debt_points=settlement.debt,
+            )
+    return settlement
 
 
 def _after_lapses(order: OrderHead | None, lapsed: list[Hold]) -> OrderHead | None:
@@ -159,22 +173,24 @@ def write_release(
     released = release(hold, at=at, debt=debt)
     bucket_store.give_back(connection, released.to_buckets)
     bucket_store.record_expired(connection, released.stay_expired)
+    account = {"program_id": program_id, "customer_id": customer_id}
     if released.to_debt:
-        set_debt(
-            connection,
-            program_id=program_id,
-            customer_id=customer_id,
-            debt_points=debt - released.to_debt,
-        )
+        set_debt(connection, **account, debt_points=debt - released.to_debt)
     record_release(
-        connection,
-        redemption_id=hold.redemption_id,
-        returned=released.returned,
-        state=state,
+        connection, redemption_id=hold.redemption_id, returned=released.returned, state=state,
         now=now,
-    )
+    )  # fmt: skip
     sources = bucket_store.buckets_by_id(connection, (d.bucket_id for d in hold.debits))
-    entries = [
+    entries = _release_entries(released, hold, sources, at=at, reason=reason)
+    append(connection, entries, **account, request_id=request_id, now=now)
+    return released
+
+
+def _release_entries(
+    released: Release, hold: Hold, sources: dict[int, Bucket], *, at: datetime, reason: str
+) -> list[LedgerEntry]:
+    """RELEASE per bucket the points went back to, EXPIRY for those that stay expired."""
+    return [
         LedgerEntry(
             kind=kind,
             points=sign * d.points,
@@ -190,12 +206,3 @@ def write_release(
         )
         for d in moves
     ]
-    append(
-        connection,
-        entries,
-        program_id=program_id,
-        customer_id=customer_id,
-        request_id=request_id,
-        now=now,
-    )
-    return released

@@ -1,5 +1,6 @@
 """AccrueOrder: what a delivered order earns, pending until it matures (SPEC §5, §6)."""
 
+import functools
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,50 +35,48 @@ def accrue_order(
     render: Callable[[AccrueResult], bytes],
 ) -> bytes:
     program = deps.program(command.program_id)
-
-    def effect(uow: UnitOfWork) -> AccrueResult:
-        check_currency(program, command.cart)  # after the request id's claim (SPEC §7)
-        customer = command.customer_id
-        state = uow.accounts.lock(program_id=program.id, customer_id=customer, now=now)
-        order = uow.orders.get(program_id=program.id, order_id=command.order_id)
-        if order is not None:
-            order.check_accrual(customer, command.cart)
-        # The rate is the tier's in force at the call (SPEC §5).
-        tier = uow.accounts.pricing_tier(program, customer_id=customer, now=now)
-        plan = plan_accrual(
-            program,
-            cart=command.cart,
-            spent_by_line=order.spent_on_delivery(command.cart) if order else {},
-            tier=tier,
-            delivered_at=command.delivered_at,
-        )
-        if order is None:
-            _add_order(uow, command, now=now)
-        bucket_id = _credit(uow, program, command, plan, state) if plan.points else None
-        try:
-            uow.orders.add_accrual(_accrual(program, command, plan, tier, bucket_id, now))
-        except DuplicateAccrual as exc:
-            raise OrderAlreadyAccrued(command.order_id) from exc
-        entry = LedgerEntry(
-            kind="ACCRUAL",
-            points=plan.points,
-            source=plan.source,
-            effective_at=plan.available_at,
-            bucket_id=bucket_id,
-            order_id=command.order_id,
-        )
-        uow.ledger.append(
-            [entry], program_id=program.id, customer_id=customer,
-            request_id=command.key.request_id, now=now,
-        )  # fmt: skip
-        return AccrueResult(plan.points, plan.available_at, plan.expires_at)
-
+    effect = functools.partial(_accrue, program=program, command=command, now=now)
     outcome = deps.once(
         "AccrueOrder", program.id, command.key, now=now, effect=effect, render=render
     )
     if outcome.result is not None:
         deps.metrics.accrued.labels(program.id).inc(outcome.result.points)
     return outcome.answer
+
+
+def _accrue(
+    uow: UnitOfWork, *, program: Program, command: commands.AccrueOrder, now: datetime
+) -> AccrueResult:
+    check_currency(program, command.cart)  # after the request id's claim (SPEC §7)
+    customer = command.customer_id
+    state = uow.accounts.lock(program_id=program.id, customer_id=customer, now=now)
+    order = uow.orders.get(program_id=program.id, order_id=command.order_id)
+    if order is not None:
+        order.check_accrual(customer, command.cart)
+    # The rate is the tier's in force at the call (SPEC §5).
+    tier = uow.accounts.pricing_tier(program, customer_id=customer, now=now)
+    plan = plan_accrual(
+        program,
+        cart=command.cart,
+        spent_by_line=order.spent_on_delivery(command.cart) if order else {},
+        tier=tier,
+        delivered_at=command.delivered_at,
+    )
+    if order is None:
+        _add_order(uow, command, now=now)
+    bucket_id = _credit(uow, program, command, plan, state) if plan.points else None
+    try:
+        uow.orders.add_accrual(_accrual(program, command, plan, tier, bucket_id, now))
+    except DuplicateAccrual as exc:
+        raise OrderAlreadyAccrued(command.order_id) from exc
+    entry = LedgerEntry(
+        "ACCRUAL", plan.points, plan.source, plan.available_at, bucket_id, command.order_id
+    )
+    uow.ledger.append(
+        [entry], program_id=program.id, customer_id=customer,
+        request_id=command.key.request_id, now=now,
+    )  # fmt: skip
+    return AccrueResult(plan.points, plan.available_at, plan.expires_at)
 
 
 def _add_order(uow: UnitOfWork, command: commands.AccrueOrder, *, now: datetime) -> None:

@@ -1,5 +1,6 @@
 """ApplyRedemption: spend points on an order, in one transaction on the locked account."""
 
+import functools
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,38 +35,7 @@ def apply_redemption(
     program = deps.program(command.program_id)
     held = command.hold_seconds > 0
     deadline = now + timedelta(seconds=command.hold_seconds) if held else None
-
-    def effect(uow: UnitOfWork) -> ApplyResult:
-        check_currency(program, command.cart)  # SPEC §7's order: currency, order, amounts
-        customer = command.customer_id
-        # The order is looked up under the lock: a concurrent apply for it may just have committed.
-        state = uow.accounts.lock(
-            program_id=program.id, customer_id=customer, now=now, order_id=command.order_id
-        )
-        if state.order is not None:
-            state.order.check_redeemable(customer)
-        buckets = state.spendable()
-        plan = plan_redemption(
-            program,
-            cart=command.cart,
-            tier=uow.accounts.pricing_tier(program, customer_id=customer, now=now),
-            payment_method=command.payment_method,
-            points=command.points,
-            buckets=buckets,
-            now=now,
-        )
-        redemption = _redemption(program, command, plan, buckets, state.order, deadline, now)
-        _record(uow, command, state.order, redemption, now=now)
-        uow.accounts.take(plan.debits)
-        uow.ledger.append(
-            _entries(redemption, buckets, now=now),
-            program_id=program.id,
-            customer_id=customer,
-            request_id=command.key.request_id,
-            now=now,
-        )
-        return ApplyResult(redemption, sum(b.remaining for b in buckets) - plan.points)
-
+    effect = functools.partial(_apply, program=program, command=command, deadline=deadline, now=now)
     outcome = deps.once(
         "ApplyRedemption", program.id, command.key, now=now, effect=effect, render=render
     )
@@ -73,6 +43,45 @@ def apply_redemption(
         spent = deps.metrics.held if held else deps.metrics.redeemed
         spent.labels(program.id).inc(outcome.result.redemption.points)
     return outcome.answer
+
+
+def _apply(
+    uow: UnitOfWork,
+    *,
+    program: Program,
+    command: commands.ApplyRedemption,
+    deadline: datetime | None,
+    now: datetime,
+) -> ApplyResult:
+    check_currency(program, command.cart)  # SPEC §7's order: currency, order, amounts
+    customer = command.customer_id
+    # The order is looked up under the lock: a concurrent apply for it may just have committed.
+    state = uow.accounts.lock(
+        program_id=program.id, customer_id=customer, now=now, order_id=command.order_id
+    )
+    if state.order is not None:
+        state.order.check_redeemable(customer)
+    buckets = state.spendable()
+    plan = plan_redemption(
+        program,
+        cart=command.cart,
+        tier=uow.accounts.pricing_tier(program, customer_id=customer, now=now),
+        payment_method=command.payment_method,
+        points=command.points,
+        buckets=buckets,
+        now=now,
+    )
+    redemption = _redemption(program, command, plan, buckets, state.order, deadline, now)
+    _record(uow, command, state.order, redemption, now=now)
+    uow.accounts.take(plan.debits)
+    uow.ledger.append(
+        _entries(redemption, buckets, now=now),
+        program_id=program.id,
+        customer_id=customer,
+        request_id=command.key.request_id,
+        now=now,
+    )
+    return ApplyResult(redemption, sum(b.remaining for b in buckets) - plan.points)
 
 
 def _redemption(

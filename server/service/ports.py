@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Generic, Protocol, TypeVar
 
 from pricing.accrual import Accrual
-from pricing.buckets import Bucket, Debit, Settlement
+from pricing.buckets import Bucket, Debit, Expired, Settlement
 from pricing.holds import Hold, Release
 from pricing.ledger import LedgerEntry
 from pricing.order import Order, Redemption, RedemptionState, ReturnPlan
@@ -83,6 +83,12 @@ class Accounts(Protocol):
     def write_settlement(self, settlement: Settlement) -> None: ...
 
     def pricing_tier(self, program: Program, *, customer_id: str, now: datetime) -> Tier: ...
+
+    def due_for_expiry(self, *, now: datetime, limit: int) -> list[tuple[str, str]]:
+        """Accounts with expired points or lapsed holds still to write down."""
+
+    def expire(self, *, program_id: str, customer_id: str, now: datetime) -> list[Expired]:
+        """Write off every point of the account whose bucket expired at or before `now`."""
 
     def tier_status(self, program: Program, *, customer_id: str, now: datetime) -> TierStatus: ...
 
@@ -178,6 +184,9 @@ class Store(Protocol):
 
         A replay of the same request returns the stored answer and changes nothing.
         """
+
+    def transact(self, work: Callable[[UnitOfWork], T]) -> T:
+        """Run `work` in one transaction (a job's, with no request id)."""
 
     def read(self, work: Callable[[UnitOfWork], T]) -> T:
         """Run a read-only `work` (reads never write)."""

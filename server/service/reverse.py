@@ -4,6 +4,7 @@ The order decides what a return moves (pricing/order.py); this writes it down on
 order's customer's account, the only account a return ever touches.
 """
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -57,39 +58,7 @@ def reverse_redemption(
     render: Callable[[ReverseResult], bytes],
 ) -> bytes:
     program = deps.program(command.program_id)
-
-    def effect(uow: UnitOfWork) -> ReverseResult:
-        order = _order(uow, program.id, command.order_id)
-        customer = order.customer_id
-        state = uow.accounts.lock(program_id=program.id, customer_id=customer, now=now)
-        # Re-read under the lock: a concurrent return may have committed meanwhile.
-        order = _order(uow, program.id, command.order_id)
-        plan = order.plan_return(command.lines)
-        returned = _Moved(0, [], state.debt)
-        if plan.release is not None:
-            returned = _release(uow, plan.release, command, state)
-        elif plan.redemption is not None:
-            returned = _give_back(uow, plan.redemption, command, state)
-        clawed = _take_back(uow, plan.accrual, command, state, debt=returned.debt)
-        uow.orders.record_return(order, plan, restored=returned.restored, now=now)
-        if clawed.debt != state.debt:
-            uow.accounts.set_debt(
-                program_id=program.id, customer_id=customer, debt_points=clawed.debt
-            )
-        uow.ledger.append(
-            returned.entries + clawed.entries, program_id=program.id, customer_id=customer,
-            request_id=command.key.request_id, now=now,
-        )  # fmt: skip
-        after = uow.accounts.read(program_id=program.id, customer_id=customer, now=now)
-        return ReverseResult(
-            points_returned=returned.points,
-            points_clawed_back=clawed.points,
-            debt_points=clawed.extra,
-            redemption=_order(uow, program.id, command.order_id).latest,
-            balance_after=after.spendable_points,
-            released=returned.released,
-        )
-
+    effect = functools.partial(_reverse, program_id=program.id, command=command, now=now)
     outcome = deps.once(
         "ReverseRedemption", program.id, command.key, now=now, effect=effect, render=render
     )
@@ -100,6 +69,38 @@ def reverse_redemption(
         taken = result.points_clawed_back + result.debt_points
         deps.metrics.clawed_back.labels(program.id).inc(taken)
     return outcome.answer
+
+
+def _reverse(
+    uow: UnitOfWork, *, program_id: str, command: commands.ReverseRedemption, now: datetime
+) -> ReverseResult:
+    customer = _order(uow, program_id, command.order_id).customer_id
+    state = uow.accounts.lock(program_id=program_id, customer_id=customer, now=now)
+    # Re-read under the lock: a concurrent return may have committed meanwhile.
+    order = _order(uow, program_id, command.order_id)
+    plan = order.plan_return(command.lines)
+    returned = _Moved(0, [], state.debt)
+    if plan.release is not None:
+        returned = _release(uow, plan.release, command, state)
+    elif plan.redemption is not None:
+        returned = _give_back(uow, plan.redemption, command, state)
+    clawed = _take_back(uow, plan.accrual, command, state, debt=returned.debt)
+    uow.orders.record_return(order, plan, restored=returned.restored, now=now)
+    if clawed.debt != state.debt:
+        uow.accounts.set_debt(program_id=program_id, customer_id=customer, debt_points=clawed.debt)
+    uow.ledger.append(
+        returned.entries + clawed.entries, program_id=program_id, customer_id=customer,
+        request_id=command.key.request_id, now=now,
+    )  # fmt: skip
+    after = uow.accounts.read(program_id=program_id, customer_id=customer, now=now)
+    return ReverseResult(
+        points_returned=returned.points,
+        points_clawed_back=clawed.points,
+        debt_points=clawed.extra,
+        redemption=_order(uow, program_id, command.order_id).latest,
+        balance_after=after.spendable_points,
+        released=returned.released,
+    )
 
 
 def _order(uow: UnitOfWork, program_id: str, order_id: str) -> Order:

@@ -7,7 +7,7 @@ from typing import TypeVar
 from sqlalchemy import Connection
 
 from pricing.accrual import Accrual
-from pricing.buckets import Bucket, Debit, Settlement
+from pricing.buckets import Bucket, Debit, Expired, Settlement
 from pricing.holds import Hold, Release
 from pricing.ledger import LedgerEntry
 from pricing.order import Order, Redemption, RedemptionState, ReturnPlan
@@ -20,6 +20,7 @@ from server.store import accruals, idempotency, ledger, orders, redemptions
 from server.store import buckets as bucket_store
 from server.store.accounts import set_debt
 from server.store.db import Database
+from server.store.redemptions import accounts_with_lapsed_holds
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -113,6 +114,16 @@ class SqlAccounts:
 
     def tier_status(self, program: Program, *, customer_id: str, now: datetime) -> TierStatus:
         return current_tier(self.connection, program, customer_id=customer_id, now=now)
+
+    def due_for_expiry(self, *, now: datetime, limit: int) -> list[tuple[str, str]]:
+        due = bucket_store.accounts_with_expired_points(self.connection, now=now, limit=limit)
+        lapsed = accounts_with_lapsed_holds(self.connection, now=now, limit=limit)
+        return sorted(set(due) | set(lapsed))
+
+    def expire(self, *, program_id: str, customer_id: str, now: datetime) -> list[Expired]:
+        return bucket_store.expire_account(
+            self.connection, program_id=program_id, customer_id=customer_id, now=now
+        )
 
 
 class SqlOrders:
@@ -247,6 +258,9 @@ class SqlStore:
 
         answer = self.db.transact(work)
         return Outcome(answer, made[0] if made else None)
+
+    def transact(self, work: Callable[[SqlUnitOfWork], T]) -> T:
+        return self.db.transact(lambda connection: work(SqlUnitOfWork(connection)))
 
     def read(self, work: Callable[[SqlUnitOfWork], T]) -> T:
         return self.db.read(lambda connection: work(SqlUnitOfWork(connection)))

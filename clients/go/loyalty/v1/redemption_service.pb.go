@@ -712,8 +712,9 @@ type GetRedemptionRequest struct {
 
 	// The program (tenant). Required.
 	ProgramId string `protobuf:"bytes,1,opt,name=program_id,json=programId,proto3" json:"program_id,omitempty"`
-	// The order whose redemption to read. Required; an order without a
-	// redemption is NOT_FOUND, reason ORDER_NOT_FOUND.
+	// The order whose redemption to read: its latest attempt (a payment retry
+	// after a released or lapsed hold is a new one). Required; an order
+	// without a redemption is NOT_FOUND, reason ORDER_NOT_FOUND.
 	OrderId string `protobuf:"bytes,2,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
 	// Replaces "now" for this call. Honoured only when the server runs with
 	// clock override enabled; otherwise setting it fails with

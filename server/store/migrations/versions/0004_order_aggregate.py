@@ -41,6 +41,8 @@ UtcDateTime = sa.DateTime(timezone=True)
 
 
 def upgrade() -> None:
+    # On SQLite the tables below are altered by copying them; server/store/migrate.py turns
+    # foreign keys off for that and checks them all before committing.
     _create_orders()
     _move_orders()
     op.drop_index("ix_redemptions_held", table_name="redemptions")

@@ -402,8 +402,9 @@ class GetRedemptionRequest(_message.Message):
     program_id: _builtins.str
     """The program (tenant). Required."""
     order_id: _builtins.str
-    """The order whose redemption to read. Required; an order without a
-    redemption is NOT_FOUND, reason ORDER_NOT_FOUND.
+    """The order whose redemption to read: its latest attempt (a payment retry
+    after a released or lapsed hold is a new one). Required; an order
+    without a redemption is NOT_FOUND, reason ORDER_NOT_FOUND.
     """
     @_builtins.property
     def as_of(self) -> _timestamp_pb2.Timestamp:

@@ -222,8 +222,9 @@ export interface GetRedemptionRequest {
   /** The program (tenant). Required. */
   programId: string;
   /**
-   * The order whose redemption to read. Required; an order without a
-   * redemption is NOT_FOUND, reason ORDER_NOT_FOUND.
+   * The order whose redemption to read: its latest attempt (a payment retry
+   * after a released or lapsed hold is a new one). Required; an order
+   * without a redemption is NOT_FOUND, reason ORDER_NOT_FOUND.
    */
   orderId: string;
   /**
