@@ -11,8 +11,8 @@ resident memory after each window, which stays flat when the replay streams.
 
 import argparse
 import json
-import time
 import resource
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
