@@ -61,6 +61,10 @@ def _snapshot_connection(db: Database) -> Iterator[Connection]:
         else:  # a deferred BEGIN: SQLite's snapshot holds from the first read to the end
             connection = connection.execution_options(loyalty_read=True)
         with connection.begin():
+            if connection.dialect.name == "postgresql":
+                # Compiling these few big aggregates costs more than it saves (measured:
+                # 2 of 14.6 s at 100,000 accounts went to JIT).
+                connection.exec_driver_sql("SET LOCAL jit = off")
             yield connection
 
 
@@ -161,11 +165,21 @@ def _sum_of(connection: Connection, column: Any, where: ColumnElement[bool]) -> 
 
 
 def _customers(connection: Connection, *, program_id: str, now: datetime) -> int:
-    holding = union(
-        select(_b.customer_id).where(_live_bucket(program_id, now)),
-        select(_r.customer_id).where(_live_hold(program_id, now)),
-    ).subquery()
-    return int(connection.execute(select(func.count()).select_from(holding)).scalar_one())
+    """Accounts with a live bucket (one streaming group per account over the index), and
+    the few holding nothing but a live hold."""
+    with_points = select(_b.customer_id).where(_live_bucket(program_id, now))
+    counted = connection.execute(
+        select(func.count()).select_from(with_points.group_by(_b.customer_id).subquery())
+    ).scalar_one()
+    only_held = connection.execute(
+        select(func.count(func.distinct(_r.customer_id))).where(
+            _live_hold(program_id, now),
+            ~select(_b.bucket_id)
+            .where(_b.customer_id == _r.customer_id, _live_bucket(program_id, now))
+            .exists(),
+        )
+    ).scalar_one()
+    return int(counted) + int(only_held)
 
 
 def recounted_accounts(connection: Connection, *, program_id: str, now: datetime) -> list[str]:

@@ -226,7 +226,7 @@ def _bands_figure(plt: Any, r: pb.GetLiabilityResponse, program_id: str) -> Any:
 def _waterfall_figure(plt: Any, r: pb.GetLiabilityRollForwardResponse, program_id: str) -> Any:
     steps = roll_forward_steps(r)
     figure, axes = plt.subplots(figsize=(9, 4.8))
-    level = 0
+    level, low, high = 0, 0, 0
     for i, (_label, points, _value) in enumerate(steps):
         edge = i in (0, len(steps) - 1)
         bottom, height = (0, points) if edge else (level, points)
@@ -237,11 +237,13 @@ def _waterfall_figure(plt: Any, r: pb.GetLiabilityRollForwardResponse, program_i
             _signed(points, first_or_last=edge), (i, top), ha="center", va="bottom", fontsize=8
         )
         level = points if edge else level + points
+        low, high = min(low, bottom, bottom + height), max(high, top)
+    axes.set_ylim(low * 1.1, high * 1.12 or 1)
     axes.set_xticks(range(len(steps)), [label for label, _, _ in steps], rotation=30, ha="right")
     axes.set_ylabel("points (spendable − debt)")
     axes.set_title(
-        f"{program_id}: liability roll-forward, {when(r.start_time)} to {when(r.end_time)}",
+        f"{program_id}: liability roll-forward, {when(r.start_time)} to {when(r.end_time)}\n"
+        f"closing {r.closing_points:,} points = {money(r.closing_value_minor, r.currency)}",
         fontsize=10,
     )
-    axes.margins(y=0.15)
     return figure
