@@ -352,8 +352,9 @@ def test_the_loyalty_cli_asks_the_server(history: History, tmp_path: Path) -> No
         stdout=out, stderr=err, environ={},
     )  # fmt: skip
     assert code == 0, err.getvalue()
-    assert "  issued: loyalty    +130     130.00 RUB" in out.getvalue()
-    assert "  2026-04       230         0        0          230  230.00 RUB" in out.getvalue()
+    assert "  issued: loyalty    +130    130.00 RUB" in out.getvalue()
+    assert "  closing           2,130  2,130.00 RUB" in out.getvalue()
+    assert "  2026-04     230         0        0          230    230.00 RUB" in out.getvalue()
 
 
 def test_only_finance_and_admin_may_read_the_reports(db_url: str, tmp_path: Path) -> None:
