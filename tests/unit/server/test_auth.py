@@ -48,7 +48,10 @@ def test_no_configuration_means_no_tokens() -> None:
 @pytest.mark.parametrize(
     ("text", "error"),
     [
-        (f'{{"{ADMIN}": 1}}', "entry 1: the role must be one of checkout, payments, finance, admin, got 1"),
+        (
+            f'{{"{ADMIN}": 1}}',
+            "entry 1: the role must be one of checkout, payments, finance, admin, got 1",
+        ),
         ('["a"]', "must map each token to a role"),
         ("{", "not valid JSON at line 1"),
     ],
