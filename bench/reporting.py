@@ -198,11 +198,14 @@ def main(argv: list[str]) -> int:
     p.add_argument("--out", type=Path, default=Path("var/bench"))
     p.add_argument("--keep", action="store_true", help="keep the databases (to --measure again)")
     p.add_argument("--measure", metavar="URL", help="measure a kept database again, no load")
+    p.add_argument("--repeat", type=int, default=3, help="timed runs of each report")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.measure:
-        again = measure(args.measure, now=NOW)
-        print(markdown([{"accounts": again["customers"], "buckets": 0, "load_s": 0, **again}]))
+        again = measure(args.measure, now=NOW, repeat=args.repeat)
+        row = {"accounts": again["customers"], "buckets": 0, "load_s": 0, **again}
+        (args.out / f"reporting-{row['accounts']}.json").write_text(json.dumps(row, indent=1))
+        print(markdown([row]))
         return 0
     sizes = [int(s) for s in args.sizes.split(",") if s]
     results = run(sizes, admin_url=args.postgres_url, out=args.out, keep=args.keep)
