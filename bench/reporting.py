@@ -120,7 +120,7 @@ def _explain(url: str, statements: list[tuple[str, Any]]) -> list[str]:
     return plans
 
 
-def measure(url: str, *, now: datetime, repeat: int = 3) -> dict[str, Any]:
+def measure(url: str, *, now: datetime, repeat: int = 3, roll: bool = True) -> dict[str, Any]:
     """Time both reports at `now` (the statements of the first run of each are kept),
     then explain every statement each of them sent."""
     engine = create_database_engine(url, pool_size=2)
@@ -137,20 +137,21 @@ def measure(url: str, *, now: datetime, repeat: int = 3) -> dict[str, Any]:
     first_liability = round(time.perf_counter() - began, 3)
     statements, seen[:] = list(seen), []
     began = time.perf_counter()
-    rolled = get_roll_forward(deps, program_id=PROGRAM, now=now, **window)
+    rolled = get_roll_forward(deps, program_id=PROGRAM, now=now, **window) if roll else None
     first_roll = round(time.perf_counter() - began, 3)
     statements += seen
     event.remove(engine, "before_cursor_execute", record)
     liability = _timed(lambda: get_liability(deps, program_id=PROGRAM, now=now), repeat - 1)
-    roll = _timed(lambda: get_roll_forward(deps, program_id=PROGRAM, now=now, **window), repeat - 1)
+    rolls = _timed(lambda: get_roll_forward(deps, program_id=PROGRAM, now=now, **window),
+                   repeat - 1 if roll else 0)  # fmt: skip
     engine.dispose()
     queries = [(s, p) for s, p in statements if s.lstrip().upper().startswith("SELECT")]
     return {
         "liability_s": [first_liability, *liability],
-        "roll_forward_s": [first_roll, *roll],
+        "roll_forward_s": [first_roll, *rolls] if rolled else [],
         "spendable_points": report.figures.spendable,
         "customers": report.figures.customers,
-        "closing_points": rolled.figures.closing,
+        "closing_points": rolled.figures.closing if rolled else None,
         "plans": _explain(url, queries),
     }
 
@@ -204,10 +205,11 @@ def main(argv: list[str]) -> int:
     p.add_argument("--keep", action="store_true", help="keep the databases (to --measure again)")
     p.add_argument("--measure", metavar="URL", help="measure a kept database again, no load")
     p.add_argument("--repeat", type=int, default=3, help="timed runs of each report")
+    p.add_argument("--liability-only", action="store_true", help="--measure GetLiability only")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.measure:
-        again = measure(args.measure, now=NOW, repeat=args.repeat)
+        again = measure(args.measure, now=NOW, repeat=args.repeat, roll=not args.liability_only)
         row = {"accounts": again["customers"], "buckets": 0, "load_s": 0, **again}
         (args.out / f"reporting-{row['accounts']}.json").write_text(json.dumps(row, indent=1))
         print(markdown([row]))
