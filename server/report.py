@@ -62,13 +62,11 @@ def main(argv: Sequence[str], env: Mapping[str, str] | None = None) -> int:
     """0: printed; 1: the report was refused (unknown program, bad window); 2: bad usage;
     3: no database."""
     args = parser(os.environ if env is None else env).parse_args(argv)
-    deps = Deps(
-        Database(create_database_engine(normalize_url(args.database_url), pool_size=1)),
-        load_programs(args.programs),
-    )
+    database = Database(create_database_engine(normalize_url(args.database_url), pool_size=1))
+    deps = Deps(database, load_programs(args.programs))
     now = args.as_of or datetime.now(UTC)
     try:
-        migrate(deps.db.engine)
+        migrate(database.engine)
         message: Message
         if args.kind == "liability":
             message = liability_response(get_liability(deps, program_id=args.program, now=now))
@@ -89,6 +87,6 @@ def main(argv: Sequence[str], env: Mapping[str, str] | None = None) -> int:
         print(f"report: {exc}", file=sys.stderr)
         return 2
     finally:
-        deps.db.engine.dispose()
+        database.engine.dispose()
     print(reports.render(message, fmt=args.format, program_id=args.program))
     return 0

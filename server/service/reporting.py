@@ -28,6 +28,7 @@ from pricing.liability import (
 from pricing.program import Program
 from server.service.deps import Deps
 from server.store import reporting as store
+from server.store.db import Database
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ def get_liability(deps: Deps, *, program_id: str, now: datetime) -> LiabilityRep
             figures = figures.minus(stored).plus(seen.liability())
         return figures
 
-    return LiabilityReport(program, now, store.in_one_snapshot(deps.db, read))
+    return LiabilityReport(program, now, store.in_one_snapshot(_database(deps), read))
 
 
 def get_roll_forward(
@@ -85,7 +86,13 @@ def get_roll_forward(
             )
         return roll_forward(sums, months)
 
-    return RollForwardReport(program, window, store.in_one_snapshot(deps.db, read))
+    return RollForwardReport(program, window, store.in_one_snapshot(_database(deps), read))
+
+
+def _database(deps: Deps) -> Database:
+    """The reports sum whole programs set-wise: SQL on the database, not a unit of work."""
+    assert deps.db is not None, "the finance reports need the database"
+    return deps.db
 
 
 def _stored_sums(

@@ -12,8 +12,8 @@ read the index alone (an index-only scan) instead of the tables.
 * accounts in debt, and credits not yet settled against debt: the few accounts a
   report recounts one by one.
 
-Revision ID: 0006
-Revises: 0003
+Revision ID: 0006_reporting_indexes
+Revises: 0004_order_aggregate
 Create Date: 2026-11-30 22:30:00
 """
 
@@ -22,8 +22,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006"
-down_revision: str | None = "0003"
+revision: str = "0006_reporting_indexes"
+down_revision: str | None = "0004_order_aggregate"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
