@@ -2,6 +2,7 @@
 
 python -m bench                      # everything (about 15 minutes, with a million accounts)
 python -m bench --quick              # a smaller run (within two minutes)
+python -m bench --capacity           # what one PostgreSQL core carries (docs/scale.md)
 python -m bench --backends postgres --workloads apply --concurrency 16 --duration 10
 """
 
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import psutil
 
+from bench import reporting
 from bench.report import markdown
 from bench.suite import Options, Suite
 
@@ -35,6 +37,12 @@ def parse(argv: list[str]) -> tuple[Options, bool]:
     p.add_argument(
         "--quick", action="store_true", help="a small run: c=1,16, 1 s cells, scale 1k/5k"
     )
+    p.add_argument(
+        "--capacity",
+        action="store_true",
+        help="quotes and applies on PostgreSQL at c16, 10 s cells: CPU per request of the "
+        "database and of the service, for docs/scale.md",
+    )
     p.add_argument("--backends", type=_names, default=["sqlite", "postgres"])
     p.add_argument("--workloads", type=_names, default=WORKLOADS, help=",".join(WORKLOADS))
     p.add_argument("--concurrency", type=_ints, default=[1, 8, 16, 64])
@@ -42,6 +50,9 @@ def parse(argv: list[str]) -> tuple[Options, bool]:
     p.add_argument("--scale", type=_ints, default=[1_000, 1_000_000],
                    help="account counts of the scale runs (PostgreSQL); empty: none")  # fmt: skip
     p.add_argument("--scale-concurrency", type=_ints, default=[1, 16])
+    p.add_argument("--reporting", type=_ints, default=[10_000, 100_000, 1_000_000],
+                   help="account counts (× 20 buckets) for GetLiability and a one-year "
+                   "roll-forward (PostgreSQL, bench/reporting.py); empty: none")  # fmt: skip
     p.add_argument("--accounts", type=int, default=1_000)
     p.add_argument("--clients", type=int, default=2, help="generator processes at most")
     p.add_argument("--duration", type=float, default=5.0, help="seconds measured per cell")
@@ -60,13 +71,18 @@ def parse(argv: list[str]) -> tuple[Options, bool]:
     if args.quick:
         args.concurrency, args.workers = [1, 16], [1]
         args.scale, args.scale_concurrency = [1_000, 5_000], [1]
+        args.reporting = [1_000]
         args.duration, args.warmup = 1.0, 0.3
+    if args.capacity:
+        args.backends, args.workloads, args.concurrency = ["postgres"], ["quote", "apply"], [16]
+        args.workers, args.scale, args.duration = [1], [], 10.0
     options = Options(
         backends=args.backends, workloads=args.workloads, concurrency=args.concurrency,
         workers=args.workers, scale=args.scale, scale_concurrency=args.scale_concurrency,
         accounts=args.accounts, clients=args.clients, duration=args.duration,
         warmup=args.warmup, pool_size=args.pool_size, program=args.program,
         postgres_url=args.postgres_url, out=args.out, keep=args.keep, profile=args.profile,
+        reporting=args.reporting,
     )  # fmt: skip
     return options, args.quick
 
@@ -90,8 +106,9 @@ def main(argv: list[str]) -> int:
     }
     path = suite.save(meta)
     report = options.out / "results.md"
+    finance = reporting.markdown(suite.reporting) if suite.reporting else ""
     report.write_text(markdown({"meta": meta, "cells": [c.row() for c in suite.cells],
-                                "explain": suite.explains}))  # fmt: skip
+                                "explain": suite.explains}) + finance)  # fmt: skip
     print(report.read_text())
     print(f"JSON: {path}\nMarkdown: {report}\n{meta['seconds']} s", flush=True)
     return 0

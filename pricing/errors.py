@@ -18,7 +18,9 @@ def facts(error: BaseException) -> dict[str, str]:
     if not is_dataclass(error):
         return {}
     return {
-        f.name: str(getattr(error, f.name)) for f in fields(error) if f.metadata.get("fact", True)
+        f.metadata.get("fact_name", f.name): str(getattr(error, f.name))
+        for f in fields(error)
+        if f.metadata.get("fact", True)
     }
 
 
@@ -167,3 +169,47 @@ class HoldReleased(DomainError):
 
     def __post_init__(self) -> None:
         super().__init__(f"the hold on order {self.order_id!r} was released; it cannot be captured")
+
+
+@dataclass(eq=False, kw_only=True)
+class OrderCustomerMismatch(DomainError):
+    """The order belongs to another customer (SPEC §6: an order is one thing)."""
+
+    order_id: str
+    customer_id: str
+
+    def __post_init__(self) -> None:
+        super().__init__(
+            f"order {self.order_id!r} belongs to another customer than {self.customer_id!r}"
+        )
+
+
+@dataclass(eq=False)
+class AccrualMismatch(DomainError):
+    """An accrual's lines are not the delivered part of the order's lines (SPEC §6)."""
+
+    order_id: str
+    violations: list[Violation] = field(metadata=NOT_A_FACT)
+
+    def __post_init__(self) -> None:
+        first = self.violations[0]
+        more = f" (and {len(self.violations) - 1} more)" if len(self.violations) > 1 else ""
+        super().__init__(
+            f"the accrual does not match order {self.order_id!r}: "
+            f"{first.field}: {first.description}{more}"
+        )
+
+
+@dataclass(eq=False, kw_only=True)
+class InvalidTransition(DomainError):
+    """A redemption asked to move to a state its state machine does not allow.
+
+    Use cases check the state first (HOLD_EXPIRED, HOLD_RELEASED ...); this is the guard
+    behind them, so it is a bug when a caller reaches it.
+    """
+
+    source: str = field(metadata={"fact_name": "from"})
+    target: str = field(metadata={"fact_name": "to"})
+
+    def __post_init__(self) -> None:
+        super().__init__(f"a redemption cannot go from {self.source} to {self.target}")

@@ -14,8 +14,13 @@ from grpc_status import rpc_status
 from pricing import errors as domain
 from pricing.errors import facts
 from server.api.refusals import MalformedRequest, RoleNotAllowed, TokenInvalid, TokenMissing
-from server.service.errors import ClockOverrideDisabled, IdempotencyKeyReused
-from server.store.db import CallDeadlineExceeded, ConcurrentUpdate, DatabaseUnavailable
+from server.service.errors import (
+    CallDeadlineExceeded,
+    ClockOverrideDisabled,
+    ConcurrentUpdate,
+    DatabaseUnavailable,
+    IdempotencyKeyReused,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +42,8 @@ TABLE: dict[type[Exception], tuple[grpc.StatusCode, str]] = {
     domain.ExceedsRemaining: (grpc.StatusCode.FAILED_PRECONDITION, "EXCEEDS_REMAINING"),
     domain.HoldExpired: (grpc.StatusCode.FAILED_PRECONDITION, "HOLD_EXPIRED"),
     domain.HoldReleased: (grpc.StatusCode.FAILED_PRECONDITION, "HOLD_RELEASED"),
+    domain.OrderCustomerMismatch: (grpc.StatusCode.FAILED_PRECONDITION, "ORDER_CUSTOMER_MISMATCH"),
+    domain.AccrualMismatch: (grpc.StatusCode.FAILED_PRECONDITION, "ACCRUAL_MISMATCH"),
     ClockOverrideDisabled: (grpc.StatusCode.PERMISSION_DENIED, "CLOCK_OVERRIDE_DISABLED"),
     TokenMissing: (grpc.StatusCode.UNAUTHENTICATED, "TOKEN_MISSING"),
     TokenInvalid: (grpc.StatusCode.UNAUTHENTICATED, "TOKEN_INVALID"),
@@ -77,7 +84,7 @@ def to_status(exc: Exception) -> grpc.Status:
     message = clip_middle(_PUBLIC_MESSAGES.get(type(exc)) or str(exc), MAX_MESSAGE_BYTES)
     metadata = {key: clip(value, MAX_METADATA_VALUE_BYTES) for key, value in facts(exc).items()}
     details = [error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=metadata)]
-    if isinstance(exc, domain.InvalidArgument):
+    if isinstance(exc, domain.InvalidArgument | domain.AccrualMismatch):
         details.append(bad_request(exc.violations))
     packed = []
     for detail in details:

@@ -15,7 +15,11 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from loyalty.v1 import account_service_pb2_grpc, redemption_service_pb2_grpc
+from loyalty.v1 import (
+    account_service_pb2_grpc,
+    redemption_service_pb2_grpc,
+    reporting_service_pb2_grpc,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,6 +36,7 @@ class Stubs:
     redemption: redemption_service_pb2_grpc.RedemptionServiceStub
     account: account_service_pb2_grpc.AccountServiceStub
     health: health_pb2_grpc.HealthStub
+    reporting: reporting_service_pb2_grpc.ReportingServiceStub
 
 
 SERVING_ON = re.compile(r"serving on (\S+):(\d+) \(")
@@ -56,6 +61,7 @@ class ServerProcess:
         extra_args: tuple[str, ...] = (),
         env: Mapping[str, str] | None = None,
         credentials: grpc.ChannelCredentials | None = None,
+        cwd: Path = ROOT,
     ) -> None:
         self.database_url = database_url
         self.host = host  # what it listens on; tests always reach it over 127.0.0.1
@@ -66,6 +72,7 @@ class ServerProcess:
         self.extra_args = extra_args
         self.env = dict(env or {})  # LOYALTY_* variables for the server (the caller's are dropped)
         self.credentials = credentials  # for the tests' own channel, when the server is TLS
+        self.cwd = cwd  # the source tree `-m server.main` runs from (another checkout, say)
         self.process: subprocess.Popen[bytes] | None = None
         self.channel: grpc.Channel | None = None
 
@@ -89,7 +96,7 @@ class ServerProcess:
         env.update(self.env)
         with self.log_path.open("ab") as log:
             logged_before = log.tell()
-            self.process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=log)
+            self.process = subprocess.Popen(args, cwd=self.cwd, env=env, stdout=log, stderr=log)
         self._read_addresses(logged_before)
         if self.credentials is None:
             self.channel = grpc.insecure_channel(self.address)
@@ -146,6 +153,7 @@ class ServerProcess:
             redemption=redemption_service_pb2_grpc.RedemptionServiceStub(self.channel),
             account=account_service_pb2_grpc.AccountServiceStub(self.channel),
             health=health_pb2_grpc.HealthStub(self.channel),
+            reporting=reporting_service_pb2_grpc.ReportingServiceStub(self.channel),
         )
 
     def stop(self, *, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
@@ -166,7 +174,14 @@ class ServerProcess:
         return self.start()
 
 
-def run_expiry_job(database_url: str, as_of: datetime, *, timeout: float = 60) -> str:
+def run_expiry_job(
+    database_url: str,
+    as_of: datetime,
+    *,
+    timeout: float = 60,
+    cwd: Path = ROOT,
+    env: Mapping[str, str] | None = None,
+) -> str:
     """The expiry job as operators run it, up to `as_of`; returns what it printed.
 
     `python -m server.main expire --database-url URL --allow-clock-override --as-of ISO`
@@ -177,9 +192,10 @@ def run_expiry_job(database_url: str, as_of: datetime, *, timeout: float = 60) -
         "--allow-clock-override",
         "--as-of", as_of.isoformat(),
     ]  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOYALTY_")}
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("LOYALTY_")}
+    environment.update(env or {})
     done = subprocess.run(
-        args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+        args, cwd=cwd, env=environment, capture_output=True, text=True, timeout=timeout, check=False
     )
     assert done.returncode == 0, f"expiry job failed ({done.returncode}): {done.stderr}"
     return done.stdout
