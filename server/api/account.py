@@ -83,9 +83,7 @@ class AccountServicer(pb_grpc.AccountServiceServicer):
         page_request = convert.ledger_request(request)
         now = self.edge.now(request)
         page = await self.edge.run(list_ledger_entries, self.edge.deps, page_request, now=now)
-        response = pb.ListLedgerEntriesResponse(
-            entries=[convert.ledger_entry_message(entry) for entry in page.entries]
+        return pb.ListLedgerEntriesResponse(
+            entries=[convert.ledger_entry_message(entry) for entry in page.entries],
+            next_page_token=page.next_page_token,
         )
-        if page.has_more:
-            response.next_page_token = convert.page_token(page.entries[-1])
-        return response

@@ -1,9 +1,8 @@
 """Proto ↔ domain values. Translation lives here, not in the servicers."""
 
-import base64
 import hashlib
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -21,7 +20,6 @@ from pricing.bounds import (
 from pricing.caps import Constraint
 from pricing.cart import MAX_LINES, Cart, CartLine, LineKind, validate_cart, validate_string
 from pricing.errors import InvalidArgument, Violation
-from pricing.money import INT64_MAX
 from pricing.program import SelectionMode
 from pricing.quote import Option, Quote
 from pricing.reversal import ReturnedLine
@@ -311,25 +309,11 @@ def ledger_request(request: account_pb.ListLedgerEntriesRequest) -> commands.Led
     f.text(request.program_id, "program_id")
     f.text(request.customer_id, "customer_id")
     f.at_least_zero(request.page_size, "page_size")
-    after_at, after_id = None, 0
-    if request.page_token:
-        try:
-            micros, entry_id = base64.urlsafe_b64decode(request.page_token.encode()).split(b":")
-            after_at = EPOCH + timedelta(microseconds=int(micros))
-            after_id = int(entry_id)
-            if not 0 <= after_id <= INT64_MAX:
-                raise ValueError(entry_id)
-        except (ValueError, OverflowError):
-            f.violations.append(Violation("page_token", "not a token this service issued"))
+    f.text(request.page_token, "page_token", required=False)
     f.done()
     return commands.LedgerPageRequest(
-        request.program_id, request.customer_id, request.page_size, after_at, after_id
+        request.program_id, request.customer_id, request.page_size, request.page_token
     )
-
-
-def page_token(entry: LedgerEntry) -> str:
-    micros = (entry.effective_at - EPOCH) // timedelta(microseconds=1)
-    return base64.urlsafe_b64encode(f"{micros}:{entry.entry_id}".encode()).decode()
 
 
 # ---- domain → responses -------------------------------------------------------------

@@ -7,6 +7,7 @@ from pricing.errors import ProgramNotFound
 from pricing.program import Program
 from server.metrics import Metrics
 from server.store.db import Database
+from server.store.secrets import secret as stored_secret
 
 
 @dataclass(frozen=True)
@@ -14,6 +15,14 @@ class Deps:
     db: Database
     programs: Mapping[str, Program]
     metrics: Metrics = field(default_factory=Metrics)
+    # Keys read once from the database (server/store/secrets.py), by name.
+    secrets: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
+
+    def secret(self, name: str) -> bytes:
+        found = self.secrets.get(name)
+        if found is None:
+            found = self.secrets[name] = self.db.read(lambda c: stored_secret(c, name))
+        return found
 
     def program(self, program_id: str) -> Program:
         try:

@@ -8,7 +8,7 @@ from sqlalchemy import Connection
 
 from pricing.errors import OrderNotFound
 from pricing.tiers import TierStatus
-from server.service import commands
+from server.service import commands, page_tokens
 from server.service.account_state import read_state
 from server.service.deps import Deps
 from server.service.tiers import current_tier
@@ -78,27 +78,32 @@ def as_seen_at(redemption: Redemption, now: datetime) -> Redemption:
 @dataclass(frozen=True)
 class LedgerPage:
     entries: list[ledger.LedgerEntry]
-    has_more: bool
+    next_page_token: str  # "" on the walk's last page
 
 
 def list_ledger_entries(
     deps: Deps, request: commands.LedgerPageRequest, *, now: datetime
 ) -> LedgerPage:
+    """One page of a walk (SPEC §7): every entry that existed at its first page, once."""
     program = deps.program(request.program_id)
     size = min(request.page_size or DEFAULT_PAGE, MAX_PAGE)
-    after = None
-    if request.after_effective_at is not None:
-        after = ledger.Cursor(request.after_effective_at, request.after_entry_id)
+    account = {"program_id": program.id, "customer_id": request.customer_id}
+    key = deps.secret("page_token")
+    walk = page_tokens.read(key, request.page_token, **account) if request.page_token else None
 
-    def read(connection: Connection) -> list[ledger.LedgerEntry]:
-        return ledger.page(
-            connection,
-            program_id=program.id,
-            customer_id=request.customer_id,
-            up_to=now,
-            after=after,
+    def read(connection: Connection) -> tuple[list[ledger.LedgerEntry], int, datetime]:
+        highest = walk.highest_entry_id if walk else ledger.highest_entry_id(connection, **account)
+        up_to = walk.up_to if walk else now
+        after = ledger.Cursor(walk.after_effective_at, walk.after_entry_id) if walk else None
+        entries = ledger.page(
+            connection, **account, up_to=up_to, highest_entry_id=highest, after=after,
             limit=size + 1,
-        )
+        )  # fmt: skip
+        return entries, highest, up_to
 
-    entries = deps.db.read(read)
-    return LedgerPage(entries[:size], has_more=len(entries) > size)
+    entries, highest, up_to = deps.db.read(read)
+    if len(entries) <= size:
+        return LedgerPage(entries, "")
+    last = entries[size - 1]
+    following = page_tokens.Walk(highest, up_to, last.effective_at, last.entry_id)
+    return LedgerPage(entries[:size], page_tokens.issue(key, following, **account))

@@ -239,3 +239,14 @@ accrual_lines = Table(
         "returned_units >= 0 AND returned_units <= quantity", name="returned_within_quantity"
     ),
 )
+
+# Keys the service keeps for itself, one row each, made at migration: `page_token` signs
+# ListLedgerEntries page tokens, so that every process and host serving one database
+# issues and accepts the same tokens.
+service_secrets = Table(
+    "service_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("secret", LargeBinary, nullable=False),
+    CheckConstraint("length(secret) >= 32", name="secret_long_enough"),
+)

@@ -802,7 +802,7 @@ class LedgerModel(RuleBasedStateMachine):
     def ledger(self, customer: str) -> list[LedgerEntry]:
         """ListLedgerEntries' use case, page by page: the entries effective up to the clock."""
         entries: list[LedgerEntry] = []
-        after: LedgerEntry | None = None
+        token = ""
         while True:
             page = list_ledger_entries(
                 self.deps,
@@ -810,16 +810,15 @@ class LedgerModel(RuleBasedStateMachine):
                     program_id=PROGRAM,
                     customer_id=customer,
                     page_size=50,
-                    after_effective_at=after.effective_at if after else None,
-                    after_entry_id=after.entry_id if after else 0,
+                    page_token=token,
                 ),
                 now=self.now,
             )
             entries += page.entries
-            if not page.has_more:
+            if not page.next_page_token:
                 assert all(entry.effective_at <= self.now for entry in entries)
                 return entries
-            after = page.entries[-1]
+            token = page.next_page_token
 
     @invariant()
     def ledger_reconciles(self) -> None:
