@@ -68,10 +68,15 @@ def get_redemption(deps: Deps, *, program_id: str, order_id: str, now: datetime)
 
 
 def as_seen_at(redemption: Redemption, now: datetime) -> Redemption:
-    """A hold lapses exactly at its deadline, whether or not that is written down yet."""
+    """A hold lapses exactly at its deadline, whether or not that is written down yet; a
+    lapse written down already is not seen at an `as_of` before the deadline (SPEC §7)."""
     deadline = redemption.hold_expires_at
-    if redemption.state == "HELD" and deadline is not None and deadline <= now:
+    if deadline is None:
+        return redemption
+    if redemption.state == "HELD" and deadline <= now:
         return replace(redemption, state="EXPIRED")
+    if redemption.state == "EXPIRED" and now < deadline:
+        return replace(redemption, state="HELD")
     return redemption
 
 

@@ -123,9 +123,16 @@ redemptions = Table(
     Column("hold_expires_at", UtcDateTime, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # What a lapsed hold's points paid of the account's debt when the lapse was written
+    # down: a read at an `as_of` before the deadline puts them back exactly (SPEC §7).
+    Column("lapse_paid_debt_points", BigInteger, nullable=False, server_default="0"),
     _account_fk(),
     UniqueConstraint("program_id", "order_id"),
     CheckConstraint("points > 0", name="points_positive"),
+    CheckConstraint(
+        "lapse_paid_debt_points >= 0 AND lapse_paid_debt_points <= points",
+        name="lapse_paid_debt_within_points",
+    ),
     CheckConstraint(
         "points_reversed >= 0 AND points_reversed <= points", name="reversed_within_points"
     ),
@@ -140,6 +147,15 @@ redemptions = Table(
         "customer_id",
         postgresql_where=text("state = 'HELD'"),
         sqlite_where=text("state = 'HELD'"),
+    ),
+    # Lapses written down, by deadline: a read asks whether one lapsed after its `as_of`.
+    Index(
+        "ix_redemptions_lapsed",
+        "program_id",
+        "customer_id",
+        "hold_expires_at",
+        postgresql_where=text("state = 'EXPIRED'"),
+        sqlite_where=text("state = 'EXPIRED'"),
     ),
 )
 

@@ -19,28 +19,40 @@ _a, _b, _r = accounts.c, buckets.c, redemptions.c
 _live_bucket = or_(
     and_(_b.remaining > 0, or_(_b.expires_at.is_(None), _b.expires_at > bindparam("now"))),
     _b.settled.is_(False),
+    # written off by the expiry job, but not yet expired at `now` (a read at an earlier
+    # `as_of` than the job ran at: SPEC §7)
+    and_(_b.expired_points > 0, _b.expires_at > bindparam("now")),
 )
 _has_holds = exists().where(
     _r.program_id == bindparam("program_id"),
     _r.customer_id == bindparam("customer_id"),
     _r.state == "HELD",
 )
+# A lapse written down (by the job, or a call at a later `as_of`) after the read's `now`.
+_lapsed_later = exists().where(
+    _r.program_id == bindparam("program_id"),
+    _r.customer_id == bindparam("customer_id"),
+    _r.state == "EXPIRED",
+    _r.hold_expires_at > bindparam("now"),
+)
 _order_taken = exists().where(
     _r.program_id == bindparam("program_id"), _r.order_id == bindparam("order_id")
 )
 # One row per live bucket (or one row of NULLs when there is none), each carrying the
-# account's debt and the two facts; no row at all when the account does not exist yet.
+# account's debt and the three facts; no row at all when the account does not exist yet.
 _snapshot = (
     select(
         _a.debt_points,
         _has_holds.label("has_holds"),
         _order_taken.label("order_taken"),
+        _lapsed_later.label("lapsed_later"),
         _b.bucket_id,
         _b.source,
         _b.remaining,
         _b.available_at,
         _b.expires_at,
         _b.settled,
+        _b.expired_points,
     )
     .select_from(
         accounts.outerjoin(
@@ -58,6 +70,7 @@ class Snapshot:
     buckets: list[Bucket]
     has_holds: bool
     order_taken: bool  # the order asked about already has a redemption
+    lapsed_later: bool = False  # a hold's lapse is written down with a deadline after `now`
 
 
 def snapshot(
@@ -83,5 +96,5 @@ def snapshot(
         )
         return Snapshot(0, [], False, bool(taken))
     first = rows[0]
-    found = [bucket_from_row(row[3:]) for row in rows if row[3] is not None]
-    return Snapshot(int(first[0]), found, bool(first[1]), bool(first[2]))
+    found = [bucket_from_row(row[4:]) for row in rows if row[4] is not None]
+    return Snapshot(int(first[0]), found, bool(first[1]), bool(first[2]), bool(first[3]))

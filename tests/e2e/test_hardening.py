@@ -9,6 +9,7 @@ import grpc
 
 from loyalty.v1 import account_service_pb2 as a
 from loyalty.v1 import redemption_pb2
+from loyalty.v1 import redemption_service_pb2 as r
 from tests.e2e.builders import (
     T0,
     TIMEOUT,
@@ -28,7 +29,7 @@ from tests.e2e.builders import (
     when,
 )
 from tests.e2e.rpc_errors import expect_error
-from tests.support.server import Stubs
+from tests.support.server import Stubs, run_expiry_job
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 INT64_MAX = 2**63 - 1
@@ -238,3 +239,53 @@ def test_match_keys_are_trimmed_and_case_insensitive(stubs: Stubs) -> None:
     # paying with DENCO_CARD: 99.99 % of 100,000 = 99,990 minor = 999 points
     card = quote(stubs, "denco", customer, basket, payment_method="DENCO_CARD").options[0]
     assert card.max_points == 999
+
+
+# ---- "a read at an earlier as_of than something the expiry job already wrote shows the later
+# state" (last in the module: the job writes down everything due in the database up to T0 + 20 d)
+
+
+def test_a_read_before_what_the_expiry_job_wrote_sees_that_moment(
+    stubs: Stubs, db_url: str
+) -> None:
+    customer, order = new_id("c"), new_id("o")
+    grant(stubs, "stomatorg", customer, 100, "promo", expires_at=T0 + 10 * DAY)
+    grant(stubs, "stomatorg", customer, 50, "action")
+    # day 1: a hold of 30 for an hour; first-expiring-first it takes them from the promo
+    # bucket (expires day 10; action never does)
+    day_1 = T0 + DAY
+    held = stubs.redemption.ApplyRedemption(
+        hold_request("stomatorg", customer, order, cart(line("a", 1, 1_000_000)), 30,
+                     hold_seconds=3_600, as_of=day_1),
+        timeout=TIMEOUT,
+    )  # fmt: skip
+    assert held.balance_after == 120  # 150 − 30
+    # the job at day 20 writes the lapse (day 1 + 1 h) and the promo's expiry (day 10)
+    run_expiry_job(db_url, T0 + 20 * DAY)
+    seen = account(stubs, "stomatorg", customer, as_of=T0 + 20 * DAY)
+    assert (seen.spendable_points, seen.held_points) == (50, 0)
+
+    def at(when: datetime) -> tuple[int, int, int]:
+        found = account(stubs, "stomatorg", customer, as_of=when)
+        return (
+            found.spendable_points,
+            found.held_points,
+            dict(found.balances_by_source).get("promo", 0),
+        )
+
+    # half an hour into the hold: 30 held, 70 promo + 50 action spendable
+    assert at(day_1 + timedelta(minutes=30)) == (120, 30, 70)
+    state = stubs.redemption.GetRedemption(
+        r.GetRedemptionRequest(program_id="stomatorg", order_id=order,
+                               as_of=ts(day_1 + timedelta(minutes=30))),
+        timeout=TIMEOUT,
+    ).redemption.state  # fmt: skip
+    assert state == redemption_pb2.REDEMPTION_STATE_HELD
+    # day 5: the hold has lapsed, the promo not yet expired: 100 + 50
+    assert at(T0 + 5 * DAY) == (150, 0, 100)
+    assert account(stubs, "stomatorg", customer, as_of=T0 + 5 * DAY).next_expiry.points == 100
+    # the instant the promo expires: 50
+    assert at(T0 + 10 * DAY) == (50, 0, 0)
+    # the ledger at day 20: 100 + 50 − 30 + 30 − 100 = 50 = spendable
+    rows = ledger(stubs, "stomatorg", customer, as_of=T0 + 20 * DAY, page_size=100).entries
+    assert [e.points for e in rows] == [100, 50, -30, 30, -100]

@@ -379,8 +379,10 @@ class LedgerModel(RuleBasedStateMachine):
                 reason="model",
             ),
         )
-        # A grant pays debt at the call, even one that becomes spendable later (SPEC §5).
-        to_debt = min(points, account.debt)
+        # A grant pays debt when it becomes spendable (SPEC §5): at the call, or, like an
+        # accrual, when it matures.
+        matures_later = available_at is not None and available_at > self.now
+        to_debt = 0 if matures_later else min(points, account.debt)
         if to_debt:
             event("a grant paid debt")
         account.debt -= to_debt
@@ -394,6 +396,7 @@ class LedgerModel(RuleBasedStateMachine):
             remaining=points - to_debt,
             available_at=start,
             expires_at=expires_at,
+            settled=not matures_later,
         )
         assert (result.points, result.balance_after, result.debt_points) == (
             points,
