@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pythonjsonlogger.json import JsonFormatter
 from sqlalchemy.exc import OperationalError
 
+from server import simulate
 from server.api.auth import Tokens, TokensError, load_tokens
 from server.app import TlsFiles, database_engine, read_tls, serve
 from server.check_config import check_config
@@ -92,7 +93,10 @@ def configure_logging(config: Config) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    command, config = parse(argv)
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["simulate"]:  # its own options (server/simulate.py)
+        return simulate.main(args[1:])
+    command, config = parse(args)
     configure_logging(config)
     if command == "check-config":
         code, report = check_config(config.programs)

@@ -20,13 +20,13 @@ from pricing.bounds import (
 from pricing.caps import Constraint
 from pricing.cart import MAX_LINES, Cart, CartLine, LineKind, validate_cart, validate_string
 from pricing.errors import InvalidArgument, Violation
+from pricing.ledger import LedgerEntry
+from pricing.order import Redemption
 from pricing.program import SelectionMode
 from pricing.quote import Option, Quote
 from pricing.reversal import ReturnedLine
 from server.service import commands
 from server.service.reads import Account
-from server.store.ledger import LedgerEntry
-from server.store.redemptions import Redemption
 
 REQUEST_ID_MAX = 128
 MAX_HOLD_SECONDS = 30 * 24 * 3600
@@ -366,7 +366,7 @@ def redemption_message(redemption: Redemption) -> redemption_pb2.Redemption:
             for line in redemption.lines
         ],
         points_reversed=redemption.points_reversed,
-        state=_STATES[redemption.state],
+        state=_STATES[redemption.state.value],
         created_at=stamp(redemption.created_at),
         program_version=redemption.program_version,
     )

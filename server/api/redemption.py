@@ -7,6 +7,7 @@ import grpc
 from loyalty.v1 import redemption_service_pb2 as pb
 from loyalty.v1 import redemption_service_pb2_grpc as pb_grpc
 from pricing.bounds import clamp_int64
+from pricing.order import Redemption
 from server.api import convert
 from server.api.edge import Edge, rpc
 from server.service.apply import ApplyResult, apply_redemption
@@ -14,7 +15,6 @@ from server.service.capture import capture_redemption
 from server.service.quote import quote_redemption
 from server.service.reads import get_redemption
 from server.service.reverse import ReverseResult, reverse_redemption
-from server.store.redemptions import Redemption
 
 Context = grpc.aio.ServicerContext[Any, Any]
 

@@ -1,19 +1,16 @@
 """GetAccount, GetRedemption and ListLedgerEntries: reads, which never write."""
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection
-
 from pricing.errors import OrderNotFound
+from pricing.ledger import LedgerEntry
+from pricing.order import Redemption
 from pricing.tiers import TierStatus
 from server.service import commands, page_tokens
-from server.service.account_state import read_state
 from server.service.deps import Deps
-from server.service.tiers import current_tier
-from server.store import ledger
-from server.store.redemptions import Redemption, find_redemption
+from server.service.ports import UnitOfWork
 
 MAX_PAGE = 1_000
 DEFAULT_PAGE = 100
@@ -33,8 +30,8 @@ class Account:
 def get_account(deps: Deps, *, program_id: str, customer_id: str, now: datetime) -> Account:
     program = deps.program(program_id)
 
-    def read(connection: Connection) -> Account:
-        state = read_state(connection, program_id=program.id, customer_id=customer_id, now=now)
+    def read(uow: UnitOfWork) -> Account:
+        state = uow.accounts.read(program_id=program.id, customer_id=customer_id, now=now)
         live = state.spendable()
         next_expiry = None
         expiring = [b for b in live if b.expires_at is not None]
@@ -48,41 +45,30 @@ def get_account(deps: Deps, *, program_id: str, customer_id: str, now: datetime)
             held_points=state.held_points,
             balances_by_source=state.balances(),
             next_expiry=next_expiry,
-            tier=current_tier(connection, program, customer_id=customer_id, now=now),
+            tier=uow.accounts.tier_status(program, customer_id=customer_id, now=now),
             debt_points=state.debt,
         )
 
-    return deps.db.read(read)
+    return deps.store.read(read)
 
 
 def get_redemption(deps: Deps, *, program_id: str, order_id: str, now: datetime) -> Redemption:
+    """The order's latest redemption attempt (SPEC §6), as it stands at `now`."""
     program = deps.program(program_id)
 
-    def read(connection: Connection) -> Redemption | None:
-        return find_redemption(connection, program_id=program.id, order_id=order_id)
+    def read(uow: UnitOfWork) -> Redemption | None:
+        order = uow.orders.get(program_id=program.id, order_id=order_id)
+        return None if order is None else order.latest
 
-    found = deps.db.read(read)
+    found = deps.store.read(read)
     if found is None:
         raise OrderNotFound(order_id)
-    return as_seen_at(found, now)
-
-
-def as_seen_at(redemption: Redemption, now: datetime) -> Redemption:
-    """A hold lapses exactly at its deadline, whether or not that is written down yet; a
-    lapse written down already is not seen at an `as_of` before the deadline (SPEC §7)."""
-    deadline = redemption.hold_expires_at
-    if deadline is None:
-        return redemption
-    if redemption.state == "HELD" and deadline <= now:
-        return replace(redemption, state="EXPIRED")
-    if redemption.state == "EXPIRED" and now < deadline:
-        return replace(redemption, state="HELD")
-    return redemption
+    return found.seen_at(now)
 
 
 @dataclass(frozen=True)
 class LedgerPage:
-    entries: list[ledger.LedgerEntry]
+    entries: list[LedgerEntry]
     next_page_token: str  # "" on the walk's last page
 
 
@@ -96,17 +82,16 @@ def list_ledger_entries(
     key = deps.secret("page_token")
     walk = page_tokens.read(key, request.page_token, **account) if request.page_token else None
 
-    def read(connection: Connection) -> tuple[list[ledger.LedgerEntry], int, datetime]:
-        highest = walk.highest_entry_id if walk else ledger.highest_entry_id(connection, **account)
+    def read(uow: UnitOfWork) -> tuple[list[LedgerEntry], int, datetime]:
+        highest = walk.highest_entry_id if walk else uow.ledger.highest_entry_id(**account)
         up_to = walk.up_to if walk else now
-        after = ledger.Cursor(walk.after_effective_at, walk.after_entry_id) if walk else None
-        entries = ledger.page(
-            connection, **account, up_to=up_to, highest_entry_id=highest, after=after,
-            limit=size + 1,
-        )  # fmt: skip
+        after = (walk.after_effective_at, walk.after_entry_id) if walk else None
+        entries = uow.ledger.page(
+            **account, up_to=up_to, highest_entry_id=highest, after=after, limit=size + 1
+        )
         return entries, highest, up_to
 
-    entries, highest, up_to = deps.db.read(read)
+    entries, highest, up_to = deps.store.read(read)
     if len(entries) <= size:
         return LedgerPage(entries, "")
     last = entries[size - 1]

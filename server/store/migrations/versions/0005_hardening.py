@@ -11,7 +11,7 @@ revision a lapse wrote no record of it (a read of one that paid debt at an earli
 `as_of` puts back the points, not the debt).
 
 Revision ID: 0005_hardening
-Revises: 0003
+Revises: 0004_order_aggregate
 Create Date: 2026-11-30 22:30:00
 """
 
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005_hardening"
-down_revision: str | None = "0003"
+down_revision: str | None = "0004_order_aggregate"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
