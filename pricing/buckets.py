@@ -16,6 +16,7 @@ class Bucket:
     expires_at: datetime | None  # None: never expires
     seq: int  # creation order, breaks ties between equal expiries
     settled: bool = True  # False: a credit that pays debt when it matures (an accrual)
+    expired_points: int = 0  # written off as EXPIRY (by the job, or returned after expiry)
 
     def spendable_at(self, now: datetime) -> bool:
         return self.available_at <= now and (self.expires_at is None or now < self.expires_at)
@@ -63,6 +64,21 @@ class DebitRecord:
 def first_expiring_first(bucket: Bucket | DebitRecord) -> tuple[bool, datetime | None, int]:
     """Sort key: earliest expiry first, never-expiring last, ties by creation order."""
     return (bucket.expires_at is None, bucket.expires_at, bucket.seq)
+
+
+def before_written_expiry(buckets: Iterable[Bucket], now: datetime) -> list[Bucket]:
+    """The buckets as they stood at `now` before the expiry written down since (SPEC §7).
+
+    Points are written off only once their bucket has expired; a bucket that has not
+    expired by `now` still held them then. A read at an `as_of` earlier than what the
+    expiry job already wrote sees that earlier moment.
+    """
+    return [
+        replace(b, remaining=b.remaining + b.expired_points, expired_points=0)
+        if b.expired_points and not b.expired_at(now)
+        else b
+        for b in buckets
+    ]
 
 
 def spendable(buckets: Iterable[Bucket], now: datetime) -> list[Bucket]:

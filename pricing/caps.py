@@ -29,7 +29,7 @@ class CapRates:
 def cap_rates(program: Program, *, tier: Tier, payment_method: str) -> CapRates:
     """The tier's and sources' caps, or the payment method's where it overrides them."""
     sources = program.sources.values()
-    override = program.payment_methods.get(payment_method)
+    override = program.payment_override(payment_method)
     if override is None:
         return CapRates(tier.redeem_cap_bp, {s.id: s.cap_bp for s in sources})
     # Sources the override does not name take its default, else keep their own cap.

@@ -9,6 +9,15 @@ from pricing.money import INT64_MAX
 
 MAX_LINES = 1_000
 MAX_STRING = 256
+# SPEC §3: a cart's total (lines before discounts, plus delivery) is at most 10^15 minor
+# units. Every sum of a cart's amounts then stays far inside int64 (≈ 9.22 × 10^18).
+MAX_CART_TOTAL_MINOR = 10**15
+
+
+def match_key(value: str) -> str:
+    """A match key (category, brand, sku, tag, payment method) as rules compare it (SPEC §3):
+    surrounding whitespace trimmed, case ignored."""
+    return value.strip().casefold()
 
 
 class LineKind(Enum):
@@ -32,7 +41,7 @@ class CartLine:
     # Derived once at construction: a quote reads them many times.
     gross_minor: int = field(init=False, repr=False, compare=False)
     net_minor: int = field(init=False, repr=False, compare=False)  # after markdown and promo
-    # Category, brand, sku and tags, casefolded, for exclusion rules.
+    # Category, brand, sku and tags as `match_key` normalises them, for exclusion rules.
     match_keys: tuple[str, str, str, frozenset[str]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -42,10 +51,10 @@ class CartLine:
             self, "net_minor", gross - self.discount_minor - self.promo_discount_minor
         )
         keys = (
-            self.category.casefold(),
-            self.brand.casefold(),
-            self.sku.casefold(),
-            frozenset(tag.casefold() for tag in self.tags),
+            match_key(self.category),
+            match_key(self.brand),
+            match_key(self.sku),
+            frozenset(match_key(tag) for tag in self.tags),
         )
         object.__setattr__(self, "match_keys", keys)
 
@@ -111,6 +120,10 @@ def validate_cart(cart: Cart, *, field: str = "cart") -> list[Violation]:
     violations += validate_string(cart.promo_code, field=f"{field}.promo_code", required=False)
     if cart.delivery_minor < 0:
         violations.append(Violation(f"{field}.delivery_minor", "must be >= 0"))
+    elif cart.delivery_minor > MAX_CART_TOTAL_MINOR:
+        violations.append(
+            Violation(f"{field}.delivery_minor", f"must be at most {MAX_CART_TOTAL_MINOR}")
+        )
     if not cart.lines:
         violations.append(Violation(f"{field}.lines", "must not be empty"))
     if len(cart.lines) > MAX_LINES:
@@ -121,7 +134,7 @@ def validate_cart(cart: Cart, *, field: str = "cart") -> list[Violation]:
         )
         return violations
     seen: set[str] = set()
-    total = cart.delivery_minor
+    total = max(cart.delivery_minor, 0)
     for index, line in enumerate(cart.lines):
         if not _is_clean(line):  # field paths are built only for a line with something to say
             violations += _validate_line(line, path=f"{field}.lines[{index}]")
@@ -141,8 +154,14 @@ def validate_cart(cart: Cart, *, field: str = "cart") -> list[Violation]:
         seen.add(line.line_id)
         if _has_valid_factors(line) and line.gross_minor <= INT64_MAX:
             total += line.gross_minor
-    if total > INT64_MAX:
-        violations.append(Violation(f"{field}.lines", "the cart's total overflows int64"))
+    if total > MAX_CART_TOTAL_MINOR and cart.delivery_minor <= MAX_CART_TOTAL_MINOR:
+        violations.append(
+            Violation(
+                f"{field}.lines",
+                f"the cart's total (lines before discounts, plus delivery) is {total}, "
+                f"above {MAX_CART_TOTAL_MINOR}",
+            )
+        )
     return violations
 
 

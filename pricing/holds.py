@@ -18,6 +18,7 @@ class Hold:
     points: int
     deadline: datetime
     debits: tuple[DebitRecord, ...]
+    paid_debt: int = 0  # a lapse written down already: what its points paid of the debt
 
     def lapsed_at(self, now: datetime) -> bool:
         return self.deadline <= now
@@ -76,3 +77,44 @@ def with_lapsed_holds(
         for b in buckets
     ]
     return buckets, debt
+
+
+def before_written_lapses(
+    buckets: Sequence[Bucket], holds: Iterable[Hold], *, debt: int
+) -> tuple[list[Bucket], int, list[Hold]]:
+    """The account before lapses that were written down but fall after the read's `now`.
+
+    A read at an `as_of` before a hold's deadline sees the hold live (SPEC §7: lapses are
+    decided at each call's `as_of`, whatever the job already wrote). Its lapse gave each
+    debit back: the part whose bucket had expired by the deadline stayed expired, the rest
+    paid `paid_debt` of the debt first (in `release`'s order) and went to its bucket. This
+    takes those points back out of their buckets, which must already be as they stood at
+    `now` before any expiry written since (`before_written_expiry`): a bucket not expired
+    at `now` then holds every point the lapse gave it, expired or not. Returns the
+    buckets, the debt and the holds, live again.
+    """
+    take: dict[int, int] = {}
+    live_again = []
+    for hold in lapse_order(holds):
+        back = sorted(
+            (Debit(d.bucket_id, d.returned) for d in hold.debits), key=lambda d: d.bucket_id
+        )
+        expired_then = {
+            d.bucket_id
+            for d in hold.debits
+            if d.expires_at is not None and d.expires_at <= hold.deadline
+        }
+        live = [d for d in back if d.bucket_id not in expired_then and d.points]
+        to_buckets, _ = pay_debt_from_restore(live, debt=hold.paid_debt)
+        stayed = [d for d in back if d.bucket_id in expired_then]
+        for debit in [*to_buckets, *stayed]:
+            take[debit.bucket_id] = take.get(debit.bucket_id, 0) + debit.points
+        debt += hold.paid_debt
+        debits = tuple(replace(d, returned=0) for d in hold.debits)
+        live_again.append(replace(hold, debits=debits, paid_debt=0))
+    # A later call (at a later `as_of`) may have spent what came back: never below zero.
+    found = [
+        replace(b, remaining=max(0, b.remaining - take[b.bucket_id])) if b.bucket_id in take else b
+        for b in buckets
+    ]
+    return found, debt, live_again

@@ -129,10 +129,15 @@ class Redemption:
         return replace(self, state=transition(self.state, target))
 
     def seen_at(self, now: datetime) -> "Redemption":
-        """A hold lapses exactly at its deadline, whether or not that is written down yet."""
+        """A hold lapses exactly at its deadline, whether or not that is written down yet; a
+        lapse written down already is not seen at an `as_of` before the deadline (SPEC §7)."""
         deadline = self.hold_expires_at
-        if self.state is RedemptionState.HELD and deadline is not None and deadline <= now:
+        if deadline is None:
+            return self
+        if self.state is RedemptionState.HELD and deadline <= now:
             return self.moved_to(RedemptionState.EXPIRED)
+        if self.state is RedemptionState.EXPIRED and now < deadline:
+            return replace(self, state=RedemptionState.HELD)
         return self
 
 

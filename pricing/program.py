@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pricing.cart import CartLine, LineKind
+from pricing.bounds import MAX_PROGRAM_DAYS
+from pricing.cart import CartLine, LineKind, match_key
 from pricing.money import BP_WHOLE
 
 SERVICES_RULE_ID = "services"
@@ -88,6 +89,7 @@ class Program:
     promo_policy: PromoPolicy
     services_redeemable: bool
     exclusions: tuple[ExclusionRule, ...] = ()
+    # Keyed by `match_key(id)`: a cart's payment method is looked up the same way.
     payment_methods: Mapping[str, PaymentMethodOverride] = field(default_factory=dict)
     tier_window_days: int = 365
 
@@ -100,6 +102,10 @@ class Program:
             if tier.id == tier_id:
                 return tier
         raise KeyError(tier_id)
+
+    def payment_override(self, payment_method: str) -> PaymentMethodOverride | None:
+        """The caps paying with `payment_method` sets, compared as a match key (SPEC §3)."""
+        return self.payment_methods.get(match_key(payment_method))
 
     def exclusion_for(self, line: CartLine) -> str | None:
         """The id of the rule that keeps `line` from points, or None if it is eligible."""
@@ -188,11 +194,19 @@ class _Reader:
             raise self.fail(f"{prefix}{key}", f"must be >= 0, got {value}")
         return value
 
+    def days(self, table: Mapping[str, Any], key: str, *, prefix: str = "", default: Any) -> Any:
+        """A delay in days, bounded so that no date derived from an accepted instant
+        overflows (pricing/bounds.py has the arithmetic)."""
+        value = self.count(table, key, prefix=prefix, default=default)
+        if value is not None and value > MAX_PROGRAM_DAYS:
+            raise self.fail(f"{prefix}{key}", f"must be at most {MAX_PROGRAM_DAYS}, got {value}")
+        return value
+
     def strings(self, table: Mapping[str, Any], key: str, *, prefix: str) -> frozenset[str]:
         values = self.get(table, key, list, prefix=prefix, default=[])
-        if not all(isinstance(v, str) and v for v in values):
+        if not all(isinstance(v, str) and match_key(v) for v in values):
             raise self.fail(f"{prefix}{key}", "must be a list of non-empty strings")
-        return frozenset(v.casefold() for v in values)
+        return frozenset(match_key(v) for v in values)
 
     def enum(self, table: Mapping[str, Any], key: str, kind: type[Enum]) -> Any:
         value = self.get(table, key, str)
@@ -250,7 +264,7 @@ class _Reader:
             tiers=self.tiers(self.get(data, "tiers", list)),
             sources=sources,
             accrual_source=accrual_source,
-            accrual_delay_days=self.count(data, "accrual_delay_days", default=0),
+            accrual_delay_days=self.days(data, "accrual_delay_days", default=0),
             selection_mode=self.enum(data, "selection_mode", SelectionMode),
             promo_policy=self.enum(data, "promo_policy", PromoPolicy),
             services_redeemable=self.get(data, "services_redeemable", bool),
@@ -258,7 +272,7 @@ class _Reader:
             payment_methods=self.payment_methods(
                 self.get(data, "payment_methods", list, default=[]), sources
             ),
-            tier_window_days=self.count(data, "tier_window_days", default=365),
+            tier_window_days=self.days(data, "tier_window_days", default=365),
         )
 
     def no_unknown(self, table: Mapping[str, Any], known: set[str], *, prefix: str) -> None:
@@ -304,7 +318,7 @@ class _Reader:
             if not isinstance(item, dict):
                 raise self.fail(f"sources.{source_id}", "must be a table")
             self.no_unknown(item, {"expiry_days", "cap_bp"}, prefix=prefix)
-            expiry = self.count(item, "expiry_days", prefix=prefix, default=None)
+            expiry = self.days(item, "expiry_days", prefix=prefix, default=None)
             if expiry == 0:
                 raise self.fail(f"{prefix}expiry_days", "must be > 0 (omit it for no expiry)")
             cap = self.bp(item, "cap_bp", prefix=prefix, default=None)
@@ -364,7 +378,10 @@ class _Reader:
                     item, "other_sources_cap_bp", prefix=prefix, default=None
                 ),
             )
-            if method.id in methods:
+            key = match_key(method.id)
+            if not key:
+                raise self.fail(f"{prefix}id", "must not be empty")
+            if key in methods:
                 raise self.fail(f"{prefix}id", f"payment method {method.id!r} is defined twice")
-            methods[method.id] = method
+            methods[key] = method
         return methods

@@ -6,6 +6,7 @@ import grpc
 
 from loyalty.v1 import account_service_pb2 as pb
 from loyalty.v1 import account_service_pb2_grpc as pb_grpc
+from pricing.bounds import clamp_int64
 from server.api import convert
 from server.api.edge import Edge, rpc
 from server.service.accrue import AccrueResult, accrue_order
@@ -17,7 +18,9 @@ Context = grpc.aio.ServicerContext[Any, Any]
 
 def _render_grant(result: GrantResult) -> bytes:
     return pb.GrantPointsResponse(
-        points=result.points, balance_after=result.balance_after, debt_points=result.debt_points
+        points=result.points,
+        balance_after=clamp_int64(result.balance_after),
+        debt_points=clamp_int64(result.debt_points),
     ).SerializeToString()
 
 
@@ -80,9 +83,7 @@ class AccountServicer(pb_grpc.AccountServiceServicer):
         page_request = convert.ledger_request(request)
         now = self.edge.now(request)
         page = await self.edge.run(list_ledger_entries, self.edge.deps, page_request, now=now)
-        response = pb.ListLedgerEntriesResponse(
-            entries=[convert.ledger_entry_message(entry) for entry in page.entries]
+        return pb.ListLedgerEntriesResponse(
+            entries=[convert.ledger_entry_message(entry) for entry in page.entries],
+            next_page_token=page.next_page_token,
         )
-        if page.has_more:
-            response.next_page_token = convert.page_token(page.entries[-1])
-        return response

@@ -1,9 +1,8 @@
 """Proto ↔ domain values. Translation lives here, not in the servicers."""
 
-import base64
 import hashlib
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -11,11 +10,17 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from loyalty.v1 import account_service_pb2 as account_pb
 from loyalty.v1 import cart_pb2, redemption_pb2
 from loyalty.v1 import redemption_service_pb2 as redemption_pb
+from pricing.bounds import (
+    EARLIEST_INSTANT,
+    END_OF_INSTANTS,
+    MAX_GRANT_POINTS,
+    clamp_int64,
+    instant_in_bounds,
+)
 from pricing.caps import Constraint
 from pricing.cart import MAX_LINES, Cart, CartLine, LineKind, validate_cart, validate_string
 from pricing.errors import InvalidArgument, Violation
 from pricing.ledger import LedgerEntry
-from pricing.money import INT64_MAX
 from pricing.order import Redemption
 from pricing.program import SelectionMode
 from pricing.quote import Option, Quote
@@ -26,10 +31,6 @@ from server.service.reads import Account
 REQUEST_ID_MAX = 128
 MAX_HOLD_SECONDS = 30 * 24 * 3600
 EPOCH = datetime.fromtimestamp(0, UTC)
-# A day inside datetime's range at both ends, so that moving an instant to a program's time
-# zone stays inside it.
-MIN_INSTANT = datetime(1, 1, 2, tzinfo=UTC)
-MAX_INSTANT = datetime(9999, 12, 30, tzinfo=UTC)
 _LINE_TEXTS = ("line_id", "sku", "category", "brand")
 
 _KINDS = {
@@ -145,14 +146,14 @@ def fingerprint(method: str, request: Message) -> bytes:
 
 
 def instant(message: Timestamp, field: str = "as_of") -> datetime:
-    """A valid Timestamp inside the range the service computes in; otherwise bad input."""
+    """A valid Timestamp inside SPEC §3's bounds (pricing/bounds.py); otherwise bad input."""
     try:
         value: datetime | None = message.ToDatetime(tzinfo=UTC)
     except (ValueError, OverflowError):  # seconds or nanos out of the Timestamp's range
         value = None
-    if value is None or not MIN_INSTANT <= value <= MAX_INSTANT:
-        allowed = f"{MIN_INSTANT:%Y-%m-%d} to {MAX_INSTANT:%Y-%m-%d}"
-        raise InvalidArgument([Violation(field, f"must be a timestamp from {allowed}")])
+    if value is None or not instant_in_bounds(value):
+        allowed = f"from {EARLIEST_INSTANT:%Y-%m-%d}, before {END_OF_INSTANTS:%Y-%m-%d}"
+        raise InvalidArgument([Violation(field, f"must be a timestamp {allowed}")])
     return value
 
 
@@ -270,8 +271,8 @@ def grant_command(request: account_pb.GrantPointsRequest) -> commands.GrantPoint
         expires_at=f.optional_instant(request, "expires_at"),
         reason=f.text(request.reason, "reason", required=False),
     )
-    if command.points > INT64_MAX // 2:
-        f.violations.append(Violation("points", "too large"))
+    if command.points > MAX_GRANT_POINTS:
+        f.violations.append(Violation("points", f"must be at most {MAX_GRANT_POINTS}"))
     f.done()
     return command
 
@@ -308,25 +309,11 @@ def ledger_request(request: account_pb.ListLedgerEntriesRequest) -> commands.Led
     f.text(request.program_id, "program_id")
     f.text(request.customer_id, "customer_id")
     f.at_least_zero(request.page_size, "page_size")
-    after_at, after_id = None, 0
-    if request.page_token:
-        try:
-            micros, entry_id = base64.urlsafe_b64decode(request.page_token.encode()).split(b":")
-            after_at = EPOCH + timedelta(microseconds=int(micros))
-            after_id = int(entry_id)
-            if not 0 <= after_id <= INT64_MAX:
-                raise ValueError(entry_id)
-        except (ValueError, OverflowError):
-            f.violations.append(Violation("page_token", "not a token this service issued"))
+    f.text(request.page_token, "page_token", required=False)
     f.done()
     return commands.LedgerPageRequest(
-        request.program_id, request.customer_id, request.page_size, after_at, after_id
+        request.program_id, request.customer_id, request.page_size, request.page_token
     )
-
-
-def page_token(entry: LedgerEntry) -> str:
-    micros = (entry.effective_at - EPOCH) // timedelta(microseconds=1)
-    return base64.urlsafe_b64encode(f"{micros}:{entry.entry_id}".encode()).decode()
 
 
 # ---- domain → responses -------------------------------------------------------------
@@ -358,7 +345,7 @@ def option_message(option: Option) -> redemption_pb2.RedemptionOption:
 def quote_response(quote: Quote) -> redemption_pb.QuoteRedemptionResponse:
     return redemption_pb.QuoteRedemptionResponse(
         tier_id=quote.tier_id,
-        spendable_points=quote.spendable_points,
+        spendable_points=clamp_int64(quote.spendable_points),
         options=[option_message(option) for option in quote.options],
         recommended_option=quote.recommended,
     )
@@ -390,27 +377,29 @@ def redemption_message(redemption: Redemption) -> redemption_pb2.Redemption:
 
 def account_response(account: Account) -> account_pb.GetAccountResponse:
     status = account.tier
+    # Sums that grow across calls are exact integers until here; the int64 fields get
+    # them clamped (SPEC §7: nothing stored can break a later call).
     message = account_pb.GetAccountResponse(
-        spendable_points=account.spendable_points,
-        pending_points=account.pending_points,
-        held_points=account.held_points,
-        balances_by_source=dict(account.balances_by_source),
+        spendable_points=clamp_int64(account.spendable_points),
+        pending_points=clamp_int64(account.pending_points),
+        held_points=clamp_int64(account.held_points),
+        balances_by_source={k: clamp_int64(v) for k, v in account.balances_by_source.items()},
         tier_id=status.tier.id,
-        qualifying_spend_minor=status.spend_minor,
-        qualifying_orders=status.orders,
-        debt_points=account.debt_points,
+        qualifying_spend_minor=clamp_int64(status.spend_minor),
+        qualifying_orders=clamp_int64(status.orders),
+        debt_points=clamp_int64(account.debt_points),
     )
     if account.next_expiry is not None:
         expires_at, points = account.next_expiry
         message.next_expiry.CopyFrom(
-            account_pb.NextExpiry(expires_at=stamp(expires_at), points=points)
+            account_pb.NextExpiry(expires_at=stamp(expires_at), points=clamp_int64(points))
         )
     if status.next_tier is not None:
         message.next_tier.CopyFrom(
             account_pb.NextTier(
                 tier_id=status.next_tier.id,
-                missing_spend_minor=status.missing_spend_minor,
-                missing_orders=status.missing_orders,
+                missing_spend_minor=clamp_int64(status.missing_spend_minor),
+                missing_orders=clamp_int64(status.missing_orders),
             )
         )
     return message

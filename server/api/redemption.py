@@ -6,6 +6,7 @@ import grpc
 
 from loyalty.v1 import redemption_service_pb2 as pb
 from loyalty.v1 import redemption_service_pb2_grpc as pb_grpc
+from pricing.bounds import clamp_int64
 from pricing.order import Redemption
 from server.api import convert
 from server.api.edge import Edge, rpc
@@ -21,7 +22,7 @@ Context = grpc.aio.ServicerContext[Any, Any]
 def _render_apply(result: ApplyResult) -> bytes:
     return pb.ApplyRedemptionResponse(
         redemption=convert.redemption_message(result.redemption),
-        balance_after=result.balance_after,
+        balance_after=clamp_int64(result.balance_after),
     ).SerializeToString()
 
 
@@ -36,7 +37,7 @@ def _render_reverse(result: ReverseResult) -> bytes:
         points_returned=result.points_returned,
         points_clawed_back=result.points_clawed_back,
         debt_points=result.debt_points,
-        balance_after=result.balance_after,
+        balance_after=clamp_int64(result.balance_after),
     )
     if result.redemption is not None:
         response.redemption.CopyFrom(convert.redemption_message(result.redemption))

@@ -11,14 +11,28 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
-from pricing.buckets import Bucket, Settlement, balance_by_source, settle_matured, spendable
-from pricing.holds import Hold, Release, lapse_order, release, with_lapsed_holds
+from pricing.buckets import (
+    Bucket,
+    Settlement,
+    balance_by_source,
+    before_written_expiry,
+    settle_matured,
+    spendable,
+)
+from pricing.holds import (
+    Hold,
+    Release,
+    before_written_lapses,
+    lapse_order,
+    release,
+    with_lapsed_holds,
+)
 from pricing.ledger import LedgerEntry
 from pricing.order import OrderHead, RedemptionState
 from server.store import buckets as bucket_store
 from server.store.accounts import lock_account, set_debt
 from server.store.ledger import append
-from server.store.redemptions import account_holds, record_release
+from server.store.redemptions import account_holds, lapsed_after, record_release
 from server.store.snapshot import Snapshot, snapshot
 
 
@@ -125,19 +139,29 @@ def _after_lapses(order: OrderHead | None, lapsed: list[Hold]) -> OrderHead | No
 def read_state(
     connection: Connection, *, program_id: str, customer_id: str, now: datetime
 ) -> AccountState:
-    """The same view as `locked_state`, without locking or writing anything."""
-    seen = snapshot(connection, program_id=program_id, customer_id=customer_id, now=now)
+    """The same view as `locked_state`, without locking or writing anything.
+
+    Time's effects are decided at `now` both ways (SPEC §7): lapses and expiry due by
+    `now` but not yet written are applied; those written already but due after `now`
+    (a read at an earlier `as_of`) are undone.
+    """
+    account = {"program_id": program_id, "customer_id": customer_id}
+    seen = snapshot(connection, **account, now=now)
     debt, found = seen.debt, seen.buckets
-    holds = _holds(connection, seen, program_id=program_id, customer_id=customer_id)
+    holds = _holds(connection, seen, **account)
+    later = lapsed_after(connection, **account, now=now) if seen.lapsed_later else []
     lapsed = [hold for hold in holds if hold.lapsed_at(now)]
-    if lapsed:
-        # Buckets a lapsed hold drained to zero are not among `found`; fetch them too.
-        known = {b.bucket_id for b in found}
-        wanted = {d.bucket_id for hold in lapsed for d in hold.debits} - known
+    # Buckets a hold drained to zero are not among `found`: fetch them too.
+    known = {b.bucket_id for b in found}
+    wanted = {d.bucket_id for hold in [*lapsed, *later] for d in hold.debits} - known
+    if wanted:
         found += bucket_store.buckets_by_id(connection, wanted).values()
-        found, debt = with_lapsed_holds(found, lapsed, now=now, debt=debt)
+    # Undone in the reverse of the order they were written: the expiry after the lapses.
+    found = before_written_expiry(found, now)
+    found, debt, live_again = before_written_lapses(found, later, debt=debt)
+    found, debt = with_lapsed_holds(found, lapsed, now=now, debt=debt)
     settlement = settle_matured(found, debt=debt, now=now)
-    live = [hold for hold in holds if not hold.lapsed_at(now)]
+    live = [hold for hold in holds if not hold.lapsed_at(now)] + live_again
     return AccountState(
         program_id, customer_id, settlement.apply(found), settlement.debt, live, now
     )
@@ -178,7 +202,7 @@ def write_release(
         set_debt(connection, **account, debt_points=debt - released.to_debt)
     record_release(
         connection, redemption_id=hold.redemption_id, returned=released.returned, state=state,
-        now=now,
+        now=now, paid_debt=released.to_debt,
     )  # fmt: skip
     sources = bucket_store.buckets_by_id(connection, (d.bucket_id for d in hold.debits))
     entries = _release_entries(released, hold, sources, at=at, reason=reason)

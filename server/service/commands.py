@@ -61,8 +61,7 @@ class LedgerPageRequest:
     program_id: str
     customer_id: str
     page_size: int
-    after_effective_at: datetime | None
-    after_entry_id: int
+    page_token: str  # "" for a walk's first page
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from server.service.commands import Idempotency
 from server.service.ports import Outcome, Request, Store, UnitOfWork
 from server.service.sql import SqlStore
 from server.store.db import Database
+from server.store.secrets import secret as stored_secret
 
 R = TypeVar("R")
 
@@ -23,11 +24,21 @@ class Deps:
     metrics: Metrics = field(default_factory=Metrics)
     # The seam: units of work on `db` unless a test hands in another (tests/unit/service/).
     store: Store = field(default=None)  # type: ignore[assignment]
+    # Keys read once from the database (server/store/secrets.py), by name.
+    secrets: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.store is None:
             assert self.db is not None, "Deps needs a database or a store"
             object.__setattr__(self, "store", SqlStore(self.db))
+
+    def secret(self, name: str) -> bytes:
+        found = self.secrets.get(name)
+        if found is None:
+            assert self.db is not None, "a key is read from the database"
+            db = self.db
+            found = self.secrets[name] = db.read(lambda c: stored_secret(c, name))
+        return found
 
     def program(self, program_id: str) -> Program:
         try:

@@ -3,12 +3,11 @@
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from pricing.buckets import pay_debt_first
-from pricing.errors import InvalidArgument, UnknownSource, Violation
+from pricing.errors import UnknownSource
+from pricing.grants import check_window, grant_credit, grant_window
 from pricing.ledger import LedgerEntry
-from pricing.money import INT64_MAX
 from pricing.program import Program, Source
 from server.service import commands
 from server.service.deps import Deps
@@ -33,11 +32,10 @@ def grant_points(
     source = program.sources.get(command.source)
     if source is None:
         raise UnknownSource(field="source", source=command.source, known=sorted(program.sources))
-    # A window the request fixes itself is bad input, refused before its request id is
-    # looked at. One that starts at `now` is judged after: a replay at a later `as_of`
-    # returns the first answer (SPEC §7), even once its `expires_at` has passed.
-    if command.available_at is not None:
-        _window(command, source, now=now)
+    # What the request says of itself is bad input before its request id is looked at.
+    # Whether the window is already over depends on `now`: judged in the effect, so that a
+    # replay at a later `as_of` returns the first answer (SPEC §7).
+    check_window(available_at=command.available_at, expires_at=command.expires_at)
     effect = functools.partial(_grant, program=program, source=source, command=command, now=now)
     outcome = deps.once(
         "GrantPoints", program.id, command.key, now=now, effect=effect, render=render
@@ -45,24 +43,6 @@ def grant_points(
     if outcome.result is not None:
         deps.metrics.granted.labels(program.id).inc(outcome.result.points)
     return outcome.answer
-
-
-def _window(
-    command: commands.GrantPoints, source: Source, *, now: datetime
-) -> tuple[datetime, datetime | None]:
-    """When the granted points are spendable: from `available_at` (now) to their expiry."""
-    available_at = command.available_at or now
-    expires_at = command.expires_at
-    if expires_at is None and source.expiry_days is not None:
-        try:
-            expires_at = available_at + timedelta(days=source.expiry_days)
-        except OverflowError:
-            field = "available_at" if command.available_at else "as_of"
-            late = Violation(field, "the default expiry is after 9999")
-            raise InvalidArgument([late]) from None
-    if expires_at is not None and expires_at <= available_at:
-        raise InvalidArgument([Violation("expires_at", "must be after available_at")])
-    return available_at, expires_at
 
 
 def _grant(
@@ -73,33 +53,32 @@ def _grant(
     command: commands.GrantPoints,
     now: datetime,
 ) -> GrantResult:
-    available_at, expires_at = _window(command, source, now=now)
+    window = grant_window(
+        available_at=command.available_at,
+        expires_at=command.expires_at,
+        expiry_days=source.expiry_days,
+        now=now,
+    )
     customer = command.customer_id
     state = uow.accounts.lock(program_id=program.id, customer_id=customer, now=now)
-    payment = pay_debt_first(credit=command.points, debt=state.debt)
-    if sum(b.remaining for b in state.buckets) + payment.to_bucket > INT64_MAX:
-        # Balances are int64 on the wire: a sum that overflows is bad input (SPEC §3).
-        raise InvalidArgument([Violation("points", "the customer's points would overflow int64")])
+    credit = grant_credit(points=command.points, debt=state.debt, window=window, now=now)
     bucket = NewBucket(
-        program.id, customer, source.id, command.points, payment.to_bucket,
-        available_at, expires_at, origin="GRANT", order_id=None,
+        program.id, customer, source.id, command.points, credit.remaining,
+        window.available_at, window.expires_at, origin="GRANT", order_id=None,
+        settled=credit.settled,
     )  # fmt: skip
     bucket_id = uow.accounts.add_bucket(bucket, now=now)
-    if payment.to_debt:
-        debt = state.debt - payment.to_debt
+    if credit.to_debt:
+        debt = state.debt - credit.to_debt
         uow.accounts.set_debt(program_id=program.id, customer_id=customer, debt_points=debt)
-    # What pays debt counts now; the rest when it becomes spendable. So the ledger
-    # always sums to spendable − debt, even for a grant that matures later.
-    parts = [(payment.to_debt, now), (payment.to_bucket, available_at)]
-    if available_at <= now:
-        parts = [(command.points, available_at)]
-    entries = [
-        LedgerEntry("GRANT", points, source.id, effective_at, bucket_id, reason=command.reason)
-        for points, effective_at in parts
-    ]
+    # One entry, effective when the points become spendable: what pays debt and what
+    # stays both count then, so the ledger sums to spendable − debt (SPEC §7).
+    entry = LedgerEntry(
+        "GRANT", command.points, source.id, window.available_at, bucket_id, reason=command.reason
+    )
     uow.ledger.append(
-        entries, program_id=program.id, customer_id=customer,
+        [entry], program_id=program.id, customer_id=customer,
         request_id=command.key.request_id, now=now,
     )  # fmt: skip
-    spendable_now = state.spendable_points + (payment.to_bucket if available_at <= now else 0)
-    return GrantResult(command.points, spendable_now, state.debt - payment.to_debt)
+    balance_after = state.spendable_points + credit.spendable_now
+    return GrantResult(command.points, balance_after, state.debt - credit.to_debt)

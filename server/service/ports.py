@@ -116,16 +116,21 @@ class Orders(Protocol):
 
 
 class Ledger(Protocol):
+    def highest_entry_id(self, *, program_id: str, customer_id: str) -> int:
+        """The account's newest entry id (0 for none): what a walk over its pages covers."""
+
     def page(
         self,
         *,
         program_id: str,
         customer_id: str,
         up_to: datetime,
+        highest_entry_id: int,
         after: tuple[datetime, int] | None,
         limit: int,
     ) -> list[LedgerEntry]:
-        """Entries effective at or before `up_to`, oldest first, after (effective_at, id)."""
+        """Entries effective at or before `up_to` with ids up to `highest_entry_id`, oldest
+        first, after (effective_at, id)."""
 
     def append(
         self,

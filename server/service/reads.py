@@ -8,7 +8,7 @@ from pricing.errors import OrderNotFound
 from pricing.ledger import LedgerEntry
 from pricing.order import Redemption
 from pricing.tiers import TierStatus
-from server.service import commands
+from server.service import commands, page_tokens
 from server.service.deps import Deps
 from server.service.ports import UnitOfWork
 
@@ -69,26 +69,31 @@ def get_redemption(deps: Deps, *, program_id: str, order_id: str, now: datetime)
 @dataclass(frozen=True)
 class LedgerPage:
     entries: list[LedgerEntry]
-    has_more: bool
+    next_page_token: str  # "" on the walk's last page
 
 
 def list_ledger_entries(
     deps: Deps, request: commands.LedgerPageRequest, *, now: datetime
 ) -> LedgerPage:
+    """One page of a walk (SPEC §7): every entry that existed at its first page, once."""
     program = deps.program(request.program_id)
     size = min(request.page_size or DEFAULT_PAGE, MAX_PAGE)
-    after = None
-    if request.after_effective_at is not None:
-        after = (request.after_effective_at, request.after_entry_id)
+    account = {"program_id": program.id, "customer_id": request.customer_id}
+    key = deps.secret("page_token")
+    walk = page_tokens.read(key, request.page_token, **account) if request.page_token else None
 
-    def read(uow: UnitOfWork) -> list[LedgerEntry]:
-        return uow.ledger.page(
-            program_id=program.id,
-            customer_id=request.customer_id,
-            up_to=now,
-            after=after,
-            limit=size + 1,
+    def read(uow: UnitOfWork) -> tuple[list[LedgerEntry], int, datetime]:
+        highest = walk.highest_entry_id if walk else uow.ledger.highest_entry_id(**account)
+        up_to = walk.up_to if walk else now
+        after = (walk.after_effective_at, walk.after_entry_id) if walk else None
+        entries = uow.ledger.page(
+            **account, up_to=up_to, highest_entry_id=highest, after=after, limit=size + 1
         )
+        return entries, highest, up_to
 
-    entries = deps.store.read(read)
-    return LedgerPage(entries[:size], has_more=len(entries) > size)
+    entries, highest, up_to = deps.store.read(read)
+    if len(entries) <= size:
+        return LedgerPage(entries, "")
+    last = entries[size - 1]
+    following = page_tokens.Walk(highest, up_to, last.effective_at, last.entry_id)
+    return LedgerPage(entries[:size], page_tokens.issue(key, following, **account))

@@ -173,12 +173,18 @@ class SqlLedger:
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
 
+    def highest_entry_id(self, *, program_id: str, customer_id: str) -> int:
+        return ledger.highest_entry_id(
+            self.connection, program_id=program_id, customer_id=customer_id
+        )
+
     def page(
         self,
         *,
         program_id: str,
         customer_id: str,
         up_to: datetime,
+        highest_entry_id: int,
         after: tuple[datetime, int] | None,
         limit: int,
     ) -> list[LedgerEntry]:
@@ -187,6 +193,7 @@ class SqlLedger:
             program_id=program_id,
             customer_id=customer_id,
             up_to=up_to,
+            highest_entry_id=highest_entry_id,
             after=None if after is None else ledger.Cursor(*after),
             limit=limit,
         )

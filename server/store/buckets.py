@@ -15,14 +15,16 @@ _columns = (
     buckets.c.available_at,
     buckets.c.expires_at,
     buckets.c.settled,
+    buckets.c.expired_points,
 )
 
 
-def bucket_from_row(row: tuple[int, str, int, datetime, datetime | None, bool]) -> Bucket:
-    bucket_id, source, remaining, available_at, expires_at, settled = row
+def bucket_from_row(row: tuple[int, str, int, datetime, datetime | None, bool, int]) -> Bucket:
+    bucket_id, source, remaining, available_at, expires_at, settled, expired_points = row
     return Bucket(
-        bucket_id, source, remaining, available_at, expires_at, seq=bucket_id, settled=settled
-    )
+        bucket_id, source, remaining, available_at, expires_at, seq=bucket_id, settled=settled,
+        expired_points=expired_points,
+    )  # fmt: skip
 
 
 # Built once: the hot path only binds values (no construct, no cache key built per call).

@@ -156,12 +156,14 @@ def _sqlite_connect(dbapi_connection: Any, busy_ms: int) -> None:
     cursor.close()
 
 
-# The execution options `Database.read` runs under: PostgreSQL reads without BEGIN and
-# ROLLBACK round trips (each statement sees a snapshot as of its start, as it would in a
-# READ COMMITTED transaction); SQLite reads in a deferred transaction, so that they share
-# the database with each other and with the writer instead of queueing behind it.
+# The execution options `Database.read` runs under. A read that needs several statements
+# sees one snapshot (SPEC §7: `GetAccount` never counts a point as both held and
+# spendable): PostgreSQL reads in a read-only REPEATABLE READ transaction (its snapshot is
+# taken at the first statement; a read-only transaction never fails to serialize); SQLite
+# reads in one deferred transaction, so that they share the database with each other and
+# with the writer instead of queueing behind it (WAL: the snapshot of its first read).
 _READ_OPTIONS: dict[str, dict[str, Any]] = {
-    "postgresql": {"isolation_level": "AUTOCOMMIT"},
+    "postgresql": {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True},
     "sqlite": {"loyalty_read": True},
 }
 
@@ -304,7 +306,9 @@ class Database:
             wait_ms = self._lock_wait_for_call()
             try:
                 with self.engine.connect() as connection:
-                    return work(connection.execution_options(**options))
+                    connection.execution_options(**options)
+                    with connection.begin():
+                        return work(connection)
             except DBAPIError as exc:
                 if _is_lock_timeout(exc):  # SQLite: a read waits for the writer's lock
                     raise self._waited_too_long(exc, by_deadline=wait_ms is not None) from exc

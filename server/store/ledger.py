@@ -4,7 +4,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, and_, insert, or_, select
+from sqlalchemy import Connection, and_, func, insert, or_, select
 
 from pricing.ledger import LedgerEntry
 from server.store.schema import ledger_entries
@@ -50,16 +50,27 @@ class Cursor:
     entry_id: int
 
 
+def highest_entry_id(connection: Connection, *, program_id: str, customer_id: str) -> int:
+    """The account's newest entry id (0 for none): what a walk over its pages covers."""
+    c = ledger_entries.c
+    query = select(func.max(c.entry_id)).where(
+        c.program_id == program_id, c.customer_id == customer_id
+    )
+    return int(connection.execute(query).scalar_one() or 0)
+
+
 def page(
     connection: Connection,
     *,
     program_id: str,
     customer_id: str,
     up_to: datetime,
+    highest_entry_id: int,
     after: Cursor | None,
     limit: int,
 ) -> list[LedgerEntry]:
-    """Entries effective at or before `up_to`, oldest first, strictly after `after`."""
+    """Entries effective at or before `up_to` with ids up to `highest_entry_id`, oldest
+    first (ties by entry id), strictly after `after`."""
     c = ledger_entries.c
     query = select(
         c.entry_id,
@@ -71,7 +82,12 @@ def page(
         c.reason,
         c.effective_at,
         c.recorded_at,
-    ).where(c.program_id == program_id, c.customer_id == customer_id, c.effective_at <= up_to)
+    ).where(
+        c.program_id == program_id,
+        c.customer_id == customer_id,
+        c.effective_at <= up_to,
+        c.entry_id <= highest_entry_id,
+    )
     if after is not None:
         query = query.where(
             or_(

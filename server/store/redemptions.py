@@ -273,10 +273,51 @@ def record_release(
     returned: Iterable[Debit],
     state: RedemptionState,
     now: datetime,
+    paid_debt: int = 0,
 ) -> None:
-    """A hold released (RELEASED) or lapsed (EXPIRED): its debits are all given back."""
+    """A hold released (RELEASED) or lapsed (EXPIRED): its debits are all given back.
+
+    A lapse keeps what it paid of the debt (`paid_debt`), for reads before its deadline.
+    """
     set_state(connection, redemption_id=redemption_id, state=state, now=now)
+    if paid_debt and state is RedemptionState.EXPIRED:
+        connection.execute(
+            update(redemptions)
+            .where(redemptions.c.redemption_id == redemption_id)
+            .values(lapse_paid_debt_points=paid_debt)
+        )
     _debits_given_back(connection, redemption_id, returned)
+
+
+_lapsed_after = select(
+    _r.redemption_id, _r.order_id, _r.points, _r.hold_expires_at, _r.lapse_paid_debt_points
+).where(
+    _r.program_id == bindparam("program_id"),
+    _r.customer_id == bindparam("customer_id"),
+    _r.state == "EXPIRED",
+    _r.hold_expires_at > bindparam("now"),
+)
+
+
+def lapsed_after(
+    connection: Connection, *, program_id: str, customer_id: str, now: datetime
+) -> list[Hold]:
+    """Holds whose lapse is written down though their deadline is after `now`."""
+    rows = connection.execute(
+        _lapsed_after, {"program_id": program_id, "customer_id": customer_id, "now": now}
+    ).all()
+    debits = _debit_records(connection, [row.redemption_id for row in rows]) if rows else {}
+    return [
+        Hold(
+            row.redemption_id,
+            row.order_id,
+            row.points,
+            row.hold_expires_at,
+            tuple(debits.get(row.redemption_id, ())),
+            paid_debt=row.lapse_paid_debt_points,
+        )
+        for row in rows
+    ]
 
 
 _give_back_to_debit = (

@@ -212,11 +212,18 @@ redemptions = Table(
     Column("updated_at", UtcDateTime, nullable=False),
     # 1 for the order's first attempt; a retry after a released or lapsed hold is the next.
     Column("attempt", Integer, nullable=False, server_default="1"),
+    # What a lapsed hold's points paid of the account's debt when the lapse was written
+    # down: a read at an `as_of` before the deadline puts them back exactly (SPEC §7).
+    Column("lapse_paid_debt_points", BigInteger, nullable=False, server_default="0"),
     _account_fk(),
     _order_fk(),
     UniqueConstraint("program_id", "order_id", "attempt", name="uq_redemptions_order_attempt"),
     CheckConstraint("points > 0", name="points_positive"),
     CheckConstraint("attempt > 0", name="attempt_positive"),
+    CheckConstraint(
+        "lapse_paid_debt_points >= 0 AND lapse_paid_debt_points <= points",
+        name="lapse_paid_debt_within_points",
+    ),
     CheckConstraint(
         "points_reversed >= 0 AND points_reversed <= points", name="reversed_within_points"
     ),
@@ -239,6 +246,15 @@ redemptions = Table(
         unique=True,
         postgresql_where=text(LIVE_REDEMPTION),
         sqlite_where=text(LIVE_REDEMPTION),
+    ),
+    # Lapses written down, by deadline: a read asks whether one lapsed after its `as_of`.
+    Index(
+        "ix_redemptions_lapsed",
+        "program_id",
+        "customer_id",
+        "hold_expires_at",
+        postgresql_where=text("state = 'EXPIRED'"),
+        sqlite_where=text("state = 'EXPIRED'"),
     ),
 )
 
@@ -338,4 +354,15 @@ accrual_lines = Table(
     CheckConstraint(
         "returned_units >= 0 AND returned_units <= quantity", name="returned_within_quantity"
     ),
+)
+
+# Keys the service keeps for itself, one row each, made at migration: `page_token` signs
+# ListLedgerEntries page tokens, so that every process and host serving one database
+# issues and accepts the same tokens.
+service_secrets = Table(
+    "service_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("secret", LargeBinary, nullable=False),
+    CheckConstraint("length(secret) >= 32", name="secret_long_enough"),
 )

@@ -21,11 +21,21 @@ _a, _b, _r, _o = accounts.c, buckets.c, redemptions.c, orders.c
 _live_bucket = or_(
     and_(_b.remaining > 0, or_(_b.expires_at.is_(None), _b.expires_at > bindparam("now"))),
     _b.settled.is_(False),
+    # written off by the expiry job, but not yet expired at `now` (a read at an earlier
+    # `as_of` than the job ran at: SPEC §7)
+    and_(_b.expired_points > 0, _b.expires_at > bindparam("now")),
 )
 _has_holds = exists().where(
     _r.program_id == bindparam("program_id"),
     _r.customer_id == bindparam("customer_id"),
     _r.state == "HELD",
+)
+# A lapse written down (by the job, or a call at a later `as_of`) after the read's `now`.
+_lapsed_later = exists().where(
+    _r.program_id == bindparam("program_id"),
+    _r.customer_id == bindparam("customer_id"),
+    _r.state == "EXPIRED",
+    _r.hold_expires_at > bindparam("now"),
 )
 _of_order = and_(_r.program_id == bindparam("program_id"), _r.order_id == bindparam("order_id"))
 # The order asked about: its customer (NULL: no such order), its attempts, whether one is live.
@@ -42,18 +52,20 @@ _order_facts = (
     _order_live.label("order_live"),
 )
 # One row per live bucket (or one row of NULLs when there is none), each carrying the
-# account's debt and the two facts; no row at all when the account does not exist yet.
+# account's debt and the three facts; no row at all when the account does not exist yet.
 _snapshot = (
     select(
         _a.debt_points,
         _has_holds.label("has_holds"),
         *_order_facts,
+        _lapsed_later.label("lapsed_later"),
         _b.bucket_id,
         _b.source,
         _b.remaining,
         _b.available_at,
         _b.expires_at,
         _b.settled,
+        _b.expired_points,
     )
     .select_from(
         accounts.outerjoin(
@@ -71,6 +83,7 @@ class Snapshot:
     buckets: list[Bucket]
     has_holds: bool
     order: OrderHead | None  # the order asked about, when it is recorded
+    lapsed_later: bool = False  # a hold's lapse is written down with a deadline after `now`
 
 
 def snapshot(
@@ -96,8 +109,9 @@ def snapshot(
             order = _head(order_id, *facts)
         return Snapshot(0, [], False, order)
     first = rows[0]
-    found = [bucket_from_row(row[5:]) for row in rows if row[5] is not None]
-    return Snapshot(int(first[0]), found, bool(first[1]), _head(order_id, *first[2:5]))
+    found = [bucket_from_row(row[6:]) for row in rows if row[6] is not None]
+    order = _head(order_id, *first[2:5])
+    return Snapshot(int(first[0]), found, bool(first[1]), order, bool(first[5]))
 
 
 def _head(order_id: str, customer_id: str | None, attempts: int, live: bool) -> OrderHead | None:

@@ -184,20 +184,24 @@ def test_ledger_pagination_is_stable_across_pages(stubs: Stubs) -> None:
     second = page(first.next_page_token)
     assert second == page(first.next_page_token)
     assert [e.points for e in second.entries] == [2, 3, 4]
-    # an entry written while paging (effective T0, newest) shows up at the end, once
+    # entries written while paging (SPEC §7) are left to the next walk, whether effective
+    # later (T0, newest) or earlier (a day before, before the walk's position)
     grant(stubs, "stomatorg", customer, 8, "action")
+    grant(stubs, "stomatorg", customer, 9, "action", as_of=days(-1))
     third = page(second.next_page_token)
-    assert [e.points for e in third.entries] == [5, 8]
+    assert [e.points for e in third.entries] == [5]
     assert third.next_page_token == ""
     paged = [*first.entries, *second.entries, *third.entries]
+    assert len({e.entry_id for e in paged}) == 7
+    # the next walk has them: 9 with the day-earlier ones, 8 last
     whole = ledger(stubs, "stomatorg", customer, as_of=T0, page_size=100)
     assert whole.next_page_token == ""
-    assert list(whole.entries) == paged
-    assert len({e.entry_id for e in paged}) == 8
+    assert [e.points for e in whole.entries] == [6, 7, 9, 1, 2, 3, 4, 5, 8]
+    paged = list(whole.entries)
     assert all(e.kind == GRANT and e.source == "action" for e in paged)
-    # 6 + 7 + 1 + 2 + 3 + 4 + 5 + 8 = 36 = spendable
-    assert sum(e.points for e in paged) == 36
-    assert account(stubs, "stomatorg", customer).spendable_points == 36
+    # 6 + 7 + 9 + 1 + 2 + 3 + 4 + 5 + 8 = 45 = spendable
+    assert sum(e.points for e in paged) == 45
+    assert account(stubs, "stomatorg", customer).spendable_points == 45
 
 
 def test_ledger_page_of_exactly_the_rest_has_no_token(stubs: Stubs) -> None:

@@ -222,10 +222,11 @@ def _lapse_round(stubs: Stubs, db_url: str, n: int, *, order: tuple[str, ...]) -
     assert _ledger(db_url, ids) == sorted(ledger), (final, answers)
     seen = stubs.redemption.GetRedemption(
         redemption_pb.GetRedemptionRequest(
-            program_id=PROGRAM, order_id=ids.order(0), as_of=ts(deadline - SECOND)
+            program_id=PROGRAM, order_id=ids.order(0), as_of=ts(deadline)
         ),
         timeout=RPC_TIMEOUT,
     ).redemption
+    # at the deadline (a read before it sees the hold as it was then: SPEC §7)
     assert _state_name(seen.state) == final
     # Whoever comes next is told the same: capture succeeds iff the hold was captured.
     if final == "APPLIED":

@@ -341,7 +341,10 @@ class LedgerModel(RuleBasedStateMachine):
         harness = HARNESS[0]
         self.deps, self.db = harness.deps, harness.db
         with self.db.engine.begin() as connection:
-            names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+            # every table of account data; the service's own keys stay
+            names = ", ".join(
+                f'"{t.name}"' for t in metadata.sorted_tables if t.name != "service_secrets"
+            )
             connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
         self.tag = uuid.uuid4().hex[:8]
         self.customers = [f"cust-{self.tag}-{i}" for i in range(2)]
@@ -403,8 +406,10 @@ class LedgerModel(RuleBasedStateMachine):
                 reason="model",
             ),
         )
-        # A grant pays debt at the call, even one that becomes spendable later (SPEC §5).
-        to_debt = min(points, account.debt)
+        # A grant pays debt when it becomes spendable (SPEC §5): at the call, or, like an
+        # accrual, when it matures.
+        matures_later = available_at is not None and available_at > self.now
+        to_debt = 0 if matures_later else min(points, account.debt)
         if to_debt:
             event("a grant paid debt")
         account.debt -= to_debt
@@ -418,6 +423,7 @@ class LedgerModel(RuleBasedStateMachine):
             remaining=points - to_debt,
             available_at=start,
             expires_at=expires_at,
+            settled=not matures_later,
         )
         assert (result.points, result.balance_after, result.debt_points) == (
             points,
@@ -1034,7 +1040,7 @@ class LedgerModel(RuleBasedStateMachine):
     def ledger(self, customer: str) -> list[LedgerEntry]:
         """ListLedgerEntries' use case, page by page: the entries effective up to the clock."""
         entries: list[LedgerEntry] = []
-        after: LedgerEntry | None = None
+        token = ""
         while True:
             page = list_ledger_entries(
                 self.deps,
@@ -1042,16 +1048,15 @@ class LedgerModel(RuleBasedStateMachine):
                     program_id=PROGRAM,
                     customer_id=customer,
                     page_size=50,
-                    after_effective_at=after.effective_at if after else None,
-                    after_entry_id=after.entry_id if after else 0,
+                    page_token=token,
                 ),
                 now=self.now,
             )
             entries += page.entries
-            if not page.has_more:
+            if not page.next_page_token:
                 assert all(entry.effective_at <= self.now for entry in entries)
                 return entries
-            after = page.entries[-1]
+            token = page.next_page_token
 
     @invariant()
     def ledger_reconciles(self) -> None:

@@ -167,8 +167,15 @@ class TestBindingConstraint:
         option = best(stomatorg, cart, loyalty=500)
         assert (option.max_points, option.binding) == (0, Constraint.NO_ELIGIBLE_LINES)
 
-    @pytest.mark.parametrize("method", ["", "cash", "DENCO_CARD"])
+    @pytest.mark.parametrize("method", ["", "cash", "denco", "denco card"])
     def test_other_payment_methods_keep_the_tier_cap(self, denco: Program, method: str) -> None:
         # 50 % of 100 000 = 50 000 minor → 500; loyalty 2 000
         option = best(denco, one_line(100_000), payment_method=method, loyalty=2_000)
         assert (option.max_points, option.binding) == (500, Constraint.TIER_CAP)
+
+    @pytest.mark.parametrize("method", ["DENCO_CARD", " denco_card ", "\tDenco_Card\n"])
+    def test_the_card_is_a_match_key(self, denco: Program, method: str) -> None:
+        # Issue 13: "DENCO_CARD" got the ordinary cap. Trimmed and case ignored (SPEC §3), it
+        # is the card: 99.99 % of 100 000 = 99 990 minor → 999 points (loyalty 2 000).
+        option = best(denco, one_line(100_000), payment_method=method, loyalty=2_000)
+        assert option.max_points == 999

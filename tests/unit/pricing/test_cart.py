@@ -160,27 +160,51 @@ class TestValidation:
         assert paths(violations) == ["cart.lines[0].unit_price_minor"]
         assert "overflows int64" in violations[0].description
 
-    def test_line_total_at_int64_max_is_fine(self) -> None:
-        assert validate_cart(cart_of(good_line(quantity=1, unit_price_minor=INT64_MAX))) == []
-        # the same line with another fault is checked field by field: only that fault
-        faulty = good_line(quantity=1, unit_price_minor=INT64_MAX, sku="s" * 257)
-        assert paths(validate_cart(cart_of(faulty))) == ["cart.lines[0].sku"]
+    def test_a_line_at_int64_max_is_above_the_cart_bound(self) -> None:
+        # SPEC §3: a total above 10^15 is refused; 1 × INT64_MAX = 9 223 372 036 854 775 807
+        violations = validate_cart(cart_of(good_line(quantity=1, unit_price_minor=INT64_MAX)))
+        assert violations == [
+            Violation(
+                "cart.lines",
+                "the cart's total (lines before discounts, plus delivery) is "
+                "9223372036854775807, above 1000000000000000",
+            )
+        ]
 
-    def test_sum_of_lines_overflows_int64(self) -> None:
-        # each line 2^62 fits; together 2^63 = INT64_MAX + 1 does not
+    def test_total_at_10_to_the_15_is_accepted_and_one_more_is_not(self) -> None:
+        # 999 999 999 999 999 + 1 = 10^15 (delivery counts); + 2 = 10^15 + 1
+        at = cart_of(good_line(quantity=1, unit_price_minor=10**15 - 1), delivery_minor=1)
+        assert validate_cart(at) == []
+        over = cart_of(good_line(quantity=1, unit_price_minor=10**15 - 1), delivery_minor=2)
+        assert paths(validate_cart(over)) == ["cart.lines"]
+
+    def test_the_total_is_before_discounts(self) -> None:
+        # 2 × 5 × 10^14 = 10^15 + 0 delivery: at the bound, even discounted to 1 minor
+        line = good_line(quantity=2, unit_price_minor=5 * 10**14, discount_minor=10**15 - 1)
+        assert validate_cart(cart_of(line)) == []
+        assert paths(validate_cart(cart_of(line, good_line("b")))) == ["cart.lines"]  # + 2 × 500
+
+    def test_1000_lines_at_the_largest_price_that_fits(self) -> None:
+        # 10^15 / 1 000 lines = 10^12 minor each: exactly 10^15
+        lines = [good_line(f"l{i}", quantity=1, unit_price_minor=10**12) for i in range(1_000)]
+        assert validate_cart(cart_of(*lines)) == []
+        lines[0] = good_line("l0", quantity=1, unit_price_minor=10**12 + 1)
+        assert paths(validate_cart(cart_of(*lines))) == ["cart.lines"]
+
+    def test_sum_of_lines_overflowing_int64_is_refused(self) -> None:
+        # each line 2^62 fits int64; together 2^63 = INT64_MAX + 1, far above 10^15
         cart = cart_of(
             good_line("a", quantity=1, unit_price_minor=2**62),
             good_line("b", quantity=1, unit_price_minor=2**62),
         )
-        violations = validate_cart(cart)
-        assert violations == [Violation("cart.lines", "the cart's total overflows int64")]
+        assert paths(validate_cart(cart)) == ["cart.lines"]
 
-    def test_lines_plus_delivery_overflows_int64(self) -> None:
-        # line 1 + delivery INT64_MAX = INT64_MAX + 1; line 0 + INT64_MAX fits
+    def test_delivery_above_the_bound(self) -> None:
+        # delivery INT64_MAX alone: the delivery field is named, not the lines as well
         over = cart_of(good_line(quantity=1, unit_price_minor=1), delivery_minor=INT64_MAX)
-        assert paths(validate_cart(over)) == ["cart.lines"]
-        fits = cart_of(good_line(quantity=1, unit_price_minor=0), delivery_minor=INT64_MAX)
-        assert validate_cart(fits) == []
+        assert validate_cart(over) == [
+            Violation("cart.delivery_minor", "must be at most 1000000000000000")
+        ]
 
     def test_never_two_violations_for_one_field(self) -> None:
         long_id = "x" * 257

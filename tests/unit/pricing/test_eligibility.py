@@ -56,6 +56,9 @@ class TestDenco:
             ({"category": "PLAYSTATION_CARDS"}, "playstation_cards"),
             ({"brand": "iqos"}, "iqos"),
             ({"brand": "IQOS"}, "iqos"),
+            ({"brand": " IQOS "}, "iqos"),  # issue 13: was not excluded
+            ({"brand": "\tIqos\n"}, "iqos"),
+            ({"category": " Gift_Certificates "}, "gift_certificates"),
             ({"brand": "REIMA"}, "reima_lassie"),
             ({"brand": "Lassie"}, "reima_lassie"),
         ],

@@ -185,6 +185,19 @@ def test_valid_small_program(tmp_path: Path) -> None:
     assert not rule.matches(CartLine("l", 1, 100, sku="sku-2"))
 
 
+def test_match_keys_are_trimmed_and_casefolded_once_at_load(tmp_path: Path) -> None:
+    # SPEC §3: match keys compare after trimming surrounding whitespace and ignoring case.
+    text = VALID.replace('skus = ["SKU-1"]', 'skus = [" SKU-1 "]').replace(
+        'id = "card"', 'id = " Card "'
+    )
+    program = load_program(write(tmp_path, text))
+    assert program.exclusions[0].skus == frozenset({"sku-1"})
+    assert program.exclusions[0].matches(CartLine("l", 1, 100, sku="\tsku-1 "))
+    assert program.payment_override("CARD") is program.payment_override("  card\n")
+    assert program.payment_override("card") is not None
+    assert program.payment_override("cart") is None
+
+
 @pytest.mark.parametrize(
     ("old", "new", "key", "problem"),
     [
@@ -220,6 +233,21 @@ def test_valid_small_program(tmp_path: Path) -> None:
         ),
         ('kinds = ["service"]', 'kinds = ["robot"]', "exclusions[0].kinds", "unknown kind"),
         ('skus = ["SKU-1"]', 'skus = [""]', "exclusions[0].skus", "non-empty strings"),
+        ('skus = ["SKU-1"]', 'skus = ["  "]', "exclusions[0].skus", "non-empty strings"),
+        ("expiry_days = 30", "expiry_days = 36501", "sources.loyalty.expiry_days", "36500"),
+        (
+            'accrual_source = "loyalty"',
+            'accrual_source = "loyalty"\naccrual_delay_days = 36501',
+            "accrual_delay_days",
+            "at most 36500",
+        ),
+        (
+            'accrual_source = "loyalty"',
+            'accrual_source = "loyalty"\ntier_window_days = 40000',
+            "tier_window_days",
+            "at most 36500",
+        ),
+        ('id = "card"', 'id = " "', "payment_methods[0].id", "must not be empty"),
         ('id = "odd"', 'id = "odd"\ncolour = "red"', "exclusions[0].colour", "unknown key"),
         ("services_redeemable = true", "services_redeemable = 1", "services_redeemable", "bool"),
         ('promo_policy = "STACK"', 'promo_policy = "STACK"\nflavour = 1', "flavour", "unknown"),

@@ -279,19 +279,30 @@ class FakeLedger:
     def __init__(self, state: State) -> None:
         self.s = state
 
+    def highest_entry_id(self, *, program_id: str, customer_id: str) -> int:
+        ids = [
+            n
+            for n, (p, c, _) in enumerate(self.s.ledger, start=1)
+            if (p, c) == (program_id, customer_id)
+        ]
+        return max(ids, default=0)
+
     def page(
         self,
         *,
         program_id: str,
         customer_id: str,
         up_to: datetime,
+        highest_entry_id: int,
         after: tuple[datetime, int] | None,
         limit: int,
     ) -> list[LedgerEntry]:
         numbered = [
             replace(e, entry_id=n)
             for n, (p, c, e) in enumerate(self.s.ledger, start=1)
-            if (p, c) == (program_id, customer_id) and e.effective_at <= up_to
+            if (p, c) == (program_id, customer_id)
+            and e.effective_at <= up_to
+            and n <= highest_entry_id
         ]
         numbered.sort(key=lambda e: (e.effective_at, e.entry_id))
         if after is not None:
@@ -361,7 +372,8 @@ class FakeStore:
 
 
 def deps_on(store: FakeStore) -> Deps:
-    return Deps(None, PROGRAMS, store=store)
+    # the page-token key a database would hold (server/store/secrets.py)
+    return Deps(None, PROGRAMS, store=store, secrets={"page_token": bytes(32)})
 
 
 def key(request_id: str, fingerprint: bytes = b"f") -> Idempotency:

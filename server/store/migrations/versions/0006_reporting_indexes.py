@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006_reporting_indexes"
-down_revision: str | None = "0004_order_aggregate"
+down_revision: str | None = "0005_hardening"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
