@@ -212,7 +212,8 @@ class AccountRows:
 
 
 _all_columns = (
-    _b.bucket_id, _b.source, _b.remaining, _b.available_at, _b.expires_at, _b.settled
+    _b.bucket_id, _b.source, _b.remaining, _b.available_at, _b.expires_at, _b.settled,
+    _b.expired_points,
 )  # fmt: skip
 
 

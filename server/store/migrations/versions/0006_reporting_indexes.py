@@ -13,7 +13,7 @@ read the index alone (an index-only scan) instead of the tables.
   report recounts one by one.
 
 Revision ID: 0006_reporting_indexes
-Revises: 0004_order_aggregate
+Revises: 0005_hardening
 Create Date: 2026-11-30 22:30:00
 """
 
