@@ -15,13 +15,15 @@ from pricing.caps import Constraint
 from pricing.cart import MAX_LINES, Cart, CartLine, LineKind, validate_cart, validate_string
 from pricing.errors import InvalidArgument, Violation
 from pricing.money import INT64_MAX
-from pricing.program import SelectionMode
+from pricing.program import Program, SelectionMode
 from pricing.quote import Option, Quote
 from pricing.reversal import ReturnedLine
 from server.service import commands
 from server.service.reads import Account
 from server.store.ledger import LedgerEntry
 from server.store.redemptions import Redemption
+from server.texts.explain import QuoteWords, next_tier_explanation, tier_name
+from server.texts.texts import Texts
 
 REQUEST_ID_MAX = 128
 MAX_HOLD_SECONDS = 30 * 24 * 3600
@@ -332,8 +334,11 @@ def page_token(entry: LedgerEntry) -> str:
 # ---- domain → responses -------------------------------------------------------------
 
 
-def option_message(option: Option) -> redemption_pb2.RedemptionOption:
-    return redemption_pb2.RedemptionOption(
+def option_message(
+    option: Option, words: QuoteWords | None = None, *, quote: Quote | None = None
+) -> redemption_pb2.RedemptionOption:
+    """An option; with `words`, its explanation and its excluded lines' in the call's language."""
+    message = redemption_pb2.RedemptionOption(
         keeps_promo=option.keeps_promo,
         max_points=option.max_points,
         max_discount_minor=option.max_discount_minor,
@@ -353,13 +358,22 @@ def option_message(option: Option) -> redemption_pb2.RedemptionOption:
         ],
         points_to_earn=option.points_to_earn,
     )
+    if words is not None and quote is not None:
+        message.explanation = words.option(
+            option, tier_id=quote.tier_id, spendable_points=quote.spendable_points
+        )
+        for line, excluded in zip(message.excluded_lines, option.excluded, strict=True):
+            line.explanation = words.excluded(excluded)
+    return message
 
 
-def quote_response(quote: Quote) -> redemption_pb.QuoteRedemptionResponse:
+def quote_response(
+    quote: Quote, words: QuoteWords | None = None
+) -> redemption_pb.QuoteRedemptionResponse:
     return redemption_pb.QuoteRedemptionResponse(
         tier_id=quote.tier_id,
         spendable_points=quote.spendable_points,
-        options=[option_message(option) for option in quote.options],
+        options=[option_message(option, words, quote=quote) for option in quote.options],
         recommended_option=quote.recommended,
     )
 
@@ -388,7 +402,10 @@ def redemption_message(redemption: Redemption) -> redemption_pb2.Redemption:
     return message
 
 
-def account_response(account: Account) -> account_pb.GetAccountResponse:
+def account_response(
+    account: Account, *, texts: Texts, program: Program
+) -> account_pb.GetAccountResponse:
+    """The account, with its tiers' names and what the next one needs in the call's language."""
     status = account.tier
     message = account_pb.GetAccountResponse(
         spendable_points=account.spendable_points,
@@ -396,6 +413,7 @@ def account_response(account: Account) -> account_pb.GetAccountResponse:
         held_points=account.held_points,
         balances_by_source=dict(account.balances_by_source),
         tier_id=status.tier.id,
+        tier_name=tier_name(texts, program, status.tier.id),
         qualifying_spend_minor=status.spend_minor,
         qualifying_orders=status.orders,
         debt_points=account.debt_points,
@@ -411,6 +429,8 @@ def account_response(account: Account) -> account_pb.GetAccountResponse:
                 tier_id=status.next_tier.id,
                 missing_spend_minor=status.missing_spend_minor,
                 missing_orders=status.missing_orders,
+                tier_name=tier_name(texts, program, status.next_tier.id),
+                explanation=next_tier_explanation(texts, status),
             )
         )
     return message
