@@ -110,6 +110,7 @@ class Program:
     # language → message id → the program's own wording (checked against the catalogue by
     # the server, which owns the messages)
     texts: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    path: str = field(default="", compare=False)  # the file it was read from, for errors
 
     @property
     def zone(self) -> ZoneInfo:
@@ -289,6 +290,7 @@ class _Reader:
             tier_window_days=self.count(data, "tier_window_days", default=365),
             default_language=self.default_language(data),
             texts=self.texts(data),
+            path=str(self.path),
         )
 
     def names(self, item: Mapping[str, Any], *, prefix: str) -> dict[str, str]:

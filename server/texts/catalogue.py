@@ -139,7 +139,7 @@ EN: dict[str, str] = {
         "The promo code {promo_code} and points do not combine: only one discount applies"
     ),
     "error.ALL_OR_NOTHING": (
-        "Points are spent all at once: exactly {maximum} or none, and {requested} were asked for"
+        "Points are spent all at once: exactly {maximum} or none, not {requested}"
     ),
     "error.EXCEEDS_MAXIMUM": "You asked for {requested}, but this cart takes at most {maximum}",
     "error.EXCEEDS_REMAINING": (

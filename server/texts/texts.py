@@ -115,7 +115,7 @@ def check_texts(program: Program) -> None:
     """
 
     def fail(key: str, problem: str) -> ProgramConfigError:
-        return ProgramConfigError(f"program {program.id!r}", key, problem)
+        return ProgramConfigError(program.path or f"program {program.id!r}", key, problem)
 
     for language, overrides in program.texts.items():
         try:
