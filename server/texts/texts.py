@@ -39,6 +39,7 @@ class Texts:
         self._decimal: NumberPattern = self.locale.decimal_formats[None]
         self._percent: NumberPattern = self.locale.percent_formats[None]
         self._digits = get_currency_precision(currency)
+        self._percents: dict[int, str] = {}  # the program's rates: a handful of values
         # The locale's currency pattern with this currency's symbol written in once, so that
         # formatting does not look the symbol (and the currency's names) up on every call.
         symbol = get_currency_symbol(currency, locale=self.locale).replace("'", "''")
@@ -63,8 +64,13 @@ class Texts:
 
     def percent(self, bp: int) -> str:
         """Basis points as a percentage with as many decimals as it has (300 → 3 %)."""
-        value = Decimal(bp).scaleb(-4)
-        return str(self._percent.apply(value, self.locale, decimal_quantization=False))
+        found = self._percents.get(bp)
+        if found is None:
+            value = Decimal(bp).scaleb(-4)
+            found = str(self._percent.apply(value, self.locale, decimal_quantization=False))
+            if len(self._percents) < 1024:  # rates come from program files, so few
+                self._percents[bp] = found
+        return found
 
     def name(self, names: Mapping[str, str], fallback: str) -> str:
         return names.get(self.language) or fallback

@@ -1,5 +1,7 @@
 """Every reason and every binding constraint has a text in every shipped language."""
 
+from pathlib import Path
+
 import pytest
 from babel import Locale
 
@@ -50,3 +52,9 @@ def test_languages_have_the_same_messages_with_the_same_placeholders() -> None:
 
     assert sentences("ru") == sentences("en")
     assert all(KNOWN[key] == names for key, names in sentences("ru").items())
+
+
+def test_docs_list_every_message() -> None:
+    docs = (Path(__file__).resolve().parents[4] / "docs" / "languages.md").read_text()
+    missing = [key for key in KNOWN if key.split(".")[0] not in NOUNS and f"`{key}`" not in docs]
+    assert missing == []
