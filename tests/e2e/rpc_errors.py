@@ -25,7 +25,7 @@ def failure_of(
 ) -> Failure:
     """Call `method(request)`, which must fail, and decode the failure."""
     try:
-        method(request, timeout=10, metadata=metadata)
+        method(request, timeout=10, **({"metadata": metadata} if metadata else {}))
     except grpc.RpcError as err:
         return decode(err)
     raise AssertionError(f"{request.__class__.__name__} succeeded; an error was expected")
