@@ -35,7 +35,7 @@ class Tier:
     redeem_cap_bp: int
     min_spend_minor: int = 0
     min_orders: int = 0
-    names: Names = field(default_factory=dict)
+    names: Names = field(default_factory=dict, compare=False)  # display data, not a rule
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class Source:
     id: str
     expiry_days: int | None  # None: points of this source never expire
     cap_bp: int | None = None  # None: no cap of its own beyond the tier cap
-    names: Names = field(default_factory=dict)
+    names: Names = field(default_factory=dict, compare=False)  # display data, not a rule
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class PaymentMethodOverride:
     redeem_cap_bp: int
     source_cap_bp: Mapping[str, int] = field(default_factory=dict)
     other_sources_cap_bp: int | None = None
-    names: Names = field(default_factory=dict)
+    names: Names = field(default_factory=dict, compare=False)  # display data, not a rule
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class ExclusionRule:
     skus: frozenset[str] = frozenset()
     tags: frozenset[str] = frozenset()
     kinds: frozenset[LineKind] = frozenset()
-    names: Names = field(default_factory=dict)  # what the rule keeps out, in words
+    names: Names = field(default_factory=dict, compare=False)  # what it keeps out, in words
 
     def matches(self, line: CartLine) -> bool:
         return self.match(line) is not None
