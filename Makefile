@@ -6,7 +6,7 @@ PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 GEN_PY := clients/python/src
 
-.PHONY: install run test test-unit test-integration test-e2e bench bench-pricing lint protos \
+.PHONY: install run test test-unit test-integration test-e2e failover-async bench bench-whatif bench-pricing lint protos \
 	buf-lint buf-breaking check-config clean clients check-generated node-deps node-build go-vendor \
 	go-build
 
@@ -33,10 +33,19 @@ test-integration: install
 test-e2e: install
 	$(BIN)/pytest -q tests/e2e
 
+# What a database failover loses with asynchronous replication (docs/failover.md): a
+# measurement on a throwaway primary and standby, outside `make test`.
+failover-async: install
+	$(BIN)/pytest -q -s tests/reliability/measure_async_failover.py
+
 # The service under load next to its baselines (bench/); QUICK=1 for a run within two minutes,
 # BENCH_ARGS for any other option of `python -m bench --help`.
 bench: install
 	$(PY) -m bench $(if $(QUICK),--quick) $(BENCH_ARGS)
+
+# What-if replay throughput on seeded 20-line orders (docs/whatif.md).
+bench-whatif: install
+	$(PY) -m bench.whatif $(BENCH_ARGS)
 
 # The pricing core alone (pytest-benchmark).
 bench-pricing: install

@@ -63,14 +63,10 @@ def price_option(
     """The maximum for `cart` as it is, its allocation, and what the shopper pays."""
     pv = program.point_value_minor
     eligibility = classify(program, cart)
-    rates = cap_rates(program, tier=tier, payment_method=payment_method)
-    caps = build_caps(program, eligibility, rates=rates, balances=balances)
-    allocations = allocate(0, eligibility.eligible, point_value_minor=pv)
-    if eligibility.base_minor == 0:
-        maximum, binding = 0, Constraint.NO_ELIGIBLE_LINES
-    else:
-        maximum, binding = caps.solve()
-        allocations = allocate(maximum, eligibility.eligible, point_value_minor=pv)
+    maximum, binding, rates, caps = solve_limits(
+        program, eligibility, tier=tier, payment_method=payment_method, balances=balances
+    )
+    allocations = allocate(maximum, eligibility.eligible, point_value_minor=pv)
     spent = {a.line_id: a.points for a in allocations}
     return Option(
         keeps_promo=bool(cart.promo_code),
@@ -86,6 +82,38 @@ def price_option(
         rates=rates,
         caps=caps,
     )
+
+
+def solve_maximum(
+    program: Program,
+    eligibility: Eligibility,
+    *,
+    tier: Tier,
+    payment_method: str,
+    balances: Mapping[str, int],
+) -> tuple[int, Constraint]:
+    """The most the eligible lines may take, and the constraint that binds (SPEC §4)."""
+    maximum, binding, _, _ = solve_limits(
+        program, eligibility, tier=tier, payment_method=payment_method, balances=balances
+    )
+    return maximum, binding
+
+
+def solve_limits(
+    program: Program,
+    eligibility: Eligibility,
+    *,
+    tier: Tier,
+    payment_method: str,
+    balances: Mapping[str, int],
+) -> tuple[int, Constraint, CapRates, Caps]:
+    """solve_maximum, with the rates and caps it solved (what an explanation quotes)."""
+    rates = cap_rates(program, tier=tier, payment_method=payment_method)
+    caps = build_caps(program, eligibility, rates=rates, balances=balances)
+    if eligibility.base_minor == 0:
+        return 0, Constraint.NO_ELIGIBLE_LINES, rates, caps
+    maximum, binding = caps.solve()
+    return maximum, binding, rates, caps
 
 
 def build_caps(

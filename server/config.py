@@ -107,12 +107,13 @@ def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "command",
         nargs="?",
         default="serve",
-        choices=["serve", "migrate", "expire", "reconcile", "check-config"],
+        choices=["serve", "migrate", "expire", "reconcile", "check-config", "simulate"],
         help="serve (default); migrate: create or upgrade the schema and exit; "
         "expire: write EXPIRY ledger entries for points that expired, and exit; "
         "reconcile: check that every account's buckets, holds, debt and ledger agree "
         "(exit 1 naming each mismatch); "
-        "check-config: validate the program files and print what each allows",
+        "check-config: validate the program files and print what each allows; "
+        "simulate: replay recorded orders under a draft program (see simulate --help)",
     )
     p.add_argument(
         "--listen",
@@ -122,8 +123,9 @@ def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     p.add_argument(
         "--database-url",
         default=env.get("LOYALTY_DATABASE_URL", DEFAULT_DATABASE_URL),
-        help="SQLAlchemy URL; plain postgresql:// works [LOYALTY_DATABASE_URL, "
-        "default %(default)s]",
+        help="SQLAlchemy URL; plain postgresql:// works, and with several hosts "
+        "(postgresql://h1:5432,h2:5432/db?target_session_attrs=read-write) the server "
+        "follows a failover [LOYALTY_DATABASE_URL, default %(default)s]",
     )
     p.add_argument(
         "--programs",

@@ -13,6 +13,7 @@ from pythonjsonlogger.json import JsonFormatter
 from sqlalchemy.exc import OperationalError
 
 from pricing.program import ProgramConfigError, load_programs
+from server import simulate
 from server.api.auth import Tokens, TokensError, load_tokens
 from server.app import TlsFiles, database_engine, read_tls, serve
 from server.check_config import check_config
@@ -94,7 +95,10 @@ def configure_logging(config: Config) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    command, config = parse(argv)
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["simulate"]:  # its own options (server/simulate.py)
+        return simulate.main(args[1:])
+    command, config = parse(args)
     configure_logging(config)
     if command == "check-config":
         code, report = check_config(config.programs)

@@ -19,8 +19,7 @@ from server.api.convert import instant
 from server.api.errors import to_status
 from server.metrics import Metrics
 from server.service.deps import Deps
-from server.service.errors import ClockOverrideDisabled
-from server.store.db import DatabaseUnavailable, call_deadline
+from server.service.errors import ClockOverrideDisabled, DatabaseUnavailable, call_deadline
 from server.texts.texts import Languages, Texts
 
 access = logging.getLogger("loyalty.access")

@@ -6,6 +6,7 @@ import grpc
 
 from loyalty.v1 import redemption_service_pb2 as pb
 from loyalty.v1 import redemption_service_pb2_grpc as pb_grpc
+from pricing.order import Redemption
 from server.api import convert
 from server.api.edge import Edge, rpc
 from server.service.apply import ApplyResult, apply_redemption
@@ -13,7 +14,6 @@ from server.service.capture import capture_redemption
 from server.service.quote import quote_redemption
 from server.service.reads import get_redemption
 from server.service.reverse import ReverseResult, reverse_redemption
-from server.store.redemptions import Redemption
 from server.texts.explain import QuoteWords
 
 Context = grpc.aio.ServicerContext[Any, Any]

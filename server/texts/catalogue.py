@@ -92,6 +92,8 @@ RU: dict[str, str] = {
     "error.TOKEN_INVALID": "Токен доступа недействителен",
     "error.ROLE_NOT_ALLOWED": "Роли «{role}» не разрешён вызов {method}",
     "error.MALFORMED_REQUEST": "Запрос не удалось прочитать как {message_type}",
+    "error.ORDER_CUSTOMER_MISMATCH": "Заказ {order_id} оформлен на другого покупателя",
+    "error.ACCRUAL_MISMATCH": "Начисление не совпадает с заказом {order_id}: {field}",
 }
 
 EN: dict[str, str] = {
@@ -156,6 +158,8 @@ EN: dict[str, str] = {
     "error.TOKEN_INVALID": "The access token is not valid",
     "error.ROLE_NOT_ALLOWED": "The role {role} may not call {method}",
     "error.MALFORMED_REQUEST": "The request could not be read as a {message_type}",
+    "error.ORDER_CUSTOMER_MISMATCH": "Order {order_id} belongs to another customer",
+    "error.ACCRUAL_MISMATCH": "The accrual does not match order {order_id}: {field}",
 }
 
 SHIPPED: dict[str, dict[str, str]] = {"ru": RU, "en": EN}

@@ -5,7 +5,7 @@ Nothing here computes a limit again: every number comes from the decision it exp
 
 from pricing.caps import Constraint
 from pricing.eligibility import ExcludedLine
-from pricing.errors import InvalidArgument
+from pricing.errors import Violation
 from pricing.program import SERVICES_RULE_ID, Program
 from pricing.quote import Option
 from pricing.tiers import TierStatus
@@ -121,8 +121,9 @@ def error_message(texts: Texts, error: Exception, reason: str) -> str:
     values: dict[str, str] = {}
     for name in KNOWN[message_id]:
         value = getattr(error, name, "")
-        if name == "field" and isinstance(error, InvalidArgument):
-            value = error.violations[0].field
+        if name == "field":  # the first offending field of a BadRequest
+            violations = getattr(error, "violations", None) or [Violation("", "")]
+            value = violations[0].field
         if isinstance(value, int) and not isinstance(value, bool):
             value = texts.count("units" if reason in _UNIT_ERRORS else "points", value)
         values[name] = str(value)

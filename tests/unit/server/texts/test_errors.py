@@ -150,6 +150,18 @@ CASES: list[tuple[Exception, str, str, str]] = [
         f"The role checkout may not call {ROLE_METHOD}",
     ),
     (
+        domain.OrderCustomerMismatch(order_id="o-1", customer_id="c-2"),
+        "ORDER_CUSTOMER_MISMATCH",
+        "Заказ o-1 оформлен на другого покупателя",
+        "Order o-1 belongs to another customer",
+    ),
+    (
+        domain.AccrualMismatch("o-1", [domain.Violation("cart.lines[1]", "not in the order")]),
+        "ACCRUAL_MISMATCH",
+        "Начисление не совпадает с заказом o-1: cart.lines[1]",
+        "The accrual does not match order o-1: cart.lines[1]",
+    ),
+    (
         MalformedRequest("loyalty.v1.QuoteRedemptionRequest"),
         "MALFORMED_REQUEST",
         "Запрос не удалось прочитать как loyalty.v1.QuoteRedemptionRequest",
