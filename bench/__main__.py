@@ -20,7 +20,9 @@ from bench import reporting
 from bench.report import markdown
 from bench.suite import Options, Suite
 
-WORKLOADS = ["quote", "apply", "apply-hot", "reverse", "mix"]
+# quote-plain: the same quotes from a second server started with --no-explanations, each
+# cell right after its quote cell (SPEC §10's texts must cost ≤ 10 % of a quote).
+WORKLOADS = ["quote", "quote-plain", "apply", "apply-hot", "reverse", "mix"]
 
 
 def _ints(text: str) -> list[int]:

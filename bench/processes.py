@@ -81,7 +81,13 @@ class Server:
 
     @classmethod
     def loyalty(
-        cls, database_url: str, *, workers: int, pool_size: int, log_path: Path
+        cls,
+        database_url: str,
+        *,
+        workers: int,
+        pool_size: int,
+        log_path: Path,
+        explanations: bool = True,
     ) -> "Server":
         args = [
             sys.executable, "-m", "server.main",
@@ -90,6 +96,7 @@ class Server:
             "--workers", str(workers),
             "--db-pool-size", str(pool_size),
             "--expire-every", "0",
+            *([] if explanations else ["--no-explanations"]),
         ]  # fmt: skip
         return cls(args, log_path=log_path, name="loyalty")
 

@@ -49,6 +49,7 @@ def targets(cells: list[Row]) -> list[tuple[str, str, bool | None]]:
         if q1 and echo1:
             ratio = q1["p50_ms"] / echo1["p50_ms"]
             out.append((f"{backend} quote c1 p50 ≤ 2 × echo's p50", f"{ratio:.2f} ×", ratio <= 2))
+    out += _explanation_cost(cells)
     for workers in (1, 2):
         a16 = _find(cells, target="postgres", workers=workers, workload="apply", concurrency=16)
         bare = _find(cells, target="psycopg", concurrency=16, beside=f"postgres {workers}w apply")
@@ -93,6 +94,28 @@ def targets(cells: list[Row]) -> list[tuple[str, str, bool | None]]:
                             ratio <= 1.3,
                         )
                     )
+    return out
+
+
+def _explanation_cost(cells: list[Row]) -> list[tuple[str, str, bool | None]]:
+    """Server CPU of a quote with explanations over the same quote without (SPEC §10)."""
+    out: list[tuple[str, str, bool | None]] = []
+    for plain in (c for c in cells if c["workload"] == "quote-plain"):
+        quote = _find(
+            cells, target=plain["target"], workers=plain["workers"], workload="quote",
+            concurrency=plain["concurrency"],
+        )  # fmt: skip
+        if quote and plain["server_cpu_ms"]:
+            extra = quote["server_cpu_ms"] / plain["server_cpu_ms"] - 1
+            out.append(
+                (
+                    f"{plain['target']} {plain['workers']}w quote c{plain['concurrency']}: "
+                    f"explanations ≤ 10 % of server CPU ({quote['server_cpu_ms']:.3f} vs "
+                    f"{plain['server_cpu_ms']:.3f} ms)",
+                    f"{extra:+.1%}",
+                    extra <= 0.10,
+                )
+            )
     return out
 
 

@@ -87,7 +87,7 @@ class Suite:
         specs = [
             {
                 "target": server.address,
-                "workload": "apply" if workload == "apply-hot" else workload,
+                "workload": {"apply-hot": "apply", "quote-plain": "quote"}.get(workload, workload),
                 "slots": slots,
                 "slot_offset": offset,
                 "total_slots": concurrency,
@@ -209,10 +209,18 @@ class Suite:
         server = Server.loyalty(
             url, workers=workers, pool_size=self.o.pool_size, log_path=self.log
         ).start()
+        plain = None
+        if "quote-plain" in self.o.workloads:
+            plain = Server.loyalty(
+                url, workers=workers, pool_size=self.o.pool_size, log_path=self.log,
+                explanations=False,
+            ).start()  # fmt: skip
         try:
             self.points = self.find_points(server, accounts[0])
             applied: list[str] = []
             for workload in self.o.workloads:
+                if workload == "quote-plain":
+                    continue  # measured right after each quote cell, below
                 for c in self.o.concurrency:
                     if workload == "reverse":
                         share = applied[: len(applied) // len(self.o.concurrency)]
@@ -234,8 +242,15 @@ class Suite:
                     )  # fmt: skip
                     if workload == "apply":
                         applied += cell.applied
+                    if workload == "quote" and plain is not None:
+                        self.grpc_cell(
+                            plain, target=target, workers=workers, workload="quote-plain",
+                            concurrency=c, accounts=who,
+                        )  # fmt: skip
         finally:
             server.stop()
+            if plain is not None:
+                plain.stop()
 
     def scale(self) -> None:
         """The same quote and apply at each account count: flat means the indexes do their job.

@@ -24,6 +24,7 @@ class CapRates:
 
     total_bp: int
     source_bp: Mapping[str, int | None]  # None: the source has no cap of its own
+    payment_method: str | None = None  # the payment method whose caps these are, if any
 
 
 def cap_rates(program: Program, *, tier: Tier, payment_method: str) -> CapRates:
@@ -40,7 +41,7 @@ def cap_rates(program: Program, *, tier: Tier, payment_method: str) -> CapRates:
         )
         for s in sources
     }
-    return CapRates(override.redeem_cap_bp, source_bp)
+    return CapRates(override.redeem_cap_bp, source_bp, override.id)
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,15 @@ class Caps:
         balance = None if without is Constraint.BALANCE else self.balances.get(source, 0)
         finite = [b for b in (cap, balance) if b is not None]
         return min(finite) if finite else None
+
+    def capped_sources(self) -> list[str]:
+        """The sources whose own cap, not their balance, limits what they give (by id)."""
+        return [
+            source
+            for source in self._sources()
+            if (cap := self.source_caps.get(source)) is not None
+            and cap < self.balances.get(source, 0)
+        ]
 
     def solve(self) -> tuple[int, Constraint]:
         """The maximum and the first constraint whose removal alone would raise it."""

@@ -10,6 +10,10 @@ from pricing.program import Program
 class ExcludedLine:
     line_id: str
     rule_id: str  # the exclusion rule's id, or "services" for the services setting
+    # What the rule matched on the line: "category", "brand", "sku", "tag" or "kind", and
+    # the line's value of it (the explanation says it in words).
+    matched: str = field(default="", compare=False)
+    value: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -28,9 +32,9 @@ def classify(program: Program, cart: Cart) -> Eligibility:
     eligible = []
     excluded = []
     for line in cart.lines:
-        rule_id = program.exclusion_for(line)
-        if rule_id is None:
+        found = program.exclusion_match(line)
+        if found is None:
             eligible.append(line)
         else:
-            excluded.append(ExcludedLine(line.line_id, rule_id))
+            excluded.append(ExcludedLine(line.line_id, *found))
     return Eligibility(tuple(eligible), tuple(excluded))

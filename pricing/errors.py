@@ -62,6 +62,7 @@ class UnknownSource(InvalidArgument):
     def __init__(self, *, field: str, source: str, known: list[str]) -> None:
         description = f"unknown source {source!r}; this program has {', '.join(known)}"
         super().__init__([Violation(field, description)])
+        self.source = source  # named in the shopper's sentence (server/texts)
 
 
 @dataclass(eq=False)

@@ -13,6 +13,10 @@ from pricing.cart import CartLine, LineKind, match_key
 from pricing.money import BP_WHOLE
 
 SERVICES_RULE_ID = "services"
+# Languages every program can be answered in (SPEC §10); a program file may add more.
+SHIPPED_LANGUAGES = ("ru", "en")
+# A display name per language ("ru" → «Базовый»); the id stands in where one is missing.
+Names = Mapping[str, str]
 
 
 class SelectionMode(Enum):
@@ -32,6 +36,7 @@ class Tier:
     redeem_cap_bp: int
     min_spend_minor: int = 0
     min_orders: int = 0
+    names: Names = field(default_factory=dict, compare=False)  # display data, not a rule
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,7 @@ class Source:
     id: str
     expiry_days: int | None  # None: points of this source never expire
     cap_bp: int | None = None  # None: no cap of its own beyond the tier cap
+    names: Names = field(default_factory=dict, compare=False)  # display data, not a rule
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,7 @@ class PaymentMethodOverride:
     redeem_cap_bp: int
     source_cap_bp: Mapping[str, int] = field(default_factory=dict)
     other_sources_cap_bp: int | None = None
+    names: Names = field(default_factory=dict, compare=False)  # display data, not a rule
 
 
 @dataclass(frozen=True)
@@ -61,16 +68,25 @@ class ExclusionRule:
     skus: frozenset[str] = frozenset()
     tags: frozenset[str] = frozenset()
     kinds: frozenset[LineKind] = frozenset()
+    names: Names = field(default_factory=dict, compare=False)  # what it keeps out, in words
 
     def matches(self, line: CartLine) -> bool:
+        return self.match(line) is not None
+
+    def match(self, line: CartLine) -> tuple[str, str] | None:
+        """Which of the line's values the rule matched ("brand", "IQOS"), or None."""
         category, brand, sku, tags = line.match_keys
-        return (
-            category in self.categories
-            or brand in self.brands
-            or sku in self.skus
-            or not self.tags.isdisjoint(tags)
-            or line.kind in self.kinds
-        )
+        if category in self.categories:
+            return "category", line.category
+        if brand in self.brands:
+            return "brand", line.brand
+        if sku in self.skus:
+            return "sku", line.sku
+        if not self.tags.isdisjoint(tags):
+            return "tag", next(tag for tag in line.tags if tag.casefold() in self.tags)
+        if line.kind in self.kinds:
+            return "kind", line.kind.value
+        return None
 
 
 @dataclass(frozen=True)
@@ -92,6 +108,11 @@ class Program:
     # Keyed by `match_key(id)`: a cart's payment method is looked up the same way.
     payment_methods: Mapping[str, PaymentMethodOverride] = field(default_factory=dict)
     tier_window_days: int = 365
+    default_language: str = "ru"
+    # language → message id → the program's own wording (checked against the catalogue by
+    # the server, which owns the messages)
+    texts: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    path: str = field(default="", compare=False)  # the file it was read from, for errors
 
     @property
     def zone(self) -> ZoneInfo:
@@ -109,11 +130,17 @@ class Program:
 
     def exclusion_for(self, line: CartLine) -> str | None:
         """The id of the rule that keeps `line` from points, or None if it is eligible."""
+        found = self.exclusion_match(line)
+        return None if found is None else found[0]
+
+    def exclusion_match(self, line: CartLine) -> tuple[str, str, str] | None:
+        """(rule id, what matched, the line's value) for an excluded line, else None."""
         if line.kind is LineKind.SERVICE and not self.services_redeemable:
-            return SERVICES_RULE_ID
+            return SERVICES_RULE_ID, "kind", line.kind.value
         for rule in self.exclusions:
-            if rule.matches(line):
-                return rule.id
+            matched = rule.match(line)
+            if matched is not None:
+                return rule.id, *matched
         return None
 
 
@@ -234,6 +261,8 @@ class _Reader:
             "exclusions",
             "payment_methods",
             "tier_window_days",
+            "default_language",
+            "texts",
         }
         self.no_unknown(data, known, prefix="")
         currency = self.get(data, "currency", str)
@@ -273,7 +302,41 @@ class _Reader:
                 self.get(data, "payment_methods", list, default=[]), sources
             ),
             tier_window_days=self.days(data, "tier_window_days", default=365),
+            default_language=self.default_language(data),
+            texts=self.texts(data),
+            path=str(self.path),
         )
+
+    def names(self, item: Mapping[str, Any], *, prefix: str) -> dict[str, str]:
+        """A `names = { ru = "…", en = "…" }` table: display names by language."""
+        table = self.get(item, "names", dict, prefix=prefix, default={})
+        for language, name in table.items():
+            if not isinstance(name, str) or not name.strip():
+                raise self.fail(f"{prefix}names.{language}", "must be a non-empty string")
+        return dict(table)
+
+    def texts(self, data: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+        """`[texts.LANG]` tables of message id = wording (checked against the catalogue later)."""
+        texts: dict[str, dict[str, str]] = {}
+        for language, table in self.get(data, "texts", dict, default={}).items():
+            if not isinstance(table, dict):
+                raise self.fail(f"texts.{language}", "must be a table of message id = text")
+            for message_id, text in table.items():
+                if not isinstance(text, str) or not text.strip():
+                    raise self.fail(f"texts.{language}.{message_id}", "must be a non-empty string")
+            texts[language] = dict(table)
+        return texts
+
+    def default_language(self, data: Mapping[str, Any]) -> str:
+        language: str = self.get(data, "default_language", str, default="ru")
+        offered = set(SHIPPED_LANGUAGES) | set(self.get(data, "texts", dict, default={}))
+        if language not in offered:
+            raise self.fail(
+                "default_language",
+                f"{language!r} is neither shipped ({', '.join(SHIPPED_LANGUAGES)}) "
+                "nor given in [texts]",
+            )
+        return language
 
     def no_unknown(self, table: Mapping[str, Any], known: set[str], *, prefix: str) -> None:
         for key in table:
@@ -288,7 +351,14 @@ class _Reader:
             prefix = f"tiers[{index}]."
             if not isinstance(item, dict):
                 raise self.fail(f"tiers[{index}]", "must be a table")
-            known = {"id", "earn_rate_bp", "redeem_cap_bp", "min_spend_minor", "min_orders"}
+            known = {
+                "id",
+                "earn_rate_bp",
+                "redeem_cap_bp",
+                "min_spend_minor",
+                "min_orders",
+                "names",
+            }
             self.no_unknown(item, known, prefix=prefix)
             tiers.append(
                 Tier(
@@ -297,6 +367,7 @@ class _Reader:
                     redeem_cap_bp=self.bp(item, "redeem_cap_bp", prefix=prefix),
                     min_spend_minor=self.count(item, "min_spend_minor", prefix=prefix, default=0),
                     min_orders=self.count(item, "min_orders", prefix=prefix, default=0),
+                    names=self.names(item, prefix=prefix),
                 )
             )
         if tiers[0].min_spend_minor or tiers[0].min_orders:
@@ -317,12 +388,14 @@ class _Reader:
             prefix = f"sources.{source_id}."
             if not isinstance(item, dict):
                 raise self.fail(f"sources.{source_id}", "must be a table")
-            self.no_unknown(item, {"expiry_days", "cap_bp"}, prefix=prefix)
+            self.no_unknown(item, {"expiry_days", "cap_bp", "names"}, prefix=prefix)
             expiry = self.days(item, "expiry_days", prefix=prefix, default=None)
             if expiry == 0:
                 raise self.fail(f"{prefix}expiry_days", "must be > 0 (omit it for no expiry)")
             cap = self.bp(item, "cap_bp", prefix=prefix, default=None)
-            sources[source_id] = Source(id=source_id, expiry_days=expiry, cap_bp=cap)
+            sources[source_id] = Source(
+                id=source_id, expiry_days=expiry, cap_bp=cap, names=self.names(item, prefix=prefix)
+            )
         return sources
 
     def exclusions(self, items: list[Any]) -> tuple[ExclusionRule, ...]:
@@ -332,7 +405,9 @@ class _Reader:
             if not isinstance(item, dict):
                 raise self.fail(f"exclusions[{index}]", "must be a table")
             self.no_unknown(
-                item, {"id", "categories", "brands", "skus", "tags", "kinds"}, prefix=prefix
+                item,
+                {"id", "categories", "brands", "skus", "tags", "kinds", "names"},
+                prefix=prefix,
             )
             kinds = set()
             for kind in self.strings(item, "kinds", prefix=prefix):
@@ -347,6 +422,7 @@ class _Reader:
                 skus=self.strings(item, "skus", prefix=prefix),
                 tags=self.strings(item, "tags", prefix=prefix),
                 kinds=frozenset(kinds),
+                names=self.names(item, prefix=prefix),
             )
             if not (rule.categories or rule.brands or rule.skus or rule.tags or rule.kinds):
                 raise self.fail(f"exclusions[{index}]", "matches nothing")
@@ -363,7 +439,7 @@ class _Reader:
             prefix = f"payment_methods[{index}]."
             if not isinstance(item, dict):
                 raise self.fail(f"payment_methods[{index}]", "must be a table")
-            known = {"id", "redeem_cap_bp", "source_cap_bp", "other_sources_cap_bp"}
+            known = {"id", "redeem_cap_bp", "source_cap_bp", "other_sources_cap_bp", "names"}
             self.no_unknown(item, known, prefix=prefix)
             source_caps = self.get(item, "source_cap_bp", dict, prefix=prefix, default={})
             for source_id in source_caps:
@@ -377,6 +453,7 @@ class _Reader:
                 other_sources_cap_bp=self.bp(
                     item, "other_sources_cap_bp", prefix=prefix, default=None
                 ),
+                names=self.names(item, prefix=prefix),
             )
             key = match_key(method.id)
             if not key:

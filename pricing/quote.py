@@ -7,7 +7,7 @@ from datetime import datetime
 from pricing.accrual import points_to_earn
 from pricing.allocation import LineAllocation, allocate, line_capacity
 from pricing.buckets import Bucket, balance_by_source
-from pricing.caps import Caps, Constraint, cap_rates
+from pricing.caps import CapRates, Caps, Constraint, cap_rates
 from pricing.cart import Cart
 from pricing.eligibility import Eligibility, ExcludedLine, classify
 from pricing.errors import CurrencyMismatch
@@ -28,6 +28,10 @@ class Option:
     allocations: tuple[LineAllocation, ...]
     excluded: tuple[ExcludedLine, ...]
     points_to_earn: int
+    # The limits the maximum was solved from (absent when the option spends no points by
+    # policy): what an explanation quotes, never recomputed.
+    rates: CapRates | None = None
+    caps: Caps | None = None
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,7 @@ def price_option(
     """The maximum for `cart` as it is, its allocation, and what the shopper pays."""
     pv = program.point_value_minor
     eligibility = classify(program, cart)
-    maximum, binding = solve_maximum(
+    maximum, binding, rates, caps = solve_limits(
         program, eligibility, tier=tier, payment_method=payment_method, balances=balances
     )
     allocations = allocate(maximum, eligibility.eligible, point_value_minor=pv)
@@ -75,6 +79,8 @@ def price_option(
         allocations=allocations,
         excluded=eligibility.excluded,
         points_to_earn=points_to_earn(cart, spent_by_line=spent, tier=tier, point_value_minor=pv),
+        rates=rates,
+        caps=caps,
     )
 
 
@@ -87,26 +93,40 @@ def solve_maximum(
     balances: Mapping[str, int],
 ) -> tuple[int, Constraint]:
     """The most the eligible lines may take, and the constraint that binds (SPEC §4)."""
-    if eligibility.base_minor == 0:
-        return 0, Constraint.NO_ELIGIBLE_LINES
-    caps = build_caps(
+    maximum, binding, _, _ = solve_limits(
         program, eligibility, tier=tier, payment_method=payment_method, balances=balances
     )
-    return caps.solve()
+    return maximum, binding
 
 
-def build_caps(
+def solve_limits(
     program: Program,
     eligibility: Eligibility,
     *,
     tier: Tier,
     payment_method: str,
     balances: Mapping[str, int],
+) -> tuple[int, Constraint, CapRates, Caps]:
+    """solve_maximum, with the rates and caps it solved (what an explanation quotes)."""
+    rates = cap_rates(program, tier=tier, payment_method=payment_method)
+    caps = build_caps(program, eligibility, rates=rates, balances=balances)
+    if eligibility.base_minor == 0:
+        return 0, Constraint.NO_ELIGIBLE_LINES, rates, caps
+    maximum, binding = caps.solve()
+    return maximum, binding, rates, caps
+
+
+def build_caps(
+    program: Program,
+    eligibility: Eligibility,
+    *,
+    rates: CapRates,
+    balances: Mapping[str, int],
 ) -> Caps:
     """Every limit on the order's points, from its eligible lines and the shopper's balances."""
     pv = program.point_value_minor
     return Caps.build(
-        cap_rates(program, tier=tier, payment_method=payment_method),
+        rates,
         eligible_base_minor=eligibility.base_minor,
         point_value_minor=pv,
         balances=balances,

@@ -10,7 +10,7 @@ from pricing.cart import Cart
 from pricing.eligibility import classify
 from pricing.errors import AllOrNothing, ExceedsMaximum, PromoConflict
 from pricing.program import Program, SelectionMode, Tier
-from pricing.quote import build_caps, has_promo_conflict, price_option
+from pricing.quote import has_promo_conflict, price_option
 
 
 @dataclass(frozen=True)
@@ -50,9 +50,8 @@ def plan_redemption(
     if points > option.max_points:
         raise ExceedsMaximum(requested=points, maximum=option.max_points)
     eligibility = classify(program, cart)
-    caps = build_caps(
-        program, eligibility, tier=tier, payment_method=payment_method, balances=balances
-    )
+    caps = option.caps
+    assert caps is not None  # price_option always solves its caps
     spent = {a.line_id: a for a in allocate(points, eligibility.eligible, point_value_minor=pv)}
     lines = tuple(
         spent.get(line.line_id) or LineAllocation(line.line_id, line.quantity, 0, 0)

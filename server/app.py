@@ -184,6 +184,7 @@ async def serve(
         pool=pool,
         readiness=readiness,
         allow_clock_override=config.allow_clock_override,
+        explanations=config.explanations,
     )
     server = grpc.aio.server(
         options=[

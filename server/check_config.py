@@ -4,6 +4,7 @@ from pathlib import Path
 
 from pricing.money import BP_WHOLE
 from pricing.program import Program, ProgramConfigError, load_programs
+from server.texts.texts import Languages
 
 
 def _percent(bp: int) -> str:
@@ -73,13 +74,36 @@ def describe(program: Program) -> str:
     return "\n".join(out)
 
 
+def describe_texts(program: Program, languages: Languages) -> str:
+    """What shoppers read: the languages, the names by language, the program's own wording."""
+    offered = languages.offered(program.id)
+    out = [f"  languages {', '.join(offered)} (default {program.default_language})"]
+    named = [
+        *(("tier", tier.id, tier.names) for tier in program.tiers),
+        *(("source", source.id, source.names) for source in program.sources.values()),
+        *(("paying with", m.id, m.names) for m in program.payment_methods.values()),
+        *(("rule", rule.id, rule.names) for rule in program.exclusions),
+    ]
+    for kind, item_id, names in named:
+        shown = "; ".join(f"{lang} {names.get(lang, item_id)!r}" for lang in offered)
+        out.append(f"    {kind} {item_id}: {shown}")
+    for language, overrides in program.texts.items():
+        for message_id, text in overrides.items():
+            out.append(f"    text {language} {message_id}: {text!r}")
+    return "\n".join(out)
+
+
 def check_config(directory: Path) -> tuple[int, str]:
     """Exit code and report: 0 with a summary of every program, or 1 with the error."""
     try:
         programs = load_programs(directory)
+        languages = Languages(programs)
     except ProgramConfigError as exc:
         return 1, f"invalid: {exc}"
     if not programs:
         return 1, f"invalid: {directory}: no *.toml program files"
-    summaries = [describe(program) for program in programs.values()]
+    summaries = [
+        describe(program) + "\n" + describe_texts(program, languages)
+        for program in programs.values()
+    ]
     return 0, "\n\n".join(summaries) + f"\n\n{len(programs)} program(s) OK in {directory}"

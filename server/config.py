@@ -39,10 +39,16 @@ class Config:
     tls_client_ca: Path | None = None
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     max_concurrent_rpcs: int = DEFAULT_MAX_CONCURRENT_RPCS
+    explanations: bool = True
 
 
 def _flag(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _on(value: str | None) -> bool:
+    """Unset or anything but an explicit no: on."""
+    return (value or "on").strip().lower() not in {"0", "off", "no", "false"}
 
 
 def _positive_int(text: str) -> int:
@@ -235,6 +241,15 @@ def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "RESOURCE_EXHAUSTED at once [LOYALTY_MAX_CONCURRENT_RPCS, default %(default)s]",
     )
     p.add_argument(
+        "--no-explanations",
+        dest="explanations",
+        action="store_false",
+        default=(env.get("LOYALTY_EXPLANATIONS") or "on").strip().lower()
+        not in {"0", "off", "no", "false"},
+        help="answer quotes without explanation texts (errors keep their LocalizedMessage); "
+        "`make bench` measures what they cost [LOYALTY_EXPLANATIONS=off]",
+    )
+    p.add_argument(
         "--log-format",
         default=env.get("LOYALTY_LOG_FORMAT", "json"),
         choices=["json", "text"],
@@ -285,4 +300,5 @@ def parse(
         tls_client_ca=args.tls_client_ca,
         max_message_bytes=args.max_message_bytes,
         max_concurrent_rpcs=args.max_concurrent_rpcs,
+        explanations=args.explanations,
     )

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pythonjsonlogger.json import JsonFormatter
 from sqlalchemy.exc import OperationalError
 
+from pricing.program import ProgramConfigError, load_programs
 from server import report as report_command
 from server import simulate
 from server.api.auth import Tokens, TokensError, load_tokens
@@ -22,6 +23,7 @@ from server.reconcile import print_report, reconcile
 from server.service.expire import expire_points
 from server.store.db import Database, DatabaseUnavailable
 from server.store.migrate import migrate
+from server.texts.texts import Languages
 
 log = logging.getLogger("server.main")
 
@@ -118,7 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         tokens = load_tokens(path=config.tokens_file, env_value=config.tokens_env)
         tls = read_tls(config)
-    except TokensError as exc:
+        Languages(load_programs(config.programs))  # the program files and their texts
+    except (TokensError, ProgramConfigError) as exc:
         return _refuse(str(exc))
     except OSError as exc:
         return _refuse(f"{exc.filename}: cannot read: {exc.strerror}")

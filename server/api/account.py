@@ -52,7 +52,11 @@ class AccountServicer(pb_grpc.AccountServiceServicer):
             customer_id=request.customer_id,
             now=now,
         )
-        return convert.account_response(account)
+        return convert.account_response(
+            account,
+            texts=self.edge.texts(context, request.program_id),
+            program=self.edge.deps.program(request.program_id),
+        )
 
     @rpc
     async def GrantPoints(

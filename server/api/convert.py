@@ -22,11 +22,13 @@ from pricing.cart import MAX_LINES, Cart, CartLine, LineKind, validate_cart, val
 from pricing.errors import InvalidArgument, Violation
 from pricing.ledger import LedgerEntry
 from pricing.order import Redemption
-from pricing.program import SelectionMode
+from pricing.program import Program, SelectionMode
 from pricing.quote import Option, Quote
 from pricing.reversal import ReturnedLine
 from server.service import commands
 from server.service.reads import Account
+from server.texts.explain import QuoteWords, next_tier_explanation, tier_name
+from server.texts.texts import Texts
 
 REQUEST_ID_MAX = 128
 MAX_HOLD_SECONDS = 30 * 24 * 3600
@@ -319,8 +321,11 @@ def ledger_request(request: account_pb.ListLedgerEntriesRequest) -> commands.Led
 # ---- domain → responses -------------------------------------------------------------
 
 
-def option_message(option: Option) -> redemption_pb2.RedemptionOption:
-    return redemption_pb2.RedemptionOption(
+def option_message(
+    option: Option, words: QuoteWords | None = None, *, quote: Quote | None = None
+) -> redemption_pb2.RedemptionOption:
+    """An option; with `words`, its explanation and its excluded lines' in the call's language."""
+    message = redemption_pb2.RedemptionOption(
         keeps_promo=option.keeps_promo,
         max_points=option.max_points,
         max_discount_minor=option.max_discount_minor,
@@ -340,13 +345,22 @@ def option_message(option: Option) -> redemption_pb2.RedemptionOption:
         ],
         points_to_earn=option.points_to_earn,
     )
+    if words is not None and quote is not None:
+        message.explanation = words.option(
+            option, tier_id=quote.tier_id, spendable_points=quote.spendable_points
+        )
+        for line, excluded in zip(message.excluded_lines, option.excluded, strict=True):
+            line.explanation = words.excluded(excluded)
+    return message
 
 
-def quote_response(quote: Quote) -> redemption_pb.QuoteRedemptionResponse:
+def quote_response(
+    quote: Quote, words: QuoteWords | None = None
+) -> redemption_pb.QuoteRedemptionResponse:
     return redemption_pb.QuoteRedemptionResponse(
         tier_id=quote.tier_id,
         spendable_points=clamp_int64(quote.spendable_points),
-        options=[option_message(option) for option in quote.options],
+        options=[option_message(option, words, quote=quote) for option in quote.options],
         recommended_option=quote.recommended,
     )
 
@@ -375,7 +389,10 @@ def redemption_message(redemption: Redemption) -> redemption_pb2.Redemption:
     return message
 
 
-def account_response(account: Account) -> account_pb.GetAccountResponse:
+def account_response(
+    account: Account, *, texts: Texts, program: Program
+) -> account_pb.GetAccountResponse:
+    """The account, with its tiers' names and what the next one needs in the call's language."""
     status = account.tier
     # Sums that grow across calls are exact integers until here; the int64 fields get
     # them clamped (SPEC §7: nothing stored can break a later call).
@@ -385,6 +402,7 @@ def account_response(account: Account) -> account_pb.GetAccountResponse:
         held_points=clamp_int64(account.held_points),
         balances_by_source={k: clamp_int64(v) for k, v in account.balances_by_source.items()},
         tier_id=status.tier.id,
+        tier_name=tier_name(texts, program, status.tier.id),
         qualifying_spend_minor=clamp_int64(status.spend_minor),
         qualifying_orders=clamp_int64(status.orders),
         debt_points=clamp_int64(account.debt_points),
@@ -400,6 +418,8 @@ def account_response(account: Account) -> account_pb.GetAccountResponse:
                 tier_id=status.next_tier.id,
                 missing_spend_minor=clamp_int64(status.missing_spend_minor),
                 missing_orders=clamp_int64(status.missing_orders),
+                tier_name=tier_name(texts, program, status.next_tier.id),
+                explanation=next_tier_explanation(texts, status),
             )
         )
     return message

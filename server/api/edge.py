@@ -20,6 +20,7 @@ from server.api.errors import to_status
 from server.metrics import Metrics
 from server.service.deps import Deps
 from server.service.errors import ClockOverrideDisabled, DatabaseUnavailable, call_deadline
+from server.texts.texts import Languages, Texts
 
 access = logging.getLogger("loyalty.access")
 
@@ -62,11 +63,14 @@ class Edge:
         pool: ThreadPoolExecutor,
         readiness: Readiness,
         allow_clock_override: bool,
+        explanations: bool = True,
     ) -> None:
         self.deps = deps
         self.pool = pool
         self.readiness = readiness
         self.allow_clock_override = allow_clock_override
+        self.languages = Languages(deps.programs)
+        self.explanations = explanations  # off: answers without explanation texts
         self._calls: dict[tuple[str, str], _CallMetrics] = {}
 
     def calls(self, service: str, method: str) -> _CallMetrics:
@@ -91,6 +95,10 @@ class Edge:
                 raise ClockOverrideDisabled()
             return instant(request.as_of)  # type: ignore[attr-defined]
         return datetime.now(UTC)
+
+    def texts(self, context: grpc.aio.ServicerContext[Any, Any], program_id: str | None) -> Texts:
+        """The texts of this call: its accept-language, else the program's default (SPEC §10)."""
+        return self.languages.texts(program_id, accept_language(context))
 
     async def answer(
         self,
@@ -119,7 +127,7 @@ class Edge:
             code = grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED
             raise
         except Exception as exc:
-            status = to_status(exc)
+            status = to_status(exc, self.texts(context, getattr(request, "program_id", None)))
             code = status.code
             await context.abort(status.code, status.details, status.trailing_metadata)
         finally:
@@ -148,6 +156,16 @@ def _within_deadline(
         return work(*args, **kwargs)
     finally:
         call_deadline.reset(token)
+
+
+def accept_language(context: grpc.aio.ServicerContext[Any, Any]) -> str:
+    """The call's `accept-language` metadata, its values joined as one header ("" if none)."""
+    values = [
+        value
+        for key, value in context.invocation_metadata() or ()
+        if key == "accept-language" and isinstance(value, str)
+    ]
+    return ", ".join(values)
 
 
 def rpc(method: Handler) -> Handler:

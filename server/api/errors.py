@@ -21,6 +21,8 @@ from server.service.errors import (
     DatabaseUnavailable,
     IdempotencyKeyReused,
 )
+from server.texts.explain import error_message
+from server.texts.texts import Texts
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +74,11 @@ _PUBLIC_MESSAGES = {
 }
 
 
-def to_status(exc: Exception) -> grpc.Status:
-    """The status a caller sees for `exc` (never a trace, never SQL)."""
+def to_status(exc: Exception, texts: Texts) -> grpc.Status:
+    """The status a caller sees for `exc` (never a trace, never SQL).
+
+    Every status from the table carries a LocalizedMessage in `texts`' language (SPEC §10).
+    """
     entry = next((TABLE[kind] for kind in TABLE if isinstance(exc, kind)), None)
     if entry is None:
         log.error("unexpected error", exc_info=exc)
@@ -86,6 +91,8 @@ def to_status(exc: Exception) -> grpc.Status:
     details = [error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=metadata)]
     if isinstance(exc, domain.InvalidArgument | domain.AccrualMismatch):
         details.append(bad_request(exc.violations))
+    localized = clip_middle(error_message(texts, exc, reason), MAX_MESSAGE_BYTES)
+    details.append(error_details_pb2.LocalizedMessage(locale=texts.language, message=localized))
     packed = []
     for detail in details:
         holder = any_pb2.Any()

@@ -147,7 +147,7 @@ class Gate(grpc.aio.ServerInterceptor):
         service, _, name = method[1:].rpartition("/")
         if service in self.services:
             await self.edge.answer(service, name, None, context, _raiser(refusal))
-        status = to_status(refusal)
+        status = to_status(refusal, self.edge.texts(context, None))
         await context.abort(status.code, status.details, status.trailing_metadata)
 
 

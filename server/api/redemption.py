@@ -15,6 +15,7 @@ from server.service.capture import capture_redemption
 from server.service.quote import quote_redemption
 from server.service.reads import get_redemption
 from server.service.reverse import ReverseResult, reverse_redemption
+from server.texts.explain import QuoteWords
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -57,7 +58,14 @@ class RedemptionServicer(pb_grpc.RedemptionServiceServicer):
         command = convert.quote_command(request)
         now = self.edge.now(request)
         quote = await self.edge.run(quote_redemption, self.edge.deps, command, now=now)
-        return convert.quote_response(quote)
+        if not self.edge.explanations:
+            return convert.quote_response(quote)
+        words = QuoteWords(
+            self.edge.texts(context, command.program_id),
+            self.edge.deps.program(command.program_id),
+            promo_code=command.cart.promo_code,
+        )
+        return convert.quote_response(quote, words)
 
     @rpc
     async def ApplyRedemption(

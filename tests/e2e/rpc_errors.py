@@ -17,12 +17,15 @@ class Failure:
     metadata: dict[str, str]
     fields: list[str]  # BadRequest field paths, in the order the server named them
     message: str
+    localized: tuple[str, str]  # LocalizedMessage (locale, message): every error has one
 
 
-def failure_of(method: Callable[..., Any], request: Any) -> Failure:
+def failure_of(
+    method: Callable[..., Any], request: Any, *, metadata: tuple[tuple[str, str], ...] = ()
+) -> Failure:
     """Call `method(request)`, which must fail, and decode the failure."""
     try:
-        method(request, timeout=10)
+        method(request, timeout=10, **({"metadata": metadata} if metadata else {}))
     except grpc.RpcError as err:
         return decode(err)
     raise AssertionError(f"{request.__class__.__name__} succeeded; an error was expected")
@@ -31,7 +34,7 @@ def failure_of(method: Callable[..., Any], request: Any) -> Failure:
 def decode(err: grpc.RpcError) -> Failure:
     status = rpc_status.from_call(err)  # type: ignore[arg-type]
     assert status is not None, f"no google.rpc.Status in {err!r}"
-    infos, bad = [], []
+    infos, bad, localized = [], [], []
     for detail in status.details:
         if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
             info = error_details_pb2.ErrorInfo()
@@ -41,8 +44,13 @@ def decode(err: grpc.RpcError) -> Failure:
             request = error_details_pb2.BadRequest()
             detail.Unpack(request)
             bad.append(request)
+        elif detail.Is(error_details_pb2.LocalizedMessage.DESCRIPTOR):
+            message = error_details_pb2.LocalizedMessage()
+            detail.Unpack(message)
+            localized.append((message.locale, message.message))
     assert len(infos) == 1, f"expected one ErrorInfo, got {len(infos)}: {status}"
     assert len(bad) <= 1, f"expected at most one BadRequest: {status}"
+    assert len(localized) == 1, f"expected one LocalizedMessage (SPEC §10): {status}"
     return Failure(
         code=err.code(),  # type: ignore[attr-defined]
         domain=infos[0].domain,
@@ -50,6 +58,7 @@ def decode(err: grpc.RpcError) -> Failure:
         metadata=dict(infos[0].metadata),
         fields=[v.field for v in bad[0].field_violations] if bad else [],
         message=status.message,
+        localized=localized[0],
     )
 
 

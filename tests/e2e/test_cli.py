@@ -88,13 +88,30 @@ def test_quote_shows_exclusions_and_the_recommended_option(loyalty) -> None:  # 
     assert "option 1: drop the promo code, spend points  ← recommended" in quote.out
     assert "PROMO_CONFLICT" in quote.out
     # line 2 carries the no_points tag; line 3 is a service, which stomatorg excludes
-    assert "  2              no_points\n  3              services" in quote.out
+    # each with why, in the program's language (no --lang)
+    assert (
+        "  2              no_points  Товары с пометкой «no_points» баллами не оплачиваются\n"
+        "  3              services   Услуги баллами не оплачиваются"
+    ) in quote.out
+    english = loyalty("--lang", "en", "quote", "--program", "stomatorg", "--customer", customer,
+                      "--cart", str(CARTS / "promo.json"))  # fmt: skip
+    assert "  3              services   Services cannot be paid with points" in english.out
+    # option 1: 3 % of 10,000.00 RUB eligible → 300 points
+    assert (
+        "  why             The Basic tier lets points pay up to 3% of RUB10,000.00: 300 points"
+        in english.out
+    )
 
     loyalty("grant", "--program", "denco", "--customer", customer, "--points", "10000",
             "--source", "loyalty")  # fmt: skip
     denco = loyalty("quote", "--program", "denco", "--customer", customer,
                     "--cart", str(CARTS / "denco.json"))  # fmt: skip
-    assert "1              reima_lassie\n  2              gift_certificates" in denco.out
+    # the rules' names from denco.toml (DENCO 1.6)
+    assert (
+        "  1              reima_lassie       "
+        "Баллами не оплачиваются товары брендов Reima и Lassie\n"
+        "  2              gift_certificates  Баллами не оплачиваются подарочные сертификаты"
+    ) in denco.out
     # 50 % of the one eligible line, 6,500 ₽ → 3,250 points; all or nothing
     assert "max points      3250" in denco.out and "ALL_OR_NOTHING" in denco.out
 

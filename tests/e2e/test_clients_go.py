@@ -26,10 +26,14 @@ def go_scenario() -> str:
 
 
 def test_grant_quote_apply_partial_reverse_account(server: ServerProcess, go_scenario: str) -> None:
-    out = run_scenario([go_scenario, "-server", server.address])
+    out = run_scenario([go_scenario, "-server", server.address, "-lang", "en"])
     assert out.splitlines() == [
         "grant: balance 500",
         "quote: tier base, max 300 points, pays 1000000, bound by BINDING_CONSTRAINT_TIER_CAP",
+        # SPEC §10: accept-language en; the numbers as above
+        "quote says: The Basic tier lets points pay up to 3% of RUB10,000.00: 300 points",
+        "refused: EXCEEDS_MAXIMUM (en) You asked for 301 points, but this cart takes at most "
+        "300 points",
         "apply: 300 points, state REDEMPTION_STATE_APPLIED, balance 200",
         "reverse: 150 points back, state REDEMPTION_STATE_PARTIALLY_REVERSED, balance 350",
         "account: 350 spendable, tier base, by source map[loyalty:350]",

@@ -23,10 +23,14 @@ def node_scenario() -> str:
 def test_grant_quote_apply_partial_reverse_account(
     server: ServerProcess, node_scenario: str
 ) -> None:
-    out = run_scenario(["node", node_scenario, "--server", server.address])
+    out = run_scenario(["node", node_scenario, "--server", server.address, "--lang", "en"])
     assert out.splitlines() == [
         "grant: balance 500",
         "quote: tier base, max 300 points, pays 1000000, bound by BINDING_CONSTRAINT_TIER_CAP",
+        # SPEC §10: accept-language en; the numbers as above
+        "quote says: The Basic tier lets points pay up to 3% of RUB10,000.00: 300 points",
+        "refused: EXCEEDS_MAXIMUM (en) You asked for 301 points, but this cart takes at most "
+        "300 points",
         "apply: 300 points, balance 200",
         "reverse: 150 points back, balance 350",
         'account: 350 spendable, tier base, by source {"loyalty":350}',

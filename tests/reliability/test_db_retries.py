@@ -30,6 +30,9 @@ from server.store.db import (
     call_deadline,
     create_database_engine,
 )
+from server.texts.texts import Languages
+
+PLAIN = Languages({}).texts(None, "")  # English: no program
 
 ERRORS = {
     "40001": psycopg.errors.SerializationFailure,
@@ -77,7 +80,7 @@ def _counted(metrics: Metrics, name: str, kind: str) -> float:
 
 def _status(exc: Exception) -> tuple[grpc.StatusCode, str]:
     """The status code and ErrorInfo reason the edge answers for `exc`."""
-    status = to_status(exc)
+    status = to_status(exc, PLAIN)
     details = dict(status.trailing_metadata)["grpc-status-details-bin"]
     assert isinstance(details, bytes)
     info = error_details_pb2.ErrorInfo()

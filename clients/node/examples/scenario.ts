@@ -14,6 +14,8 @@
 //   - apply 300                                           → balance 500 − 300 = 200
 //   - return 1 of the 2 units: floor(300 × 1 / 2) = 150 back → balance 350
 //   - account: 350 spendable, all `loyalty`, tier `base`
+// With --lang, the client sends accept-language: the quote's explanation and a
+// refused apply's (301 > 300 points) LocalizedMessage come in that language.
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { parseArgs } from "node:util";
@@ -49,6 +51,18 @@ async function scenario(client: LoyaltyClient, customerId: string): Promise<void
   assert.equal(best.payableMinor, 1_000_000);
   assert.equal(best.pointsToEarn, 291);
   assert.equal(best.bindingConstraint, BindingConstraint.BINDING_CONSTRAINT_TIER_CAP);
+  console.log(`quote says: ${best.explanation}`);
+  assert.notEqual(best.explanation, "");
+
+  try {
+    await client.applyRedemption({ programId: PROGRAM, customerId, orderId: `${orderId}-too-many`, cart, points: 301 });
+    assert.fail("applying 301 points succeeded; at most 300 fit");
+  } catch (error) {
+    if (!(error instanceof LoyaltyError)) throw error;
+    const { locale, message } = error.localizedMessage;
+    console.log(`refused: ${error.reason} (${locale}) ${message}`);
+    assert.equal(error.reason, "EXCEEDS_MAXIMUM");
+  }
 
   const applied = await client.applyRedemption({
     programId: PROGRAM, customerId, orderId, cart, points: best.maxPoints,
@@ -79,9 +93,10 @@ async function main(): Promise<number> {
       server: { type: "string", default: "127.0.0.1:50051" },
       customer: { type: "string", default: `node-${randomUUID()}` },
       token: { type: "string" },
+      lang: { type: "string" },
     },
   });
-  const client = new LoyaltyClient({ target: values.server, token: values.token });
+  const client = new LoyaltyClient({ target: values.server, token: values.token, language: values.lang });
   try {
     await scenario(client, values.customer!);
     console.log("scenario OK");

@@ -57,6 +57,11 @@ export interface LoyaltyClientOptions {
   tls?: TlsOptions;
   /** Attempts per call (the first included) when the server is UNAVAILABLE. Default 4. */
   maxAttempts?: number;
+  /**
+   * Sent as `accept-language` on every call (e.g. "ru", "en;q=0.5, ru"): the language of
+   * explanations, tier names and error messages. Unset: the program's default language.
+   */
+  language?: string;
 }
 
 /**
@@ -95,6 +100,7 @@ export class LoyaltyClient {
   readonly redemptions: RedemptionServiceClient;
   private readonly timeoutMs: number;
   private readonly token?: string;
+  private readonly language?: string;
 
   constructor(options: LoyaltyClientOptions = {}) {
     const target = options.target ?? "127.0.0.1:50051";
@@ -113,6 +119,7 @@ export class LoyaltyClient {
     });
     this.timeoutMs = options.timeoutMs ?? 10_000;
     this.token = options.token;
+    this.language = options.language;
   }
 
   close(): void {
@@ -160,6 +167,9 @@ export class LoyaltyClient {
       const metadata = new Metadata();
       if (this.token) {
         metadata.set("authorization", `Bearer ${this.token}`); // throws on a malformed token
+      }
+      if (this.language) {
+        metadata.set("accept-language", this.language);
       }
       const deadline = new Date(Date.now() + this.timeoutMs);
       method.call(stub, request, metadata, { deadline }, (error, response) => {

@@ -1,6 +1,7 @@
 // A failed call decoded: its gRPC status code, the google.rpc.ErrorInfo the
 // service attaches (domain "loyalty", `reason` one of loyalty.v1.ErrorReason
-// without its prefix) and the google.rpc.BadRequest field violations.
+// without its prefix), the google.rpc.BadRequest field violations and the
+// google.rpc.LocalizedMessage (one sentence for the shopper, in the call's language).
 //
 // The details travel in the `grpc-status-details-bin` trailer as a serialized
 // google.rpc.Status. Only three small messages are read from it, so they are
@@ -10,11 +11,19 @@
 //   ErrorInfo   { string reason = 1; string domain = 2; map<string, string> metadata = 3; }
 //   BadRequest  { repeated FieldViolation field_violations = 1; }
 //   FieldViolation { string field = 1; string description = 2; }
+//   LocalizedMessage { string locale = 1; string message = 2; }
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 import { type ServiceError, status } from "@grpc/grpc-js";
 
 const ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo";
 const BAD_REQUEST = "type.googleapis.com/google.rpc.BadRequest";
+const LOCALIZED_MESSAGE = "type.googleapis.com/google.rpc.LocalizedMessage";
+
+/** The sentence for the shopper, and its locale (e.g. "ru"). */
+export interface LocalizedMessage {
+  locale: string;
+  message: string;
+}
 
 export interface FieldViolation {
   field: string;
@@ -30,6 +39,7 @@ export class LoyaltyError extends Error {
     readonly domain: string,
     readonly metadata: Record<string, string>,
     readonly fieldViolations: FieldViolation[],
+    readonly localizedMessage: LocalizedMessage = { locale: "", message: "" },
   ) {
     super(`${status[code] ?? code}${reason ? ` ${reason}` : ""}: ${details}`);
     this.name = "LoyaltyError";
@@ -47,6 +57,7 @@ export function decodeError(error: ServiceError): LoyaltyError {
   let domain = "";
   let metadata: Record<string, string> = {};
   const fieldViolations: FieldViolation[] = [];
+  let localizedMessage: LocalizedMessage = { locale: "", message: "" };
   const raw = error.metadata?.get("grpc-status-details-bin")[0];
   if (raw instanceof Buffer) {
     for (const { typeUrl, value } of readStatusDetails(raw)) {
@@ -54,10 +65,12 @@ export function decodeError(error: ServiceError): LoyaltyError {
         ({ reason, domain, metadata } = readErrorInfo(value));
       } else if (typeUrl === BAD_REQUEST) {
         fieldViolations.push(...readBadRequest(value));
+      } else if (typeUrl === LOCALIZED_MESSAGE) {
+        localizedMessage = readLocalizedMessage(value);
       }
     }
   }
-  return new LoyaltyError(error.code, error.details, reason, domain, metadata, fieldViolations);
+  return new LoyaltyError(error.code, error.details, reason, domain, metadata, fieldViolations, localizedMessage);
 }
 
 /** Calls `onField(fieldNumber)` for each field of a message; unread fields are skipped. */
@@ -114,6 +127,18 @@ function readBadRequest(bytes: Uint8Array): FieldViolation[] {
     return true;
   });
   return violations;
+}
+
+function readLocalizedMessage(bytes: Uint8Array): LocalizedMessage {
+  const reader = new BinaryReader(bytes);
+  const localized: LocalizedMessage = { locale: "", message: "" };
+  eachField(reader, reader.len, (field) => {
+    if (field === 1) localized.locale = reader.string();
+    else if (field === 2) localized.message = reader.string();
+    else return false;
+    return true;
+  });
+  return localized;
 }
 
 /** A length-delimited message whose fields 1 and 2 are strings (a map entry, a FieldViolation). */

@@ -2,7 +2,7 @@
 // retries on UNAVAILABLE, request ids, decoded errors) and the generated
 // messages and stubs, one namespace per .proto file.
 export { LoyaltyClient, type LoyaltyClientOptions, type TlsOptions, serviceConfig, withRequestId } from "./client";
-export { LoyaltyError, type FieldViolation, decodeError } from "./errors";
+export { LoyaltyError, type FieldViolation, type LocalizedMessage, decodeError } from "./errors";
 export * as accountService from "./gen/loyalty/v1/account_service";
 export * as cart from "./gen/loyalty/v1/cart";
 export * as errors from "./gen/loyalty/v1/errors";

@@ -123,3 +123,35 @@ def test_decode_rpc_error_reads_the_calls_trailers() -> None:
     error = decode_rpc_error(FailedCall([(STATUS_DETAILS_KEY, packed(exceeds_maximum()))]))
     assert isinstance(error, FailedPreconditionError)
     assert error.reason == "EXCEEDS_MAXIMUM"
+
+
+def test_localized_message_gives_the_shoppers_sentence() -> None:
+    sentence = "Вы запросили 301 балл, а к этой корзине можно применить максимум 300 баллов"
+    localized = error_details_pb2.LocalizedMessage(locale="ru", message=sentence)
+    error = error_from_status(
+        code=grpc.StatusCode.FAILED_PRECONDITION,
+        message="from the call",
+        trailing_metadata=[(STATUS_DETAILS_KEY, packed(exceeds_maximum(), localized))],
+    )
+    assert (error.locale, error.localized_message) == ("ru", sentence)
+    assert error.reason == "EXCEEDS_MAXIMUM"
+
+
+def test_without_a_localized_message_the_fields_are_empty() -> None:
+    error = error_from_status(
+        code=grpc.StatusCode.FAILED_PRECONDITION,
+        message="from the call",
+        trailing_metadata=[(STATUS_DETAILS_KEY, packed(exceeds_maximum()))],
+    )
+    assert (error.locale, error.localized_message) == ("", "")
+
+
+def test_the_language_goes_as_accept_language_before_the_token() -> None:
+    from loyalty.client.channel import ChannelConfig
+
+    config = ChannelConfig(token="t", language="en;q=0.5, ru")
+    assert config.call_metadata() == (
+        ("accept-language", "en;q=0.5, ru"),
+        ("authorization", "Bearer t"),
+    )
+    assert ChannelConfig().call_metadata() == ()

@@ -54,7 +54,7 @@ class TestCapRates:
 
     def test_denco_card_lifts_total_and_loyalty_only(self, denco: Program) -> None:
         rates = cap_rates(denco, tier=denco.tiers[0], payment_method="denco_card")
-        assert rates == CapRates(9999, {"loyalty": 9999, "promo": 5000})
+        assert rates == CapRates(9999, {"loyalty": 9999, "promo": 5000}, "denco_card")
 
 
 class TestCapsBuild:

@@ -350,3 +350,13 @@ def test_program_id_defined_twice(tmp_path: Path) -> None:
     assert caught.value.path == str(second)
     assert caught.value.key == "id"
     assert "defined twice" in caught.value.problem
+
+
+def test_languages_and_names_of_the_shipped_programs(stomatorg: Program, denco: Program) -> None:
+    # SPEC §10: stomatorg's tier names from its rules; both programs answer in Russian
+    assert [t.names["ru"] for t in stomatorg.tiers] == [
+        "Базовый", "Постоянный клиент", "Партнер", "VIP клиент",
+    ]  # fmt: skip
+    assert (stomatorg.default_language, denco.default_language) == ("ru", "ru")
+    assert denco.exclusions[4].names == {"ru": "товары IQOS", "en": "IQOS products"}
+    assert set(denco.texts) == {"ru", "en"} and "binding.TIER_CAP" in denco.texts["ru"]

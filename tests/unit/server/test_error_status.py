@@ -24,7 +24,10 @@ from server.api.gate import Undecodable, tolerant
 from server.api.refusals import CallRefused, MalformedRequest, RoleNotAllowed
 from server.service.errors import IdempotencyKeyReused
 from server.store.db import DatabaseUnavailable
+from server.texts.texts import Languages
 from tests.support.server import ROOT
+
+PLAIN = Languages({}).texts(None, "")  # English: no program
 
 # gRPC clients refuse trailers past 8 KiB by default; the status must stay well under.
 TRAILER_BUDGET = 6 * 1024
@@ -133,7 +136,7 @@ def test_five_thousand_violations_fit_in_a_trailer_first_ones_kept() -> None:
     violations = [
         Violation(f"cart.lines[{i}].line_id", f"duplicate line_id {long_id!r}") for i in range(5000)
     ]
-    status = to_status(InvalidArgument(violations))
+    status = to_status(InvalidArgument(violations), PLAIN)
     assert trailer_bytes(status) < TRAILER_BUDGET
     decoded = details(status)
     bad = error_details_pb2.BadRequest()
@@ -147,7 +150,7 @@ def test_five_thousand_violations_fit_in_a_trailer_first_ones_kept() -> None:
 
 
 def test_long_values_in_error_info_are_clipped() -> None:
-    status = to_status(ProgramNotFound("😀" * 256))
+    status = to_status(ProgramNotFound("😀" * 256), PLAIN)
     assert trailer_bytes(status) < TRAILER_BUDGET
     info = error_details_pb2.ErrorInfo()
     details(status).details[0].Unpack(info)
@@ -170,5 +173,5 @@ def test_undecodable_bytes_become_malformed_request() -> None:
     assert read(b"\x0a\x03abc").program_id == "abc"
     bad = read(b"\x0a\x01\xff")
     assert isinstance(bad, Undecodable) and bad.message_type == "loyalty.v1.QuoteRedemptionRequest"
-    status = rpc_status.to_status(details(to_status(MalformedRequest(bad.message_type))))
+    status = rpc_status.to_status(details(to_status(MalformedRequest(bad.message_type), PLAIN)))
     assert status.code.name == "INVALID_ARGUMENT"

@@ -15,6 +15,10 @@
 //	apply 300                                           → balance 500 − 300 = 200
 //	return 1 of the 2 units: floor(300 × 1 / 2) = 150   → balance 200 + 150 = 350
 //	account: 350 spendable, all of source loyalty, tier base
+//
+// With -lang, every call sends accept-language: the quote's explanation and a
+// refused apply's (301 > 300 points) google.rpc.LocalizedMessage come in that
+// language.
 package main
 
 import (
@@ -28,6 +32,7 @@ import (
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	loyaltyv1 "github.com/loyalty-pricing/loyalty/clients/go/loyalty/v1"
@@ -39,18 +44,19 @@ func main() {
 	server := flag.String("server", "127.0.0.1:50051", "the loyalty server, host:port")
 	customer := flag.String("customer", "", "customer id (default: a new one)")
 	timeout := flag.Duration("timeout", 30*time.Second, "deadline of the whole scenario")
+	lang := flag.String("lang", "", "sent as accept-language, e.g. ru or \"en;q=0.5, ru\" (default: the program's language)")
 	flag.Parse()
 	if *customer == "" {
 		*customer = "go-" + newID()
 	}
-	if err := run(*server, *customer, *timeout); err != nil {
+	if err := run(*server, *customer, *lang, *timeout); err != nil {
 		fmt.Fprintln(os.Stderr, "scenario failed:", describe(err))
 		os.Exit(1)
 	}
 	fmt.Println("scenario OK")
 }
 
-func run(server, customer string, timeout time.Duration) error {
+func run(server, customer, lang string, timeout time.Duration) error {
 	conn, err := grpc.Dial(server, grpc.WithInsecure())
 	if err != nil {
 		return err
@@ -60,6 +66,9 @@ func run(server, customer string, timeout time.Duration) error {
 	checkout := loyaltyv1.NewRedemptionServiceClient(conn)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	if lang != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "accept-language", lang)
+	}
 	order := "order-" + newID()
 	cart := &loyaltyv1.Cart{
 		Currency:      "RUB",
@@ -97,6 +106,20 @@ func run(server, customer string, timeout time.Duration) error {
 	check.equal("quote points_to_earn", best.PointsToEarn, 291)
 	check.equal("quote binding_constraint", int64(best.BindingConstraint),
 		int64(loyaltyv1.BindingConstraint_BINDING_CONSTRAINT_TIER_CAP))
+	fmt.Printf("quote says: %s\n", best.Explanation)
+
+	_, err = checkout.ApplyRedemption(ctx, &loyaltyv1.ApplyRedemptionRequest{
+		RequestId: "apply-" + newID(), ProgramId: program, CustomerId: customer,
+		OrderId: order + "-too-many", Cart: cart, Points: 301,
+	})
+	if err == nil {
+		return fmt.Errorf("applying 301 points succeeded; at most 300 fit")
+	}
+	reason, locale, message := details(err)
+	fmt.Printf("refused: %s (%s) %s\n", reason, locale, message)
+	if reason != "EXCEEDS_MAXIMUM" {
+		return err
+	}
 
 	applied, err := checkout.ApplyRedemption(ctx, &loyaltyv1.ApplyRedemptionRequest{
 		RequestId: "apply-" + newID(), ProgramId: program, CustomerId: customer,
@@ -173,9 +196,26 @@ func describe(err error) string {
 			for _, v := range d.FieldViolations {
 				text += fmt.Sprintf(" [field %s: %s]", v.Field, v.Description)
 			}
+		case *errdetails.LocalizedMessage:
+			text += fmt.Sprintf(" [%s: %s]", d.Locale, d.Message)
 		}
 	}
 	return text
+}
+
+// details returns the ErrorInfo reason and the LocalizedMessage (locale and the
+// sentence for the shopper) of a failed call, empty when absent.
+func details(err error) (reason, locale, message string) {
+	st, _ := status.FromError(err)
+	for _, detail := range st.Details() {
+		switch d := detail.(type) {
+		case *errdetails.ErrorInfo:
+			reason = d.Reason
+		case *errdetails.LocalizedMessage:
+			locale, message = d.Locale, d.Message
+		}
+	}
+	return reason, locale, message
 }
 
 func newID() string {

@@ -29,6 +29,12 @@ const (
 // wire itself; it documents the reasons and lets clients compare against
 // generated constants.
 //
+// Every error the service answers itself also carries a
+// google.rpc.LocalizedMessage: one sentence for the shopper, with the facts in
+// it, in the call's language (the first supported one of its
+// `accept-language` metadata, else the program's default language; English
+// when the call names no program the server has).
+//
 // When several errors apply, the first in this order wins: bad input,
 // unknown program, request_id reuse, CURRENCY_MISMATCH,
 // ORDER_CUSTOMER_MISMATCH, ACCRUAL_MISMATCH, ORDER_ALREADY_REDEEMED,

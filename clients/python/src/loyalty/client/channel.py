@@ -53,6 +53,9 @@ class ChannelConfig:
     tls: TlsConfig | None = None
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     extra_options: tuple[tuple[str, str | int], ...] = field(default=())
+    # Sent as `accept-language` (e.g. "ru", "en;q=0.5, ru"): the language of explanations,
+    # names and error messages; None: the program's default language.
+    language: str | None = None
 
     def options(self) -> list[tuple[str, str | int]]:
         options: list[tuple[str, str | int]] = [
@@ -79,14 +82,18 @@ class ChannelConfig:
         )
 
     def call_metadata(self) -> tuple[tuple[str, str], ...]:
-        """Metadata sent with every call: the bearer token, on a plaintext channel.
+        """Metadata sent with every call: the language asked for, and the bearer token on a
+        plaintext channel.
 
         gRPC only sends call credentials over TLS; on plaintext (loopback,
         development) the token goes as the same `authorization` header.
         """
+        metadata: tuple[tuple[str, str], ...] = ()
+        if self.language:
+            metadata += (("accept-language", self.language),)
         if self.token is None or self.tls is not None:
-            return ()
-        return (("authorization", f"Bearer {self.token}"),)
+            return metadata
+        return (*metadata, ("authorization", f"Bearer {self.token}"))
 
 
 def service_config(*, max_attempts: int) -> str:

@@ -113,6 +113,13 @@ def _connection_options(parser: argparse.ArgumentParser, *, suppress: bool) -> N
     )
     add("--client-key", metavar="PEM", default=default, help="client private key, for mutual TLS")
     add(
+        "--lang",
+        metavar="LANGUAGE",
+        default=default,
+        help="language of explanations, names and error messages, sent as accept-language "
+        "(e.g. ru, en, 'en;q=0.5, ru'; env LOYALTY_LANG; default: the program's)",
+    )
+    add(
         "--as-of",
         type=instant,
         metavar="INSTANT",
@@ -222,6 +229,7 @@ def channel_config(args: argparse.Namespace, environ: dict[str, str]) -> Channel
         timeout=args.timeout if args.timeout is not None else DEFAULT_TIMEOUT,
         token=args.token or environ.get("LOYALTY_TOKEN") or None,
         tls=tls,
+        language=args.lang or environ.get("LOYALTY_LANG") or None,
     )
 
 
@@ -368,6 +376,7 @@ def error_report(error: LoyaltyError) -> dict[str, Any]:
         "fieldViolations": [
             {"field": v.field, "description": v.description} for v in error.field_violations
         ],
+        "localizedMessage": {"locale": error.locale, "message": error.localized_message},
     }
 
 
@@ -376,6 +385,8 @@ def print_error(error: LoyaltyError, *, as_json: bool, stderr: TextIO) -> None:
         print(json.dumps({"error": error_report(error)}, ensure_ascii=False, indent=2), file=stderr)
         return
     print(f"loyalty: error: {error.summary()}", file=stderr)
+    if error.localized_message:
+        print(f"  ({error.locale}) {error.localized_message}", file=stderr)
     for key, value in sorted(error.metadata.items()):
         print(f"  {key}: {value}", file=stderr)
     for violation in error.field_violations:
@@ -392,7 +403,8 @@ def main(
 ) -> int:
     stdin, stdout, stderr = stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
     args = build_parser().parse_args(argv)
-    for name in ("server", "timeout", "token", "root_certs", "client_cert", "client_key", "as_of"):
+    names = ("server", "timeout", "token", "root_certs", "client_cert", "client_key", "as_of")
+    for name in (*names, "lang"):
         args.__dict__.setdefault(name, None)
     for name in ("tls", "json"):
         args.__dict__[name] = bool(args.__dict__.get(name))

@@ -1,9 +1,12 @@
-"""Failed calls as exceptions carrying the service's `ErrorInfo` and `BadRequest`.
+"""Failed calls as exceptions carrying the service's `ErrorInfo`, `BadRequest` and
+`LocalizedMessage`.
 
 The service puts a `google.rpc.Status` in the `grpc-status-details-bin`
 trailer: an `ErrorInfo` (domain "loyalty", `reason` one of
-`loyalty.v1.ErrorReason` without its prefix, `metadata` with the facts) and,
-for bad input, a `BadRequest` naming each offending field. Every error the
+`loyalty.v1.ErrorReason` without its prefix, `metadata` with the facts), for
+bad input a `BadRequest` naming each offending field, and a `LocalizedMessage`:
+one sentence for the shopper in the call's language (`localized_message`,
+`locale`). Every error the
 clients raise is a `LoyaltyError`; the subclass says which status code it was.
 """
 
@@ -36,8 +39,12 @@ class LoyaltyError(Exception):
         domain: str = "",
         metadata: dict[str, str] | None = None,
         field_violations: tuple[FieldViolation, ...] = (),
+        localized_message: str = "",
+        locale: str = "",
     ) -> None:
         self.code = code
+        self.localized_message = localized_message  # for the shopper, in `locale`
+        self.locale = locale
         self.message = message
         self.reason = reason
         self.domain = domain
@@ -108,6 +115,7 @@ def error_from_status(
 ) -> LoyaltyError:
     """The exception for a failed call, with the details found in its trailers."""
     info = error_details_pb2.ErrorInfo()
+    localized = error_details_pb2.LocalizedMessage()
     violations: list[FieldViolation] = []
     status = _status_details(trailing_metadata)
     for detail in status.details if status is not None else ():
@@ -120,6 +128,8 @@ def error_from_status(
                 FieldViolation(field=v.field, description=v.description)
                 for v in bad_request.field_violations
             )
+        elif detail.Is(error_details_pb2.LocalizedMessage.DESCRIPTOR):
+            detail.Unpack(localized)
     return _BY_CODE.get(code, LoyaltyError)(
         code=code,
         message=status.message if status is not None and status.message else message,
@@ -127,6 +137,8 @@ def error_from_status(
         domain=info.domain,
         metadata=dict(info.metadata),
         field_violations=tuple(violations),
+        localized_message=localized.message,
+        locale=localized.locale,
     )
 
 

@@ -38,9 +38,12 @@ class LoyaltyClient:
         timeout: float = DEFAULT_TIMEOUT,
         token: str | None = None,
         tls: TlsConfig | None = None,
+        language: str | None = None,
         config: ChannelConfig | None = None,
     ) -> None:
-        self.config = config or ChannelConfig(target=target, timeout=timeout, token=token, tls=tls)
+        self.config = config or ChannelConfig(
+            target=target, timeout=timeout, token=token, tls=tls, language=language
+        )
         credentials = self.config.credentials()
         options = self.config.options()
         self.channel = (

@@ -133,6 +133,7 @@ def _option_body(option: redemption_pb2.RedemptionOption, currency: str) -> str:
                 f"{option.max_points} (discount {money(option.max_discount_minor, currency)})",
             ),
             ("binding", f"{binding}: {CONSTRAINTS.get(binding, '')}".rstrip(": ")),
+            *([("why", option.explanation)] if option.explanation else []),
             ("selection", f"{selection}: {SELECTION.get(selection, '')}".rstrip(": ")),
             ("eligible base", money(option.eligible_base_minor, currency)),
             ("payable", f"{money(option.payable_minor, currency)} (delivery included)"),
@@ -141,8 +142,8 @@ def _option_body(option: redemption_pb2.RedemptionOption, currency: str) -> str:
     )
     parts = [body, "", allocations(option.allocations, currency)]
     if option.excluded_lines:
-        excluded = [(e.line_id, e.rule_id) for e in option.excluded_lines]
-        parts += ["", table(("excluded line", "rule"), excluded)]
+        excluded = [(e.line_id, e.rule_id, e.explanation) for e in option.excluded_lines]
+        parts += ["", table(("excluded line", "rule", "why"), excluded)]
     return "\n".join(parts)
 
 
@@ -215,8 +216,9 @@ def account(response: account_pb.GetAccountResponse, *, program_id: str, custome
         if response.HasField("next_expiry")
         else "none"
     )
+    name = f" «{response.tier_name}»" if response.tier_name else ""
     tier = (
-        f"{response.tier_id} (qualifying: {money(response.qualifying_spend_minor)} "
+        f"{response.tier_id}{name} (qualifying: {money(response.qualifying_spend_minor)} "
         f"over {plural(response.qualifying_orders, 'order')})"
     )
     pairs: list[tuple[str, object]] = [
@@ -236,6 +238,8 @@ def account(response: account_pb.GetAccountResponse, *, program_id: str, custome
                 f"and {plural(nxt.missing_orders, 'more order')}",
             )
         )
+        if nxt.explanation:
+            pairs.append(("needs", nxt.explanation))
     out = [f"{program_id} · customer {customer_id}", fields(pairs)]
     if response.balances_by_source:
         rows = sorted(response.balances_by_source.items())

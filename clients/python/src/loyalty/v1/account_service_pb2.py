@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from loyalty.v1 import cart_pb2 as loyalty_dot_v1_dot_cart__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n loyalty/v1/account_service.proto\x12\nloyalty.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15loyalty/v1/cart.proto\"g\n\x11GetAccountRequest\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12)\n\x05\x61s_of\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x9d\x03\n\x12GetAccountResponse\x12\x18\n\x10spendable_points\x18\x01 \x01(\x03\x12\x16\n\x0epending_points\x18\x02 \x01(\x03\x12\x13\n\x0bheld_points\x18\x03 \x01(\x03\x12P\n\x12\x62\x61lances_by_source\x18\x04 \x03(\x0b\x32\x34.loyalty.v1.GetAccountResponse.BalancesBySourceEntry\x12+\n\x0bnext_expiry\x18\x05 \x01(\x0b\x32\x16.loyalty.v1.NextExpiry\x12\x0f\n\x07tier_id\x18\x06 \x01(\t\x12\x1e\n\x16qualifying_spend_minor\x18\x07 \x01(\x03\x12\x19\n\x11qualifying_orders\x18\x08 \x01(\x03\x12\'\n\tnext_tier\x18\t \x01(\x0b\x32\x14.loyalty.v1.NextTier\x12\x13\n\x0b\x64\x65\x62t_points\x18\n \x01(\x03\x1a\x37\n\x15\x42\x61lancesBySourceEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"L\n\nNextExpiry\x12.\n\nexpires_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06points\x18\x02 \x01(\x03\"P\n\x08NextTier\x12\x0f\n\x07tier_id\x18\x01 \x01(\t\x12\x1b\n\x13missing_spend_minor\x18\x02 \x01(\x03\x12\x16\n\x0emissing_orders\x18\x03 \x01(\x03\"\x8e\x02\n\x12GrantPointsRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12\x0e\n\x06points\x18\x04 \x01(\x03\x12\x0e\n\x06source\x18\x05 \x01(\t\x12\x30\n\x0c\x61vailable_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12)\n\x05\x61s_of\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Q\n\x13GrantPointsResponse\x12\x0e\n\x06points\x18\x01 \x01(\x03\x12\x15\n\rbalance_after\x18\x02 \x01(\x03\x12\x13\n\x0b\x64\x65\x62t_points\x18\x03 \x01(\x03\"\xe0\x01\n\x12\x41\x63\x63rueOrderRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12\x10\n\x08order_id\x18\x04 \x01(\t\x12\x1e\n\x04\x63\x61rt\x18\x05 \x01(\x0b\x32\x10.loyalty.v1.Cart\x12\x30\n\x0c\x64\x65livered_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05\x61s_of\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x87\x01\n\x13\x41\x63\x63rueOrderResponse\x12\x0e\n\x06points\x18\x01 \x01(\x03\x12\x30\n\x0c\x61vailable_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x95\x01\n\x18ListLedgerEntriesRequest\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\x12)\n\x05\x61s_of\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"^\n\x19ListLedgerEntriesResponse\x12(\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x17.loyalty.v1.LedgerEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xef\x01\n\x0bLedgerEntry\x12\x10\n\x08\x65ntry_id\x18\x01 \x01(\t\x12)\n\x04kind\x18\x02 \x01(\x0e\x32\x1b.loyalty.v1.LedgerEntryKind\x12\x0e\n\x06points\x18\x03 \x01(\x03\x12\x0e\n\x06source\x18\x04 \x01(\t\x12\x10\n\x08order_id\x18\x05 \x01(\t\x12\x30\n\x0c\x65\x66\x66\x65\x63tive_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brecorded_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x08 \x01(\t*\xc7\x02\n\x0fLedgerEntryKind\x12!\n\x1dLEDGER_ENTRY_KIND_UNSPECIFIED\x10\x00\x12\x1b\n\x17LEDGER_ENTRY_KIND_GRANT\x10\x01\x12\x1d\n\x19LEDGER_ENTRY_KIND_ACCRUAL\x10\x02\x12 \n\x1cLEDGER_ENTRY_KIND_REDEMPTION\x10\x03\x12\x1a\n\x16LEDGER_ENTRY_KIND_HOLD\x10\x04\x12\x1d\n\x19LEDGER_ENTRY_KIND_RELEASE\x10\x05\x12\x1e\n\x1aLEDGER_ENTRY_KIND_REVERSAL\x10\x06\x12\x1e\n\x1aLEDGER_ENTRY_KIND_CLAWBACK\x10\x07\x12\x1a\n\x16LEDGER_ENTRY_KIND_DEBT\x10\x08\x12\x1c\n\x18LEDGER_ENTRY_KIND_EXPIRY\x10\t2\xdf\x02\n\x0e\x41\x63\x63ountService\x12K\n\nGetAccount\x12\x1d.loyalty.v1.GetAccountRequest\x1a\x1e.loyalty.v1.GetAccountResponse\x12N\n\x0bGrantPoints\x12\x1e.loyalty.v1.GrantPointsRequest\x1a\x1f.loyalty.v1.GrantPointsResponse\x12N\n\x0b\x41\x63\x63rueOrder\x12\x1e.loyalty.v1.AccrueOrderRequest\x1a\x1f.loyalty.v1.AccrueOrderResponse\x12`\n\x11ListLedgerEntries\x12$.loyalty.v1.ListLedgerEntriesRequest\x1a%.loyalty.v1.ListLedgerEntriesResponseBDZBgithub.com/loyalty-pricing/loyalty/clients/go/loyalty/v1;loyaltyv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n loyalty/v1/account_service.proto\x12\nloyalty.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15loyalty/v1/cart.proto\"g\n\x11GetAccountRequest\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12)\n\x05\x61s_of\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb0\x03\n\x12GetAccountResponse\x12\x18\n\x10spendable_points\x18\x01 \x01(\x03\x12\x16\n\x0epending_points\x18\x02 \x01(\x03\x12\x13\n\x0bheld_points\x18\x03 \x01(\x03\x12P\n\x12\x62\x61lances_by_source\x18\x04 \x03(\x0b\x32\x34.loyalty.v1.GetAccountResponse.BalancesBySourceEntry\x12+\n\x0bnext_expiry\x18\x05 \x01(\x0b\x32\x16.loyalty.v1.NextExpiry\x12\x0f\n\x07tier_id\x18\x06 \x01(\t\x12\x1e\n\x16qualifying_spend_minor\x18\x07 \x01(\x03\x12\x19\n\x11qualifying_orders\x18\x08 \x01(\x03\x12\'\n\tnext_tier\x18\t \x01(\x0b\x32\x14.loyalty.v1.NextTier\x12\x13\n\x0b\x64\x65\x62t_points\x18\n \x01(\x03\x12\x11\n\ttier_name\x18\x0b \x01(\t\x1a\x37\n\x15\x42\x61lancesBySourceEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"L\n\nNextExpiry\x12.\n\nexpires_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06points\x18\x02 \x01(\x03\"x\n\x08NextTier\x12\x0f\n\x07tier_id\x18\x01 \x01(\t\x12\x1b\n\x13missing_spend_minor\x18\x02 \x01(\x03\x12\x16\n\x0emissing_orders\x18\x03 \x01(\x03\x12\x11\n\ttier_name\x18\x04 \x01(\t\x12\x13\n\x0b\x65xplanation\x18\x05 \x01(\t\"\x8e\x02\n\x12GrantPointsRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12\x0e\n\x06points\x18\x04 \x01(\x03\x12\x0e\n\x06source\x18\x05 \x01(\t\x12\x30\n\x0c\x61vailable_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12)\n\x05\x61s_of\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Q\n\x13GrantPointsResponse\x12\x0e\n\x06points\x18\x01 \x01(\x03\x12\x15\n\rbalance_after\x18\x02 \x01(\x03\x12\x13\n\x0b\x64\x65\x62t_points\x18\x03 \x01(\x03\"\xe0\x01\n\x12\x41\x63\x63rueOrderRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12\x10\n\x08order_id\x18\x04 \x01(\t\x12\x1e\n\x04\x63\x61rt\x18\x05 \x01(\x0b\x32\x10.loyalty.v1.Cart\x12\x30\n\x0c\x64\x65livered_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05\x61s_of\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x87\x01\n\x13\x41\x63\x63rueOrderResponse\x12\x0e\n\x06points\x18\x01 \x01(\x03\x12\x30\n\x0c\x61vailable_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x95\x01\n\x18ListLedgerEntriesRequest\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\x12)\n\x05\x61s_of\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"^\n\x19ListLedgerEntriesResponse\x12(\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x17.loyalty.v1.LedgerEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xef\x01\n\x0bLedgerEntry\x12\x10\n\x08\x65ntry_id\x18\x01 \x01(\t\x12)\n\x04kind\x18\x02 \x01(\x0e\x32\x1b.loyalty.v1.LedgerEntryKind\x12\x0e\n\x06points\x18\x03 \x01(\x03\x12\x0e\n\x06source\x18\x04 \x01(\t\x12\x10\n\x08order_id\x18\x05 \x01(\t\x12\x30\n\x0c\x65\x66\x66\x65\x63tive_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brecorded_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x08 \x01(\t*\xc7\x02\n\x0fLedgerEntryKind\x12!\n\x1dLEDGER_ENTRY_KIND_UNSPECIFIED\x10\x00\x12\x1b\n\x17LEDGER_ENTRY_KIND_GRANT\x10\x01\x12\x1d\n\x19LEDGER_ENTRY_KIND_ACCRUAL\x10\x02\x12 \n\x1cLEDGER_ENTRY_KIND_REDEMPTION\x10\x03\x12\x1a\n\x16LEDGER_ENTRY_KIND_HOLD\x10\x04\x12\x1d\n\x19LEDGER_ENTRY_KIND_RELEASE\x10\x05\x12\x1e\n\x1aLEDGER_ENTRY_KIND_REVERSAL\x10\x06\x12\x1e\n\x1aLEDGER_ENTRY_KIND_CLAWBACK\x10\x07\x12\x1a\n\x16LEDGER_ENTRY_KIND_DEBT\x10\x08\x12\x1c\n\x18LEDGER_ENTRY_KIND_EXPIRY\x10\t2\xdf\x02\n\x0e\x41\x63\x63ountService\x12K\n\nGetAccount\x12\x1d.loyalty.v1.GetAccountRequest\x1a\x1e.loyalty.v1.GetAccountResponse\x12N\n\x0bGrantPoints\x12\x1e.loyalty.v1.GrantPointsRequest\x1a\x1f.loyalty.v1.GrantPointsResponse\x12N\n\x0b\x41\x63\x63rueOrder\x12\x1e.loyalty.v1.AccrueOrderRequest\x1a\x1f.loyalty.v1.AccrueOrderResponse\x12`\n\x11ListLedgerEntries\x12$.loyalty.v1.ListLedgerEntriesRequest\x1a%.loyalty.v1.ListLedgerEntriesResponseBDZBgithub.com/loyalty-pricing/loyalty/clients/go/loyalty/v1;loyaltyv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,32 +36,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'ZBgithub.com/loyalty-pricing/loyalty/clients/go/loyalty/v1;loyaltyv1'
   _globals['_GETACCOUNTRESPONSE_BALANCESBYSOURCEENTRY']._loaded_options = None
   _globals['_GETACCOUNTRESPONSE_BALANCESBYSOURCEENTRY']._serialized_options = b'8\001'
-  _globals['_LEDGERENTRYKIND']._serialized_start=1997
-  _globals['_LEDGERENTRYKIND']._serialized_end=2324
+  _globals['_LEDGERENTRYKIND']._serialized_start=2056
+  _globals['_LEDGERENTRYKIND']._serialized_end=2383
   _globals['_GETACCOUNTREQUEST']._serialized_start=104
   _globals['_GETACCOUNTREQUEST']._serialized_end=207
   _globals['_GETACCOUNTRESPONSE']._serialized_start=210
-  _globals['_GETACCOUNTRESPONSE']._serialized_end=623
-  _globals['_GETACCOUNTRESPONSE_BALANCESBYSOURCEENTRY']._serialized_start=568
-  _globals['_GETACCOUNTRESPONSE_BALANCESBYSOURCEENTRY']._serialized_end=623
-  _globals['_NEXTEXPIRY']._serialized_start=625
-  _globals['_NEXTEXPIRY']._serialized_end=701
-  _globals['_NEXTTIER']._serialized_start=703
-  _globals['_NEXTTIER']._serialized_end=783
-  _globals['_GRANTPOINTSREQUEST']._serialized_start=786
-  _globals['_GRANTPOINTSREQUEST']._serialized_end=1056
-  _globals['_GRANTPOINTSRESPONSE']._serialized_start=1058
-  _globals['_GRANTPOINTSRESPONSE']._serialized_end=1139
-  _globals['_ACCRUEORDERREQUEST']._serialized_start=1142
-  _globals['_ACCRUEORDERREQUEST']._serialized_end=1366
-  _globals['_ACCRUEORDERRESPONSE']._serialized_start=1369
-  _globals['_ACCRUEORDERRESPONSE']._serialized_end=1504
-  _globals['_LISTLEDGERENTRIESREQUEST']._serialized_start=1507
-  _globals['_LISTLEDGERENTRIESREQUEST']._serialized_end=1656
-  _globals['_LISTLEDGERENTRIESRESPONSE']._serialized_start=1658
-  _globals['_LISTLEDGERENTRIESRESPONSE']._serialized_end=1752
-  _globals['_LEDGERENTRY']._serialized_start=1755
-  _globals['_LEDGERENTRY']._serialized_end=1994
-  _globals['_ACCOUNTSERVICE']._serialized_start=2327
-  _globals['_ACCOUNTSERVICE']._serialized_end=2678
+  _globals['_GETACCOUNTRESPONSE']._serialized_end=642
+  _globals['_GETACCOUNTRESPONSE_BALANCESBYSOURCEENTRY']._serialized_start=587
+  _globals['_GETACCOUNTRESPONSE_BALANCESBYSOURCEENTRY']._serialized_end=642
+  _globals['_NEXTEXPIRY']._serialized_start=644
+  _globals['_NEXTEXPIRY']._serialized_end=720
+  _globals['_NEXTTIER']._serialized_start=722
+  _globals['_NEXTTIER']._serialized_end=842
+  _globals['_GRANTPOINTSREQUEST']._serialized_start=845
+  _globals['_GRANTPOINTSREQUEST']._serialized_end=1115
+  _globals['_GRANTPOINTSRESPONSE']._serialized_start=1117
+  _globals['_GRANTPOINTSRESPONSE']._serialized_end=1198
+  _globals['_ACCRUEORDERREQUEST']._serialized_start=1201
+  _globals['_ACCRUEORDERREQUEST']._serialized_end=1425
+  _globals['_ACCRUEORDERRESPONSE']._serialized_start=1428
+  _globals['_ACCRUEORDERRESPONSE']._serialized_end=1563
+  _globals['_LISTLEDGERENTRIESREQUEST']._serialized_start=1566
+  _globals['_LISTLEDGERENTRIESREQUEST']._serialized_end=1715
+  _globals['_LISTLEDGERENTRIESRESPONSE']._serialized_start=1717
+  _globals['_LISTLEDGERENTRIESRESPONSE']._serialized_end=1811
+  _globals['_LEDGERENTRY']._serialized_start=1814
+  _globals['_LEDGERENTRY']._serialized_end=2053
+  _globals['_ACCOUNTSERVICE']._serialized_start=2386
+  _globals['_ACCOUNTSERVICE']._serialized_end=2737
 # @@protoc_insertion_point(module_scope)

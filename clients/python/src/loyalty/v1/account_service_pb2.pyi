@@ -160,6 +160,7 @@ class GetAccountResponse(_message.Message):
     QUALIFYING_ORDERS_FIELD_NUMBER: _builtins.int
     NEXT_TIER_FIELD_NUMBER: _builtins.int
     DEBT_POINTS_FIELD_NUMBER: _builtins.int
+    TIER_NAME_FIELD_NUMBER: _builtins.int
     spendable_points: _builtins.int
     """Points that can be spent now (matured, not expired, not held)."""
     pending_points: _builtins.int
@@ -177,6 +178,11 @@ class GetAccountResponse(_message.Message):
     debt_points: _builtins.int
     """Points owed by clawbacks that could not be taken; later credits pay
     them first.
+    """
+    tier_name: _builtins.str
+    """The current tier's display name in the call's language (the first
+    supported one of its `accept-language` metadata, else the program's
+    default language), e.g. "Базовый".
     """
     @_builtins.property
     def balances_by_source(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
@@ -203,10 +209,11 @@ class GetAccountResponse(_message.Message):
         qualifying_orders: _builtins.int = ...,
         next_tier: Global___NextTier | None = ...,
         debt_points: _builtins.int = ...,
+        tier_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["next_expiry", b"next_expiry", "next_tier", b"next_tier"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["balances_by_source", b"balances_by_source", "debt_points", b"debt_points", "held_points", b"held_points", "next_expiry", b"next_expiry", "next_tier", b"next_tier", "pending_points", b"pending_points", "qualifying_orders", b"qualifying_orders", "qualifying_spend_minor", b"qualifying_spend_minor", "spendable_points", b"spendable_points", "tier_id", b"tier_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balances_by_source", b"balances_by_source", "debt_points", b"debt_points", "held_points", b"held_points", "next_expiry", b"next_expiry", "next_tier", b"next_tier", "pending_points", b"pending_points", "qualifying_orders", b"qualifying_orders", "qualifying_spend_minor", b"qualifying_spend_minor", "spendable_points", b"spendable_points", "tier_id", b"tier_id", "tier_name", b"tier_name"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -251,22 +258,32 @@ class NextTier(_message.Message):
     TIER_ID_FIELD_NUMBER: _builtins.int
     MISSING_SPEND_MINOR_FIELD_NUMBER: _builtins.int
     MISSING_ORDERS_FIELD_NUMBER: _builtins.int
+    TIER_NAME_FIELD_NUMBER: _builtins.int
+    EXPLANATION_FIELD_NUMBER: _builtins.int
     tier_id: _builtins.str
     """The next tier."""
     missing_spend_minor: _builtins.int
     """Qualifying spend still missing, in minor units (0 if already met)."""
     missing_orders: _builtins.int
     """Qualifying orders still missing (0 if already met)."""
+    tier_name: _builtins.str
+    """The next tier's display name in the call's language."""
+    explanation: _builtins.str
+    """What is missing, in words, in the call's language (e.g. "Ещё 2 заказа и
+    15 000,00 ₽ до уровня «Постоянный клиент»").
+    """
     def __init__(
         self,
         *,
         tier_id: _builtins.str = ...,
         missing_spend_minor: _builtins.int = ...,
         missing_orders: _builtins.int = ...,
+        tier_name: _builtins.str = ...,
+        explanation: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["missing_orders", b"missing_orders", "missing_spend_minor", b"missing_spend_minor", "tier_id", b"tier_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["explanation", b"explanation", "missing_orders", b"missing_orders", "missing_spend_minor", b"missing_spend_minor", "tier_id", b"tier_id", "tier_name", b"tier_name"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

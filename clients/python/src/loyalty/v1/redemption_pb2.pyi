@@ -183,21 +183,29 @@ class ExcludedLine(_message.Message):
 
     LINE_ID_FIELD_NUMBER: _builtins.int
     RULE_ID_FIELD_NUMBER: _builtins.int
+    EXPLANATION_FIELD_NUMBER: _builtins.int
     line_id: _builtins.str
     """The excluded cart line."""
     rule_id: _builtins.str
     """Id of the program's exclusion rule that matched the line; "services"
     when the line is a service and the program excludes services.
     """
+    explanation: _builtins.str
+    """Why the line takes no points, in words, in the call's language (the
+    first supported one of its `accept-language` metadata, else the
+    program's default language), e.g. "Товары бренда «IQOS» баллами не
+    оплачиваются".
+    """
     def __init__(
         self,
         *,
         line_id: _builtins.str = ...,
         rule_id: _builtins.str = ...,
+        explanation: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["line_id", b"line_id", "rule_id", b"rule_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["explanation", b"explanation", "line_id", b"line_id", "rule_id", b"rule_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -221,6 +229,7 @@ class RedemptionOption(_message.Message):
     ALLOCATIONS_FIELD_NUMBER: _builtins.int
     EXCLUDED_LINES_FIELD_NUMBER: _builtins.int
     POINTS_TO_EARN_FIELD_NUMBER: _builtins.int
+    EXPLANATION_FIELD_NUMBER: _builtins.int
     keeps_promo: _builtins.bool
     """True if this option keeps the cart's promo code (and, under the
     EXCLUSIVE promo policy, spends no points); false if the promo is dropped
@@ -248,6 +257,12 @@ class RedemptionOption(_message.Message):
     """Whole points the order would earn (once delivered and accrued) with
     `max_points` applied, at the shopper's current tier.
     """
+    explanation: _builtins.str
+    """Why `max_points` is what it is, naming the binding constraint with its
+    numbers, in the call's language (e.g. "Уровень «Базовый» позволяет
+    оплатить баллами до 3 % от 10 000,00 ₽ — 300 баллов"). One sentence a
+    checkout can show as it is.
+    """
     @_builtins.property
     def allocations(self) -> _containers.RepeatedCompositeFieldContainer[Global___LineAllocation]:
         """How `max_points` would be split across the eligible lines."""
@@ -269,10 +284,11 @@ class RedemptionOption(_message.Message):
         allocations: _abc.Iterable[Global___LineAllocation] | None = ...,
         excluded_lines: _abc.Iterable[Global___ExcludedLine] | None = ...,
         points_to_earn: _builtins.int = ...,
+        explanation: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocations", b"allocations", "binding_constraint", b"binding_constraint", "eligible_base_minor", b"eligible_base_minor", "excluded_lines", b"excluded_lines", "keeps_promo", b"keeps_promo", "max_discount_minor", b"max_discount_minor", "max_points", b"max_points", "payable_minor", b"payable_minor", "points_to_earn", b"points_to_earn", "selection_mode", b"selection_mode"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocations", b"allocations", "binding_constraint", b"binding_constraint", "eligible_base_minor", b"eligible_base_minor", "excluded_lines", b"excluded_lines", "explanation", b"explanation", "keeps_promo", b"keeps_promo", "max_discount_minor", b"max_discount_minor", "max_points", b"max_points", "payable_minor", b"payable_minor", "points_to_earn", b"points_to_earn", "selection_mode", b"selection_mode"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -178,6 +178,12 @@ export interface GetAccountResponse {
    * them first.
    */
   debtPoints: number;
+  /**
+   * The current tier's display name in the call's language (the first
+   * supported one of its `accept-language` metadata, else the program's
+   * default language), e.g. "Базовый".
+   */
+  tierName: string;
 }
 
 export interface GetAccountResponse_BalancesBySourceEntry {
@@ -206,6 +212,13 @@ export interface NextTier {
   missingSpendMinor: number;
   /** Qualifying orders still missing (0 if already met). */
   missingOrders: number;
+  /** The next tier's display name in the call's language. */
+  tierName: string;
+  /**
+   * What is missing, in words, in the call's language (e.g. "Ещё 2 заказа и
+   * 15 000,00 ₽ до уровня «Постоянный клиент»").
+   */
+  explanation: string;
 }
 
 /** Request of AccountService.GrantPoints. */
@@ -507,6 +520,7 @@ function createBaseGetAccountResponse(): GetAccountResponse {
     qualifyingOrders: 0,
     nextTier: undefined,
     debtPoints: 0,
+    tierName: "",
   };
 }
 
@@ -541,6 +555,9 @@ export const GetAccountResponse: MessageFns<GetAccountResponse> = {
     }
     if (message.debtPoints !== 0) {
       writer.uint32(80).int64(message.debtPoints);
+    }
+    if (message.tierName !== "") {
+      writer.uint32(90).string(message.tierName);
     }
     return writer;
   },
@@ -641,6 +658,14 @@ export const GetAccountResponse: MessageFns<GetAccountResponse> = {
             message.debtPoints = longToNumber(reader.int64());
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.tierName = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -727,6 +752,11 @@ export const GetAccountResponse: MessageFns<GetAccountResponse> = {
         : isSet(object.debt_points)
         ? globalThis.Number(object.debt_points)
         : 0,
+      tierName: isSet(object.tierName)
+        ? globalThis.String(object.tierName)
+        : isSet(object.tier_name)
+        ? globalThis.String(object.tier_name)
+        : "",
     };
   },
 
@@ -768,6 +798,9 @@ export const GetAccountResponse: MessageFns<GetAccountResponse> = {
     if (message.debtPoints !== 0) {
       obj.debtPoints = Math.round(message.debtPoints);
     }
+    if (message.tierName !== "") {
+      obj.tierName = message.tierName;
+    }
     return obj;
   },
 
@@ -798,6 +831,7 @@ export const GetAccountResponse: MessageFns<GetAccountResponse> = {
       ? NextTier.fromPartial(object.nextTier)
       : undefined;
     message.debtPoints = object.debtPoints ?? 0;
+    message.tierName = object.tierName ?? "";
     return message;
   },
 };
@@ -981,7 +1015,7 @@ export const NextExpiry: MessageFns<NextExpiry> = {
 };
 
 function createBaseNextTier(): NextTier {
-  return { tierId: "", missingSpendMinor: 0, missingOrders: 0 };
+  return { tierId: "", missingSpendMinor: 0, missingOrders: 0, tierName: "", explanation: "" };
 }
 
 export const NextTier: MessageFns<NextTier> = {
@@ -994,6 +1028,12 @@ export const NextTier: MessageFns<NextTier> = {
     }
     if (message.missingOrders !== 0) {
       writer.uint32(24).int64(message.missingOrders);
+    }
+    if (message.tierName !== "") {
+      writer.uint32(34).string(message.tierName);
+    }
+    if (message.explanation !== "") {
+      writer.uint32(42).string(message.explanation);
     }
     return writer;
   },
@@ -1035,6 +1075,22 @@ export const NextTier: MessageFns<NextTier> = {
             message.missingOrders = longToNumber(reader.int64());
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.tierName = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.explanation = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1064,6 +1120,12 @@ export const NextTier: MessageFns<NextTier> = {
         : isSet(object.missing_orders)
         ? globalThis.Number(object.missing_orders)
         : 0,
+      tierName: isSet(object.tierName)
+        ? globalThis.String(object.tierName)
+        : isSet(object.tier_name)
+        ? globalThis.String(object.tier_name)
+        : "",
+      explanation: isSet(object.explanation) ? globalThis.String(object.explanation) : "",
     };
   },
 
@@ -1078,6 +1140,12 @@ export const NextTier: MessageFns<NextTier> = {
     if (message.missingOrders !== 0) {
       obj.missingOrders = Math.round(message.missingOrders);
     }
+    if (message.tierName !== "") {
+      obj.tierName = message.tierName;
+    }
+    if (message.explanation !== "") {
+      obj.explanation = message.explanation;
+    }
     return obj;
   },
 
@@ -1089,6 +1157,8 @@ export const NextTier: MessageFns<NextTier> = {
     message.tierId = object.tierId ?? "";
     message.missingSpendMinor = object.missingSpendMinor ?? 0;
     message.missingOrders = object.missingOrders ?? 0;
+    message.tierName = object.tierName ?? "";
+    message.explanation = object.explanation ?? "";
     return message;
   },
 };

@@ -239,6 +239,13 @@ export interface ExcludedLine {
    * when the line is a service and the program excludes services.
    */
   ruleId: string;
+  /**
+   * Why the line takes no points, in words, in the call's language (the
+   * first supported one of its `accept-language` metadata, else the
+   * program's default language), e.g. "Товары бренда «IQOS» баллами не
+   * оплачиваются".
+   */
+  explanation: string;
 }
 
 /**
@@ -282,6 +289,13 @@ export interface RedemptionOption {
    * `max_points` applied, at the shopper's current tier.
    */
   pointsToEarn: number;
+  /**
+   * Why `max_points` is what it is, naming the binding constraint with its
+   * numbers, in the call's language (e.g. "Уровень «Базовый» позволяет
+   * оплатить баллами до 3 % от 10 000,00 ₽ — 300 баллов"). One sentence a
+   * checkout can show as it is.
+   */
+  explanation: string;
 }
 
 /**
@@ -443,7 +457,7 @@ export const LineAllocation: MessageFns<LineAllocation> = {
 };
 
 function createBaseExcludedLine(): ExcludedLine {
-  return { lineId: "", ruleId: "" };
+  return { lineId: "", ruleId: "", explanation: "" };
 }
 
 export const ExcludedLine: MessageFns<ExcludedLine> = {
@@ -453,6 +467,9 @@ export const ExcludedLine: MessageFns<ExcludedLine> = {
     }
     if (message.ruleId !== "") {
       writer.uint32(18).string(message.ruleId);
+    }
+    if (message.explanation !== "") {
+      writer.uint32(26).string(message.explanation);
     }
     return writer;
   },
@@ -486,6 +503,14 @@ export const ExcludedLine: MessageFns<ExcludedLine> = {
             message.ruleId = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.explanation = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -510,6 +535,7 @@ export const ExcludedLine: MessageFns<ExcludedLine> = {
         : isSet(object.rule_id)
         ? globalThis.String(object.rule_id)
         : "",
+      explanation: isSet(object.explanation) ? globalThis.String(object.explanation) : "",
     };
   },
 
@@ -521,6 +547,9 @@ export const ExcludedLine: MessageFns<ExcludedLine> = {
     if (message.ruleId !== "") {
       obj.ruleId = message.ruleId;
     }
+    if (message.explanation !== "") {
+      obj.explanation = message.explanation;
+    }
     return obj;
   },
 
@@ -531,6 +560,7 @@ export const ExcludedLine: MessageFns<ExcludedLine> = {
     const message = createBaseExcludedLine();
     message.lineId = object.lineId ?? "";
     message.ruleId = object.ruleId ?? "";
+    message.explanation = object.explanation ?? "";
     return message;
   },
 };
@@ -547,6 +577,7 @@ function createBaseRedemptionOption(): RedemptionOption {
     allocations: [],
     excludedLines: [],
     pointsToEarn: 0,
+    explanation: "",
   };
 }
 
@@ -581,6 +612,9 @@ export const RedemptionOption: MessageFns<RedemptionOption> = {
     }
     if (message.pointsToEarn !== 0) {
       writer.uint32(80).int64(message.pointsToEarn);
+    }
+    if (message.explanation !== "") {
+      writer.uint32(90).string(message.explanation);
     }
     return writer;
   },
@@ -678,6 +712,14 @@ export const RedemptionOption: MessageFns<RedemptionOption> = {
             message.pointsToEarn = longToNumber(reader.int64());
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.explanation = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -740,6 +782,7 @@ export const RedemptionOption: MessageFns<RedemptionOption> = {
         : isSet(object.points_to_earn)
         ? globalThis.Number(object.points_to_earn)
         : 0,
+      explanation: isSet(object.explanation) ? globalThis.String(object.explanation) : "",
     };
   },
 
@@ -775,6 +818,9 @@ export const RedemptionOption: MessageFns<RedemptionOption> = {
     if (message.pointsToEarn !== 0) {
       obj.pointsToEarn = Math.round(message.pointsToEarn);
     }
+    if (message.explanation !== "") {
+      obj.explanation = message.explanation;
+    }
     return obj;
   },
 
@@ -793,6 +839,7 @@ export const RedemptionOption: MessageFns<RedemptionOption> = {
     message.allocations = object.allocations?.map((e) => LineAllocation.fromPartial(e)) || [];
     message.excludedLines = object.excludedLines?.map((e) => ExcludedLine.fromPartial(e)) || [];
     message.pointsToEarn = object.pointsToEarn ?? 0;
+    message.explanation = object.explanation ?? "";
     return message;
   },
 };

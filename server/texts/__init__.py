@@ -1,0 +1,1 @@
+"""What the service says to shoppers, in their language (SPEC §10)."""
