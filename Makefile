@@ -71,11 +71,13 @@ BUF := npx --yes @bufbuild/buf@1.75.0
 buf-lint:
 	cd protos && $(BUF) lint
 
-# The API may only grow: compare protos/ (as in the working tree) with the commit before the
-# last one on this branch, so both the newest commit and uncommitted edits are checked.
-BUF_AGAINST ?= HEAD~1
+# The API may only grow (docs/compatibility.md): compare protos/ as in the working tree with
+# the latest release tag `v*` reachable from HEAD, or, before the first release or in a clone
+# without tags, with the commit before the last one. BUF_AGAINST=REF compares with any other.
+BUF_AGAINST ?= $(shell git describe --tags --abbrev=0 --match 'v[0-9]*' 2>/dev/null || echo HEAD~1)
 buf-breaking:
 	@if git rev-parse -q --verify '$(BUF_AGAINST)^{commit}' >/dev/null; then \
+	  echo "buf breaking: protos/ against $(BUF_AGAINST)"; \
 	  cd protos && $(BUF) breaking --against "$$(git rev-parse --path-format=absolute --git-common-dir)#ref=$(BUF_AGAINST),subdir=protos"; \
 	else echo "buf breaking: no $(BUF_AGAINST) to compare with"; fi
 
