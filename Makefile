@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 STAMP := $(VENV)/.installed
-GEN_PY := clients/python/src
+GEN_PY := protos/python/src
 
 .PHONY: install run test test-unit test-integration test-e2e bench bench-pricing lint protos \
 	buf-lint buf-breaking check-config clean clients check-generated node-deps node-build go-vendor \
@@ -12,10 +12,10 @@ GEN_PY := clients/python/src
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml clients/python/pyproject.toml
+$(STAMP): pyproject.toml protos/python/pyproject.toml clients/python/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e clients/python -e '.[dev]'
+	$(PY) -m pip install --quiet -e protos/python -e clients/python -e '.[dev]'
 	touch $(STAMP)
 
 run: install
@@ -50,7 +50,7 @@ lint: install buf-lint buf-breaking
 # Regenerate the Python stubs (messages, gRPC, .pyi) from protos/.
 # The generator is pinned: generated code checks at import time that the
 # installed grpcio/protobuf are at least the versions that generated it, so
-# clients/python/pyproject.toml's lower bounds must move with these pins.
+# protos/python/pyproject.toml's lower bounds (loyalty-stubs) must move with these pins.
 GRPC_TOOLS_VERSION := 1.85.1
 MYPY_PROTOBUF_VERSION := 5.1.0
 GEN_PKG := $(GEN_PY)/loyalty/v1
