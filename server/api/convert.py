@@ -364,7 +364,7 @@ def quote_response(quote: Quote) -> redemption_pb.QuoteRedemptionResponse:
     )
 
 
-def redemption_message(redemption: Redemption) -> redemption_pb2.Redemption:
+def redemption_message(redemption: Redemption, *, currency: str) -> redemption_pb2.Redemption:
     message = redemption_pb2.Redemption(
         redemption_id=redemption.redemption_id,
         order_id=redemption.order_id,
@@ -382,6 +382,7 @@ def redemption_message(redemption: Redemption) -> redemption_pb2.Redemption:
         state=_STATES[redemption.state],
         created_at=stamp(redemption.created_at),
         program_version=redemption.program_version,
+        currency=currency,
     )
     if redemption.hold_expires_at is not None:
         message.hold_expires_at.CopyFrom(stamp(redemption.hold_expires_at))

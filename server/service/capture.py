@@ -18,6 +18,7 @@ from server.store.redemptions import Redemption, find_redemption, set_state
 class Captured:
     redemption: Redemption
     captured: int  # points this call turned from held into spent
+    balance_after: int  # spendable points: held points were not spendable before either
 
 
 def capture_redemption(
@@ -25,11 +26,8 @@ def capture_redemption(
     command: commands.CaptureRedemption,
     *,
     now: datetime,
-    render: Callable[[Redemption], bytes],
+    render: Callable[[Captured], bytes],
 ) -> bytes:
-    def render_capture(result: Captured) -> bytes:
-        return render(result.redemption)
-
     program = deps.program(command.program_id)
 
     def effect(connection: Connection) -> Captured:
@@ -38,7 +36,9 @@ def capture_redemption(
             raise OrderNotFound(command.order_id)
         # Under the lock a lapse due by `now` is written first: capture and lapse are
         # decided in one order, so exactly one of them happens.
-        locked_state(connection, program_id=program.id, customer_id=found.customer_id, now=now)
+        state = locked_state(
+            connection, program_id=program.id, customer_id=found.customer_id, now=now
+        )
         redemption = find_redemption(connection, program_id=program.id, order_id=command.order_id)
         assert redemption is not None
         if redemption.state == "EXPIRED":
@@ -46,11 +46,11 @@ def capture_redemption(
         if redemption.state == "RELEASED":
             raise HoldReleased(command.order_id)
         if redemption.state != "HELD":
-            return Captured(redemption, 0)  # already spent: answered as it is
+            return Captured(redemption, 0, state.spendable_points)  # already spent: as it is
         set_state(connection, redemption_id=redemption.redemption_id, state="APPLIED", now=now)
         captured = find_redemption(connection, program_id=program.id, order_id=command.order_id)
         assert captured is not None
-        return Captured(captured, captured.points)
+        return Captured(captured, captured.points, state.spendable_points)
 
     outcome = run_once(
         deps,
@@ -60,7 +60,7 @@ def capture_redemption(
         fingerprint=command.key.fingerprint,
         now=now,
         effect=effect,
-        render=render_capture,
+        render=render,
     )
     if outcome.result is not None:
         deps.metrics.captured.labels(program.id).inc(outcome.result.captured)

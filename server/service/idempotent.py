@@ -1,6 +1,7 @@
 """Running a mutation exactly once per request id (SPEC §7)."""
 
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
@@ -11,6 +12,18 @@ from server.service.deps import Deps
 from server.store import idempotency
 
 R = TypeVar("R")
+
+
+class ReplayNote:
+    """Whether a call's answer came from the idempotency record rather than from a new effect."""
+
+    def __init__(self) -> None:
+        self.replayed = False
+
+
+# The current call's note: set by the edge for the length of a call (and carried to the worker
+# thread with it), so the edge can mark a replayed answer without every use case passing it on.
+replay_note: ContextVar[ReplayNote | None] = ContextVar("replay_note", default=None)
 
 
 @dataclass(frozen=True)
@@ -63,4 +76,7 @@ def run_once(
     answer = deps.db.transact(work)
     if not made:
         deps.metrics.replays.labels(method).inc()
+        note = replay_note.get()
+        if note is not None:
+            note.replayed = True
     return Outcome(answer, made[0] if made else None)
