@@ -12,7 +12,6 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
-from grpc_reflection.v1alpha import reflection
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
@@ -28,6 +27,7 @@ from server.api.auth import Tokens
 from server.api.edge import Edge, Readiness
 from server.api.gate import Gate
 from server.api.redemption import RedemptionServicer
+from server.api.reflection import enable_reflection
 from server.config import Config
 from server.metrics import Metrics
 from server.service.deps import Deps
@@ -195,13 +195,8 @@ async def serve(
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     for name in ("", *SERVICES):
         await health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-    reflection.enable_server_reflection(
-        (
-            *SERVICES,
-            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-            reflection.SERVICE_NAME,
-        ),
-        server,
+    enable_reflection(
+        (*SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server
     )
     add_port(server, config.listen, tls)
     await server.start()

@@ -72,7 +72,10 @@ class RedemptionServicer(pb_grpc.RedemptionServiceServicer):
         command = convert.apply_command(request)
         now = self.edge.now(request)
         answer = await self.edge.run(
-            apply_redemption, self.edge.deps, command, now=now,
+            apply_redemption,
+            self.edge.deps,
+            command,
+            now=now,
             render=functools.partial(_render_apply, currency=self._currency(request)),
         )
         return pb.ApplyRedemptionResponse.FromString(answer)
@@ -84,7 +87,10 @@ class RedemptionServicer(pb_grpc.RedemptionServiceServicer):
         command = convert.capture_command(request)
         now = self.edge.now(request)
         answer = await self.edge.run(
-            capture_redemption, self.edge.deps, command, now=now,
+            capture_redemption,
+            self.edge.deps,
+            command,
+            now=now,
             render=functools.partial(_render_capture, currency=self._currency(request)),
         )
         return pb.CaptureRedemptionResponse.FromString(answer)
@@ -96,7 +102,10 @@ class RedemptionServicer(pb_grpc.RedemptionServiceServicer):
         command = convert.reverse_command(request)
         now = self.edge.now(request)
         answer = await self.edge.run(
-            reverse_redemption, self.edge.deps, command, now=now,
+            reverse_redemption,
+            self.edge.deps,
+            command,
+            now=now,
             render=functools.partial(_render_reverse, currency=self._currency(request)),
         )
         return pb.ReverseRedemptionResponse.FromString(answer)
