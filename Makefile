@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 GEN_PY := protos/python/src
 
 .PHONY: install run test test-unit test-integration test-e2e bench bench-pricing lint protos \
-	buf-lint buf-breaking check-config clean clients check-generated node-deps node-build go-vendor \
+	buf-lint buf-breaking links check-config clean clients check-generated node-deps node-build go-vendor \
 	go-build
 
 install: $(STAMP)
@@ -42,10 +42,14 @@ bench: install
 bench-pricing: install
 	$(BIN)/pytest -q tests/bench --benchmark-enable --benchmark-only
 
-lint: install buf-lint buf-breaking
+lint: install buf-lint buf-breaking links
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# Every link of the tracked Markdown files stays in the repository or goes to a public https site.
+links: install
+	$(PY) -m tools.check_links
 
 # Regenerate the Python stubs (messages, gRPC, .pyi) from protos/.
 # The generator is pinned: generated code checks at import time that the
