@@ -20,7 +20,11 @@ from markdown_it import MarkdownIt
 
 from tests.support.server import ROOT, ServerProcess
 
-DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+DOCUMENTS = [
+    ROOT / "README.md",
+    *sorted((ROOT / "docs").rglob("*.md")),
+    *sorted((ROOT / "clients").glob("*/README.md")),
+]
 COMMANDS = {"sh": ["bash", "-e", "-o", "pipefail", "-c"], "python": [sys.executable, "-c"]}
 ADDRESSES = ("127.0.0.1:50051", "127.0.0.1:50052")
 
