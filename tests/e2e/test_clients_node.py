@@ -26,6 +26,7 @@ def test_grant_quote_apply_partial_reverse_account(
     out = run_scenario(["node", node_scenario, "--server", server.address])
     assert out.splitlines() == [
         "grant: balance 500",
+        "grant again: replayed true",
         "quote: tier base, max 300 points, pays 1000000, bound by BINDING_CONSTRAINT_TIER_CAP",
         "apply: 300 points, balance 200",
         "reverse: 150 points back, balance 350",
