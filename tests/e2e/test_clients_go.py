@@ -29,6 +29,7 @@ def test_grant_quote_apply_partial_reverse_account(server: ServerProcess, go_sce
     out = run_scenario([go_scenario, "-server", server.address])
     assert out.splitlines() == [
         "grant: balance 500",
+        "grant again: replayed true",
         "quote: tier base, max 300 points, pays 1000000, bound by BINDING_CONSTRAINT_TIER_CAP",
         "apply: 300 points, state REDEMPTION_STATE_APPLIED, balance 200",
         "reverse: 150 points back, state REDEMPTION_STATE_PARTIALLY_REVERSED, balance 350",
