@@ -201,7 +201,8 @@ async def serve(
     """Serve until SIGTERM or SIGINT, then drain gracefully.
 
     False when database work was still running after the grace period and a short drain:
-    the process must then end with `os._exit`, since an ordinary exit joins those threads.
+    the process must then end with `os._exit`, since an ordinary exit joins those threads
+    (`loyalty-server` always does).
     """
     programs = load_programs(config.programs)
     engine = database_engine(config)
