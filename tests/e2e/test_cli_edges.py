@@ -6,14 +6,20 @@ import pytest
 
 from loyalty.client.cli import REPLAYED, build_parser, main
 from tests.e2e.builders import new_id
-from tests.e2e.test_cli import CARTS, T0, Run
-from tests.e2e.test_cli import loyalty as _loyalty  # noqa: F401  (the fixture `loyalty`)
+from tests.e2e.test_cli import (
+    CARTS,
+    T0,
+    Run,
+    loyalty,  # noqa: F401  (the fixture)
+)
 from tests.support.server import ServerProcess
 
 TWO_DRILLS = (CARTS / "two-drills.json").read_text()
 
 
-def test_a_repeated_grant_says_replayed_and_shows_the_first_answer(loyalty) -> None:  # type: ignore[no-untyped-def]
+def test_a_repeated_grant_says_replayed_and_shows_the_first_answer(
+    loyalty,  # type: ignore[no-untyped-def]  # noqa: F811  (the fixture)
+) -> None:
     customer, key = new_id("c"), new_id("grant")
     grant = ("grant", "--program", "stomatorg", "--customer", customer, "--points", "500",
              "--source", "loyalty", "--request-id", key)  # fmt: skip
@@ -37,7 +43,7 @@ def test_a_repeated_grant_says_replayed_and_shows_the_first_answer(loyalty) -> N
 
 
 def test_capture_and_get_redemption_show_money_balance_and_the_deadline_while_held(
-    loyalty,  # type: ignore[no-untyped-def]
+    loyalty,  # type: ignore[no-untyped-def]  # noqa: F811  (the fixture)
 ) -> None:
     customer, order = new_id("c"), new_id("o")
     loyalty("grant", "--program", "stomatorg", "--customer", customer, "--points", "500",
