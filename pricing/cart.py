@@ -1,4 +1,4 @@
-"""The cart (SPEC §3): lines, their net, and validation into field violations."""
+"""The cart (docs/rules.md §3): lines, their net, and validation into field violations."""
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -106,7 +106,7 @@ def validate_string(
 
 
 def validate_cart(cart: Cart, *, field: str = "cart") -> list[Violation]:
-    """Every violation of SPEC §3 in the cart, one per offending field."""
+    """Every violation of docs/rules.md §3 in the cart, one per offending field."""
     violations = validate_string(cart.currency, field=f"{field}.currency", required=True, max_len=3)
     violations += validate_string(cart.promo_code, field=f"{field}.promo_code", required=False)
     if cart.delivery_minor < 0:

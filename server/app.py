@@ -173,7 +173,7 @@ async def _expire_periodically(
     config: Config,
     metrics: Metrics,
 ) -> None:
-    """The expiry job on the wall clock (never with clock override: SPEC §7)."""
+    """The expiry job on the wall clock (never with clock override: docs/rules.md §7)."""
     loop = asyncio.get_running_loop()
     while True:
         await asyncio.sleep(config.expire_every_seconds)

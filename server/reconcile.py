@@ -22,7 +22,7 @@ lapsed holds have been written down, or matured accruals have paid debt yet):
   hold (HELD) has given nothing back; a released or lapsed one (RELEASED,
   EXPIRED) gave all back and reversed nothing; otherwise the points given back
   to buckets = points_reversed = Σ over lines of floor(points × returned /
-  quantity) (SPEC §6), and the state says whether no, some or all units came
+  quantity) (docs/rules.md §6), and the state says whether no, some or all units came
   back. Its ledger entries: REDEMPTION + HOLD = −points, RELEASE = the points a
   release gave back, REVERSAL = points_reversed.
 * **accrual**: points = Σ line points, base = Σ line bases; points_clawed_back =

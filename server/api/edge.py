@@ -25,7 +25,7 @@ from server.store.db import DatabaseUnavailable, call_deadline
 
 access = logging.getLogger("loyalty.access")
 
-# Trailing metadata on an answer served from the idempotency record (SPEC §7): the same
+# Trailing metadata on an answer served from the idempotency record (docs/rules.md §7): the same
 # answer as the first call's, and nothing was changed by this one.
 REPLAYED_KEY = "loyalty-replayed"
 

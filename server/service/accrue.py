@@ -1,4 +1,4 @@
-"""AccrueOrder: what a delivered order earns, pending until it matures (SPEC §5)."""
+"""AccrueOrder: what a delivered order earns, pending until it matures (docs/rules.md §5)."""
 
 import uuid
 from collections.abc import Callable
@@ -45,7 +45,7 @@ def accrue_order(
     program = deps.program(command.program_id)
 
     def effect(connection: Connection) -> AccrueResult:
-        check_currency(program, command.cart)  # after the request id's claim (SPEC §7)
+        check_currency(program, command.cart)  # after the request id's claim (docs/rules.md §7)
         customer = command.customer_id
         state = locked_state(connection, program_id=program.id, customer_id=customer, now=now)
         if find_accrual(connection, program_id=program.id, order_id=command.order_id):
@@ -59,7 +59,7 @@ def accrue_order(
                 - cumulative_share(line.points, done=line.returned_units, of=line.quantity)
                 for line in redemption.lines
             }
-        # The rate is the tier's in force at the call (SPEC §5).
+        # The rate is the tier's in force at the call (docs/rules.md §5).
         tier = pricing_tier(connection, program, customer_id=customer, now=now)
         plan = plan_accrual(
             program,

@@ -48,7 +48,7 @@ def apply_redemption(
         hold_deadline = now + timedelta(seconds=command.hold_seconds)
 
     def effect(connection: Connection) -> ApplyResult:
-        # The order of checks is SPEC §7's: currency, then the order, then the amounts.
+        # The order of checks is docs/rules.md §7's: currency, then the order, then the amounts.
         check_currency(program, command.cart)
         # The order is looked up under the lock: a concurrent apply for it may just have committed.
         state = locked_state(

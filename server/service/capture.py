@@ -1,4 +1,4 @@
-"""CaptureRedemption: a held redemption becomes spent (SPEC §8)."""
+"""CaptureRedemption: a held redemption becomes spent (docs/rules.md §8)."""
 
 from collections.abc import Callable
 from dataclasses import dataclass

@@ -1,4 +1,4 @@
-"""GrantPoints: credit points of a source; the credit pays debt first (SPEC §5)."""
+"""GrantPoints: credit points of a source; the credit pays debt first (docs/rules.md §5)."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,7 +53,7 @@ def grant_points(
 
     # A window the request fixes itself is bad input, refused before its request id is
     # looked at. One that starts at `now` is judged after: a replay at a later `as_of`
-    # returns the first answer (SPEC §7), even once its `expires_at` has passed.
+    # returns the first answer (docs/rules.md §7), even once its `expires_at` has passed.
     if command.available_at is not None:
         window()
 
@@ -63,7 +63,7 @@ def grant_points(
         state = locked_state(connection, program_id=program.id, customer_id=customer, now=now)
         payment = pay_debt_first(credit=command.points, debt=state.debt)
         if sum(b.remaining for b in state.buckets) + payment.to_bucket > INT64_MAX:
-            # Balances are int64 on the wire: a sum that overflows is bad input (SPEC §3).
+            # Balances are int64 on the wire: a sum that overflows is bad input (docs/rules.md §3).
             raise InvalidArgument(
                 [Violation("points", "the customer's points would overflow int64")]
             )

@@ -1,4 +1,4 @@
-"""Running a mutation exactly once per request id (SPEC §7)."""
+"""Running a mutation exactly once per request id (docs/rules.md §7)."""
 
 from collections.abc import Callable
 from contextvars import ContextVar

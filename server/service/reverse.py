@@ -1,4 +1,4 @@
-"""ReverseRedemption: give back what returned units spent, take back what they earned (SPEC §6)."""
+"""ReverseRedemption: a return gives spent points back, takes earned points (docs/rules.md §6)."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -142,7 +142,7 @@ def _give_back(
     points = sum(move.points for move in plan_line_returns(lines, units))
     restored = plan_restore(redemption.debits, points=points)
     expired_ids = {d.bucket_id for d in redemption.debits if _expired(d.expires_at, state.now)}
-    # Points returned to a bucket that has already expired stay expired (SPEC §6): worth
+    # Points returned to a bucket that has already expired stay expired (docs/rules.md §6): worth
     # nothing, they pay no debt either. Only the live ones pay debt first.
     live = [d for d in restored if d.bucket_id not in expired_ids]
     to_buckets, to_debt = pay_debt_from_restore(live, debt=state.debt)

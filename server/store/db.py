@@ -251,7 +251,7 @@ class Database:
         return ConcurrentUpdate(str(exc.orig))
 
     def read(self, work: Callable[[Connection], T]) -> T:
-        """Run a read-only `work`; reads never write (SPEC §7)."""
+        """Run a read-only `work`; reads never write (docs/rules.md §7)."""
         options = _READ_OPTIONS.get(self.backend, {})
         for attempt in (1, 2):
             wait_ms = self._lock_wait_for_call()

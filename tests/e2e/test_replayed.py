@@ -1,4 +1,4 @@
-"""A replayed mutation is marked: trailing metadata `loyalty-replayed: true` (SPEC §7).
+"""A replayed mutation is marked: trailing metadata `loyalty-replayed: true` (docs/rules.md §7).
 
 Only an answer served from the idempotency record carries it; the first answer, any
 other call, and a read never do. The Python clients report it through `CallInfo`.

@@ -1,4 +1,4 @@
-"""The ledger's invariants, checked directly on the database with SQLAlchemy (SPEC §7).
+"""The ledger's invariants, checked directly on the database with SQLAlchemy (docs/rules.md §7).
 
 * every bucket: 0 ≤ remaining ≤ granted;
 * every account, at instant `t`: the ledger entries effective at or before

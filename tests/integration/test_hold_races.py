@@ -1,4 +1,4 @@
-"""Races on a hold, on PostgreSQL over a real server (SPEC §7, §8; issue 5).
+"""Races on a hold, on PostgreSQL over a real server (docs/rules.md §7, §8; issue 5).
 
 Each race is repeated for ROUNDS rounds (the lapse race adds up to three when machine
 load kept one of its endings from happening), each on a fresh customer and order: the
