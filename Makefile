@@ -6,8 +6,9 @@ PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 GEN_PY := protos/python/src
 
-.PHONY: install run test test-unit test-integration test-e2e bench bench-pricing lint protos \
-	buf-lint buf-breaking links check-config clean clients check-generated node-deps node-build go-vendor \
+.PHONY: install run test test-unit test-integration test-e2e failover-async bench bench-pricing lint \
+	protos buf-lint buf-breaking links check-config clean clients check-generated node-deps node-build \
+	go-vendor \
 	go-build
 
 install: $(STAMP)
@@ -32,6 +33,11 @@ test-integration: install
 
 test-e2e: install
 	$(BIN)/pytest -q tests/e2e
+
+# What a database failover loses with asynchronous replication (docs/failover.md): a
+# measurement on a throwaway primary and standby, outside `make test`.
+failover-async: install
+	$(BIN)/pytest -q -s tests/reliability/measure_async_failover.py
 
 # The service under load next to its baselines (bench/); QUICK=1 for a run within two minutes,
 # BENCH_ARGS for any other option of `python -m bench --help`.

@@ -2,6 +2,7 @@
 
 python -m bench                      # everything (about 15 minutes, with a million accounts)
 python -m bench --quick              # a smaller run (within two minutes)
+python -m bench --capacity           # what one PostgreSQL core carries (docs/scale.md)
 python -m bench --backends postgres --workloads apply --concurrency 16 --duration 10
 """
 
@@ -35,6 +36,12 @@ def parse(argv: list[str]) -> tuple[Options, bool]:
     p.add_argument(
         "--quick", action="store_true", help="a small run: c=1,16, 1 s cells, scale 1k/5k"
     )
+    p.add_argument(
+        "--capacity",
+        action="store_true",
+        help="quotes and applies on PostgreSQL at c16, 10 s cells: CPU per request of the "
+        "database and of the service, for docs/scale.md",
+    )
     p.add_argument("--backends", type=_names, default=["sqlite", "postgres"])
     p.add_argument("--workloads", type=_names, default=WORKLOADS, help=",".join(WORKLOADS))
     p.add_argument("--concurrency", type=_ints, default=[1, 8, 16, 64])
@@ -61,6 +68,9 @@ def parse(argv: list[str]) -> tuple[Options, bool]:
         args.concurrency, args.workers = [1, 16], [1]
         args.scale, args.scale_concurrency = [1_000, 5_000], [1]
         args.duration, args.warmup = 1.0, 0.3
+    if args.capacity:
+        args.backends, args.workloads, args.concurrency = ["postgres"], ["quote", "apply"], [16]
+        args.workers, args.scale, args.duration = [1], [], 10.0
     options = Options(
         backends=args.backends, workloads=args.workloads, concurrency=args.concurrency,
         workers=args.workers, scale=args.scale, scale_concurrency=args.scale_concurrency,

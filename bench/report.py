@@ -96,6 +96,29 @@ def targets(cells: list[Row]) -> list[tuple[str, str, bool | None]]:
     return out
 
 
+def capacity(cells: list[Row]) -> list[tuple[str, float, float, float, float, float]]:
+    """(cell, req/s, PostgreSQL CPU ms/req of the database's own backends, of the shared
+    background, requests per PostgreSQL core-second, requests per service core-second)
+    for every cell of the service on PostgreSQL.
+
+    A core-second of PostgreSQL carries 1,000 / (its backends' CPU ms per request)
+    requests. The backends write and flush their own WAL at commit, so that counts the
+    writes; the shared background (WAL writer, checkpointer) is shown beside it and not
+    counted, because on a shared server it also works for every other database's load.
+    """
+    out = []
+    for c in cells:
+        db_ms = c["db_cpu_ms"]
+        if not c["target"].startswith("postgres") or db_ms <= 0:
+            continue
+        server_ms = c["server_cpu_ms"]
+        label = f"{c['target']} {c['workload']} c{c['concurrency']} ({c['workers']}w)"
+        per_service_core = 1000 / server_ms if server_ms > 0 else 0.0
+        shared = c.get("db_shared_cpu_ms", 0.0)
+        out.append((label, c["rps"], db_ms, shared, 1000 / db_ms, per_service_core))
+    return out
+
+
 def explain_summary(explain: dict[str, list[Row]]) -> str:
     lines = []
     for label, items in explain.items():
@@ -128,6 +151,22 @@ def markdown(data: dict[str, Any]) -> str:
     ]
     for what, measured, met in targets(data["cells"]):
         parts.append(f"| {what} | {measured} | {'yes' if met else 'NO'} |")
+    rows = capacity(data["cells"])
+    if rows:
+        parts += [
+            "",
+            "## What one core carries (docs/scale.md)",
+            "",
+            "| cell | req/s | PostgreSQL CPU ms/req: database (+ shared, not counted) "
+            "| req/s per PostgreSQL core | service CPU ms/req | req/s per service core |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for label, rps, db_ms, shared, per_db_core, per_service_core in rows:
+            service_ms = 1000 / per_service_core if per_service_core else 0.0
+            parts.append(
+                f"| {label} | {rps:,.0f} | {db_ms:.3f} (+ {shared:.3f}) | {per_db_core:,.0f} "
+                f"| {service_ms:.3f} | {per_service_core:,.0f} |"
+            )
     if data.get("explain"):
         parts += ["", "## Hot queries at scale", explain_summary(data["explain"])]
     return "\n".join(parts) + "\n"

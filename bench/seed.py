@@ -36,6 +36,17 @@ FROM buckets WHERE bucket_id > %(after)s
 """
 _PG_HISTORY = [
     """
+INSERT INTO orders (program_id, order_id, customer_id, created_at)
+SELECT %(program)s, 'seed-' || %(prefix)s || i, %(prefix)s || i, now() - interval '2 days'
+FROM generate_series(%(lo)s::int, %(hi)s::int) AS i
+""",
+    """
+INSERT INTO order_lines (program_id, order_id, line_id, position, sku, quantity,
+                         unit_price_minor)
+SELECT %(program)s, 'seed-' || %(prefix)s || i, 'l0', 0, 'seed', 1, 100000
+FROM generate_series(%(lo)s::int, %(hi)s::int) AS i
+""",
+    """
 INSERT INTO redemptions (redemption_id, program_id, order_id, customer_id, state, points,
                          discount_minor, program_version, created_at, updated_at)
 SELECT md5(%(prefix)s || i)::uuid::text, %(program)s, 'seed-' || %(prefix)s || i,
@@ -56,8 +67,8 @@ FROM generate_series(%(lo)s::int, %(hi)s::int) AS i
 ]
 
 
-_TABLES = ("accounts", "buckets", "ledger_entries", "redemptions", "redemption_lines",
-           "idempotency_keys")  # fmt: skip
+_TABLES = ("accounts", "buckets", "ledger_entries", "orders", "order_lines", "redemptions",
+           "redemption_lines", "idempotency_keys")  # fmt: skip
 _FOREIGN_KEYS = """
 SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint
 WHERE contype = 'f' AND conrelid::regclass::text = ANY(%(tables)s)

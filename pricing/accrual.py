@@ -7,14 +7,48 @@ from datetime import datetime, timedelta
 from pricing.cart import Cart, LineKind
 from pricing.money import cap_points, split_largest_remainder
 from pricing.program import Program, Tier
+from pricing.reversal import UnitsLine
 
 
 @dataclass(frozen=True)
 class AccrualLine:
+    """What one delivered line earned: its base and points over `quantity` units."""
+
     line_id: str
     quantity: int
     base_minor: int
     points: int
+    returned_units: int = 0
+
+    def points_units(self) -> UnitsLine:
+        return UnitsLine(self.line_id, self.quantity, self.points, self.returned_units)
+
+    def base_units(self) -> UnitsLine:
+        """The line's earning base, returned unit by unit like points (for tiers)."""
+        return UnitsLine(self.line_id, self.quantity, self.base_minor, self.returned_units)
+
+
+@dataclass(frozen=True)
+class Accrual:
+    """What an order earned, as recorded at delivery, and what returns took back since."""
+
+    accrual_id: str
+    program_id: str
+    order_id: str
+    customer_id: str
+    points: int
+    base_minor: int
+    base_returned_minor: int
+    points_clawed_back: int
+    bucket_id: int | None
+    tier_id: str
+    earn_rate_bp: int
+    program_version: int
+    delivered_at: datetime
+    available_at: datetime
+    expires_at: datetime | None
+    created_at: datetime
+    lines: tuple[AccrualLine, ...]
 
 
 @dataclass(frozen=True)

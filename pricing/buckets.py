@@ -36,6 +36,16 @@ class Debit:
 
 
 @dataclass(frozen=True)
+class Expired:
+    """Points of a bucket written off because its window closed at `expires_at`."""
+
+    bucket_id: int
+    source: str
+    points: int
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
 class DebitRecord:
     """What an order took from a bucket and how much of it has come back."""
 

@@ -125,6 +125,15 @@ def validate_cart(cart: Cart, *, field: str = "cart") -> list[Violation]:
     for index, line in enumerate(cart.lines):
         if not _is_clean(line):  # field paths are built only for a line with something to say
             violations += _validate_line(line, path=f"{field}.lines[{index}]")
+        if line.promo_discount_minor > 0 and not cart.promo_code:
+            # The promo discount must name its code, or EXCLUSIVE could be bypassed
+            # (docs/rules.md §3).
+            violations.append(
+                Violation(
+                    f"{field}.lines[{index}].promo_discount_minor",
+                    "a promo discount needs the cart's promo_code",
+                )
+            )
         # A line_id already reported (too long) is not reported again as a duplicate.
         if line.line_id and len(line.line_id) <= MAX_STRING and line.line_id in seen:
             violations.append(

@@ -169,3 +169,48 @@ class HoldReleased(DomainError):
 
     def metadata(self) -> dict[str, str]:
         return {"order_id": self.order_id}
+
+
+class OrderCustomerMismatch(DomainError):
+    """The order belongs to another customer (docs/rules.md §6: an order is one thing)."""
+
+    def __init__(self, *, order_id: str, customer_id: str) -> None:
+        super().__init__(f"order {order_id!r} belongs to another customer than {customer_id!r}")
+        self.order_id = order_id
+        self.customer_id = customer_id
+
+    def metadata(self) -> dict[str, str]:
+        return {"order_id": self.order_id, "customer_id": self.customer_id}
+
+
+class AccrualMismatch(DomainError):
+    """An accrual's lines are not the delivered part of the order's lines (docs/rules.md §6)."""
+
+    def __init__(self, order_id: str, violations: list[Violation]) -> None:
+        first = violations[0]
+        more = f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""
+        super().__init__(
+            f"the accrual does not match order {order_id!r}: "
+            f"{first.field}: {first.description}{more}"
+        )
+        self.order_id = order_id
+        self.violations = violations
+
+    def metadata(self) -> dict[str, str]:
+        return {"order_id": self.order_id}
+
+
+class InvalidTransition(DomainError):
+    """A redemption asked to move to a state its state machine does not allow.
+
+    Use cases check the state first (HOLD_EXPIRED, HOLD_RELEASED ...); this is the guard
+    behind them, so it is a bug when a caller reaches it.
+    """
+
+    def __init__(self, *, source: str, target: str) -> None:
+        super().__init__(f"a redemption cannot go from {source} to {target}")
+        self.source = source
+        self.target = target
+
+    def metadata(self) -> dict[str, str]:
+        return {"from": self.source, "to": self.target}

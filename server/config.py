@@ -116,8 +116,9 @@ def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     p.add_argument(
         "--database-url",
         default=env.get("LOYALTY_DATABASE_URL", DEFAULT_DATABASE_URL),
-        help="SQLAlchemy URL; plain postgresql:// works [LOYALTY_DATABASE_URL, "
-        "default %(default)s]",
+        help="SQLAlchemy URL; plain postgresql:// works, and with several hosts "
+        "(postgresql://h1:5432,h2:5432/db?target_session_attrs=read-write) the server "
+        "follows a failover [LOYALTY_DATABASE_URL, default %(default)s]",
     )
     p.add_argument(
         "--programs",

@@ -23,18 +23,24 @@ lapsed holds have been written down, or matured accruals have paid debt yet):
   EXPIRED) gave all back and reversed nothing; otherwise the points given back
   to buckets = points_reversed = Σ over lines of floor(points × returned /
   quantity) (docs/rules.md §6), and the state says whether no, some or all units came
-  back. Its ledger entries: REDEMPTION + HOLD = −points, RELEASE = the points a
-  release gave back, REVERSAL = points_reversed.
+  back. An order's ledger entries, over all its redemption attempts: REDEMPTION +
+  HOLD = −Σ points, RELEASE = Σ points of the released or lapsed ones, REVERSAL =
+  Σ points_reversed.
 * **accrual**: points = Σ line points, base = Σ line bases; points_clawed_back =
   Σ floor(line points × returned / quantity), and the same for the base; its
   bucket was granted exactly its points; its ACCRUAL entries sum to its points,
   and its CLAWBACK and DEBT entries take back no more than points_clawed_back.
+* **order** (docs/rules.md §6, one aggregate): its redemptions and its accrual are its
+  customer's; every ledger entry naming the order is on its customer's account;
+  at most one redemption is live (HELD, APPLIED, PARTIALLY_REVERSED, REVERSED)
+  and the attempts are numbered 1, 2, … in order; every line a redemption or the
+  accrual names is a line of the order.
 * **idempotency**: every claimed request id has its stored answer (the claim and
   the answer commit together with the effect).
 """
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -42,6 +48,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, select, text
 
 from pricing.money import cumulative_share
+from pricing.order import LIVE_STATES, RedemptionState
 from server.store.schema import (
     accounts,
     accrual_lines,
@@ -49,6 +56,8 @@ from server.store.schema import (
     buckets,
     idempotency_keys,
     ledger_entries,
+    order_lines,
+    orders,
     redemption_debits,
     redemption_lines,
     redemptions,
@@ -56,6 +65,7 @@ from server.store.schema import (
 
 _SPENT_STATES = ("APPLIED", "PARTIALLY_REVERSED", "REVERSED")
 _GIVEN_BACK_STATES = ("RELEASED", "EXPIRED")
+_LIVE = {state.value for state in LIVE_STATES}
 
 
 Key = tuple[str, str]  # (program_id, customer_id)
@@ -87,6 +97,7 @@ class Report:
     entries: int = 0
     redemptions: int = 0
     accruals: int = 0
+    orders: int = 0
     mismatches: list[Mismatch] = field(default_factory=list)
 
     @property
@@ -96,7 +107,7 @@ class Report:
     def summary(self) -> str:
         counted = (
             f"{self.accounts} accounts, {self.buckets} buckets, {self.entries} ledger entries, "
-            f"{self.redemptions} redemptions, {self.accruals} accruals"
+            f"{self.redemptions} redemptions, {self.accruals} accruals, {self.orders} orders"
         )
         if self.ok:
             return f"reconciled at {self.now.isoformat()}: {counted}; no mismatch"
@@ -143,6 +154,7 @@ def _check(connection: Connection, now: datetime) -> Report:
     _check_buckets(connection, found)
     _check_redemptions(connection, by_order, found)
     _check_accruals(connection, by_order, found)
+    _check_orders(connection, found)
     _check_idempotency(connection, found)
     report.mismatches.sort(key=lambda m: (m.program_id, m.customer_id, m.subject, m.what))
     return report
@@ -249,7 +261,8 @@ def _check_redemptions(
             r.redemption_id, r.program_id, r.customer_id, r.order_id, r.state, r.points,
             r.points_reversed,
         )
-    )  # fmt: skip
+    ).all()  # fmt: skip
+    _check_order_entries(rows, by_order, found)
     for row in rows:
         found.report.redemptions += 1
         account = (row.program_id, row.customer_id)
@@ -263,21 +276,14 @@ def _check_redemptions(
         check("sum of line points", row.points, sum(points for _, points, _ in mine))
         check("sum of points taken from buckets", row.points, taken)
         units_back = sum(back for _, _, back in mine)
-        entries = by_order.get((row.program_id, row.order_id), {})
-        spent = entries.get("REDEMPTION", 0) + entries.get("HOLD", 0)
-        check("REDEMPTION + HOLD entries", -row.points, spent)
-        check("REVERSAL entries", row.points_reversed, entries.get("REVERSAL", 0))
         if row.state in _GIVEN_BACK_STATES:
             check(f"points given back to buckets by a {row.state} hold", row.points, given_back)
             check(f"points_reversed of a {row.state} hold", 0, row.points_reversed)
-            check("RELEASE entries", row.points, entries.get("RELEASE", 0))
             check(f"units returned on a {row.state} hold", 0, units_back)
         elif row.state == "HELD":
             check("points given back to buckets by a live hold", 0, given_back)
-            check("RELEASE entries", 0, entries.get("RELEASE", 0))
             check("units returned on a live hold", 0, units_back)
         elif row.state in _SPENT_STATES:
-            check("RELEASE entries", 0, entries.get("RELEASE", 0))
             check("points given back to buckets", row.points_reversed, given_back)
             check(
                 "points_reversed vs sum of floor(line points * returned / quantity)",
@@ -291,6 +297,136 @@ def _check_redemptions(
             check("state for the units returned", expected_state, row.state)
         else:
             found.add(account, subject, "state", "a known state", row.state)
+
+
+def _check_order_entries(
+    rows: Sequence[Any], by_order: dict[Key, dict[str, int]], found: _Findings
+) -> None:
+    """An order's REDEMPTION, HOLD, RELEASE and REVERSAL entries, over all its attempts."""
+    attempts: dict[Key, list[Any]] = defaultdict(list)
+    for row in rows:
+        attempts[(row.program_id, row.order_id)].append(row)
+    for (program_id, order_id), mine in attempts.items():
+        account = (program_id, mine[-1].customer_id)
+        subject = f"order {order_id}"
+        entries = by_order.get((program_id, order_id), {})
+        spent = entries.get("REDEMPTION", 0) + entries.get("HOLD", 0)
+        released = sum(row.points for row in mine if row.state in _GIVEN_BACK_STATES)
+        reversed_ = sum(row.points_reversed for row in mine)
+        for what, expected, value in (
+            ("REDEMPTION + HOLD entries", -sum(row.points for row in mine), spent),
+            ("RELEASE entries", released, entries.get("RELEASE", 0)),
+            ("REVERSAL entries", reversed_, entries.get("REVERSAL", 0)),
+        ):
+            found.unless_equal(account, subject, what, expected, value)
+
+
+def _check_orders(connection: Connection, found: _Findings) -> None:
+    """Everything recorded about an order is its customer's, on its lines (docs/rules.md §6)."""
+    o = orders.c
+    owner = {
+        (p, order): c
+        for p, order, c in connection.execute(select(o.program_id, o.order_id, o.customer_id))
+    }
+    found.report.orders = len(owner)
+    lines = defaultdict(set)
+    for program_id, order_id, line_id in connection.execute(
+        select(order_lines.c.program_id, order_lines.c.order_id, order_lines.c.line_id)
+    ):
+        lines[(program_id, order_id)].add(line_id)
+    _check_owners(connection, owner, found)
+    _check_attempts(connection, found)
+    _check_order_lines(connection, lines, found)
+
+
+def _check_owners(connection: Connection, owner: dict[Key, str], found: _Findings) -> None:
+    """Redemptions, accruals and ledger entries of an order are on its customer's account."""
+    r, a, e = redemptions.c, accruals.c, ledger_entries.c
+    named = (
+        ("redemption", select(r.program_id, r.order_id, r.customer_id).distinct()),
+        ("accrual", select(a.program_id, a.order_id, a.customer_id)),
+        (
+            "ledger entries",
+            select(e.program_id, e.order_id, e.customer_id)
+            .where(e.order_id.is_not(None))
+            .distinct(),
+        ),
+    )
+    for what, query in named:
+        for program_id, order_id, customer_id in connection.execute(query):
+            expected = owner.get((program_id, order_id))
+            if expected != customer_id:
+                found.add(
+                    (program_id, customer_id),
+                    f"order {order_id}",
+                    f"customer of its {what}",
+                    expected or "a recorded order",
+                    customer_id,
+                )
+
+
+def _check_attempts(connection: Connection, found: _Findings) -> None:
+    """At most one live redemption per order; attempts numbered 1, 2, … oldest first."""
+    r = redemptions.c
+    attempts: dict[Key, list[tuple[int, str, str]]] = defaultdict(list)
+    for program_id, order_id, customer_id, attempt, state in connection.execute(
+        select(r.program_id, r.order_id, r.customer_id, r.attempt, r.state)
+    ):
+        attempts[(program_id, order_id)].append((attempt, state, customer_id))
+    for (program_id, order_id), mine in attempts.items():
+        mine.sort()
+        account = (program_id, mine[-1][2])
+        live = [state for _, state, _ in mine if state in _LIVE]
+        if len(live) > 1:
+            found.add(account, f"order {order_id}", "live redemptions", "at most 1", len(live))
+        numbers = [attempt for attempt, _, _ in mine]
+        found.unless_equal(
+            account,
+            f"order {order_id}",
+            "attempt numbers",
+            list(range(1, len(mine) + 1)),
+            numbers,
+        )
+        dead = [state for _, state, _ in mine[:-1] if state not in _GIVEN_BACK_STATES]
+        if dead:
+            found.add(
+                account,
+                f"order {order_id}",
+                "states of the attempts before the latest",
+                f"{RedemptionState.RELEASED.value} or {RedemptionState.EXPIRED.value}",
+                dead,
+            )
+
+
+def _check_order_lines(
+    connection: Connection, lines: dict[Key, set[str]], found: _Findings
+) -> None:
+    """Every line a redemption or an accrual names is a line of its order."""
+    r, rl, a, al = redemptions.c, redemption_lines.c, accruals.c, accrual_lines.c
+    named = (
+        (
+            "redemption",
+            select(r.program_id, r.order_id, r.customer_id, rl.line_id).join(
+                redemption_lines, rl.redemption_id == r.redemption_id
+            ),
+        ),
+        (
+            "accrual",
+            select(a.program_id, a.order_id, a.customer_id, al.line_id).join(
+                accrual_lines, al.accrual_id == a.accrual_id
+            ),
+        ),
+    )
+    for what, query in named:
+        for program_id, order_id, customer_id, line_id in connection.execute(query):
+            if line_id not in lines.get((program_id, order_id), set()):
+                found.add(
+                    (program_id, customer_id),
+                    f"order {order_id}",
+                    f"line {line_id!r} of its {what}",
+                    "a line of the order",
+                    "missing",
+                )
 
 
 def _check_accruals(

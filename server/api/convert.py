@@ -14,14 +14,14 @@ from loyalty.v1 import redemption_service_pb2 as redemption_pb
 from pricing.caps import Constraint
 from pricing.cart import MAX_LINES, Cart, CartLine, LineKind, validate_cart, validate_string
 from pricing.errors import InvalidArgument, Violation
+from pricing.ledger import LedgerEntry
 from pricing.money import INT64_MAX
+from pricing.order import Redemption
 from pricing.program import SelectionMode
 from pricing.quote import Option, Quote
 from pricing.reversal import ReturnedLine
 from server.service import commands
 from server.service.reads import Account
-from server.store.ledger import LedgerEntry
-from server.store.redemptions import Redemption
 
 REQUEST_ID_MAX = 128
 MAX_HOLD_SECONDS = 30 * 24 * 3600
@@ -379,7 +379,7 @@ def redemption_message(redemption: Redemption, *, currency: str) -> redemption_p
             for line in redemption.lines
         ],
         points_reversed=redemption.points_reversed,
-        state=_STATES[redemption.state],
+        state=_STATES[redemption.state.value],
         created_at=stamp(redemption.created_at),
         program_version=redemption.program_version,
         currency=currency,

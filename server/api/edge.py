@@ -19,9 +19,8 @@ from server.api.convert import instant
 from server.api.errors import to_status
 from server.metrics import Metrics
 from server.service.deps import Deps
-from server.service.errors import ClockOverrideDisabled
-from server.service.idempotent import ReplayNote, replay_note
-from server.store.db import DatabaseUnavailable, call_deadline
+from server.service.errors import ClockOverrideDisabled, DatabaseUnavailable, call_deadline
+from server.service.replay import ReplayNote, replay_note
 
 access = logging.getLogger("loyalty.access")
 

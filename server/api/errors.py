@@ -13,13 +13,15 @@ from grpc_status import rpc_status
 
 from pricing import errors as domain
 from server.service.errors import (
+    CallDeadlineExceeded,
     ClockOverrideDisabled,
+    ConcurrentUpdate,
+    DatabaseUnavailable,
     MalformedRequest,
     RoleNotAllowed,
     TokenInvalid,
     TokenMissing,
 )
-from server.store.db import CallDeadlineExceeded, ConcurrentUpdate, DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,8 @@ TABLE: dict[type[Exception], tuple[grpc.StatusCode, str]] = {
     domain.ExceedsRemaining: (grpc.StatusCode.FAILED_PRECONDITION, "EXCEEDS_REMAINING"),
     domain.HoldExpired: (grpc.StatusCode.FAILED_PRECONDITION, "HOLD_EXPIRED"),
     domain.HoldReleased: (grpc.StatusCode.FAILED_PRECONDITION, "HOLD_RELEASED"),
+    domain.OrderCustomerMismatch: (grpc.StatusCode.FAILED_PRECONDITION, "ORDER_CUSTOMER_MISMATCH"),
+    domain.AccrualMismatch: (grpc.StatusCode.FAILED_PRECONDITION, "ACCRUAL_MISMATCH"),
     ClockOverrideDisabled: (grpc.StatusCode.PERMISSION_DENIED, "CLOCK_OVERRIDE_DISABLED"),
     TokenMissing: (grpc.StatusCode.UNAUTHENTICATED, "TOKEN_MISSING"),
     TokenInvalid: (grpc.StatusCode.UNAUTHENTICATED, "TOKEN_INVALID"),
@@ -83,7 +87,7 @@ def to_status(exc: Exception) -> grpc.Status:
     if isinstance(exc, domain.InvalidArgument):
         reason = exc.reason
     details = [error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=metadata)]
-    if isinstance(exc, domain.InvalidArgument):
+    if isinstance(exc, domain.InvalidArgument | domain.AccrualMismatch):
         details.append(bad_request(exc.violations))
     packed = []
     for detail in details:

@@ -6,16 +6,18 @@ those effects down; reads compute the same state without writing (reads
 never write).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import Connection
 
-from pricing.buckets import Bucket, balance_by_source, settle_matured, spendable
+from pricing.buckets import Bucket, Settlement, balance_by_source, settle_matured, spendable
 from pricing.holds import Hold, Release, lapse_order, release, with_lapsed_holds
+from pricing.ledger import LedgerEntry
+from pricing.order import OrderHead, RedemptionState
 from server.store import buckets as bucket_store
 from server.store.accounts import lock_account, set_debt
-from server.store.ledger import LedgerEntry, append
+from server.store.ledger import append
 from server.store.redemptions import account_holds, record_release
 from server.store.snapshot import Snapshot, snapshot
 
@@ -28,7 +30,7 @@ class AccountState:
     debt: int
     holds: list[Hold]  # live holds only: those lapsed by `now` are already given back
     now: datetime
-    order_taken: bool = False  # the order `locked_state` was asked about has a redemption
+    order: OrderHead | None = None  # the order `locked_state` was asked about, if recorded
 
     def spendable(self) -> list[Bucket]:
         return spendable(self.buckets, self.now)
@@ -59,7 +61,7 @@ def locked_state(
 ) -> AccountState:
     """Lock the account row (creating it if missing), then write down lapses and settlements.
 
-    `order_id`, when given, is looked up under the lock with the rest (`order_taken`).
+    `order_id`, when given, is looked up under the lock with the rest (`order`).
     """
     debt = lock_account(connection, program_id=program_id, customer_id=customer_id, now=now)
     seen = snapshot(
@@ -70,13 +72,36 @@ def locked_state(
     lapsed = [hold for hold in lapse_order(holds) if hold.lapsed_at(now)]
     for hold in lapsed:
         debt -= write_release(
-            connection, hold, program_id=program_id, customer_id=customer_id, state="EXPIRED",
-            at=hold.deadline, now=now, request_id=None, debt=debt,
+            connection, hold, program_id=program_id, customer_id=customer_id,
+            state=RedemptionState.EXPIRED, at=hold.deadline, now=now, request_id=None, debt=debt,
         ).to_debt  # fmt: skip
     if lapsed:  # the points came back into their buckets: read them again
         found = bucket_store.account_buckets(
             connection, program_id=program_id, customer_id=customer_id, now=now
         )
+    settlement = _settle(connection, found, program_id, customer_id, debt=debt, now=now)
+    live = [hold for hold in holds if not hold.lapsed_at(now)]
+    return AccountState(
+        program_id,
+        customer_id,
+        settlement.apply(found),
+        settlement.debt,
+        live,
+        now,
+        order=_after_lapses(seen.order, lapsed),
+    )
+
+
+def _settle(
+    connection: Connection,
+    found: list[Bucket],
+    program_id: str,
+    customer_id: str,
+    *,
+    debt: int,
+    now: datetime,
+) -> Settlement:
+    """Matured credits pay the debt, written down."""
     settlement = settle_matured(found, debt=debt, now=now)
     if settlement.settled:
         bucket_store.write_settlement(connection, settlement)
@@ -87,16 +112,14 @@ def locked_state(
                 customer_id=customer_id,
                 debt_points=settlement.debt,
             )
-    live = [hold for hold in holds if not hold.lapsed_at(now)]
-    return AccountState(
-        program_id,
-        customer_id,
-        settlement.apply(found),
-        settlement.debt,
-        live,
-        now,
-        order_taken=seen.order_taken,
-    )
+    return settlement
+
+
+def _after_lapses(order: OrderHead | None, lapsed: list[Hold]) -> OrderHead | None:
+    """The order's head once its own hold, if it just lapsed, is no longer live."""
+    if order is None or not any(hold.order_id == order.order_id for hold in lapsed):
+        return order
+    return replace(order, has_live_redemption=False)
 
 
 def read_state(
@@ -134,7 +157,7 @@ def write_release(
     *,
     program_id: str,
     customer_id: str,
-    state: str,
+    state: RedemptionState,
     at: datetime,
     now: datetime,
     request_id: str | None,
@@ -150,22 +173,24 @@ def write_release(
     released = release(hold, at=at, debt=debt)
     bucket_store.give_back(connection, released.to_buckets)
     bucket_store.record_expired(connection, released.stay_expired)
+    account = {"program_id": program_id, "customer_id": customer_id}
     if released.to_debt:
-        set_debt(
-            connection,
-            program_id=program_id,
-            customer_id=customer_id,
-            debt_points=debt - released.to_debt,
-        )
+        set_debt(connection, **account, debt_points=debt - released.to_debt)
     record_release(
-        connection,
-        redemption_id=hold.redemption_id,
-        returned=released.returned,
-        state=state,
+        connection, redemption_id=hold.redemption_id, returned=released.returned, state=state,
         now=now,
-    )
+    )  # fmt: skip
     sources = bucket_store.buckets_by_id(connection, (d.bucket_id for d in hold.debits))
-    entries = [
+    entries = _release_entries(released, hold, sources, at=at, reason=reason)
+    append(connection, entries, **account, request_id=request_id, now=now)
+    return released
+
+
+def _release_entries(
+    released: Release, hold: Hold, sources: dict[int, Bucket], *, at: datetime, reason: str
+) -> list[LedgerEntry]:
+    """RELEASE per bucket the points went back to, EXPIRY for those that stay expired."""
+    return [
         LedgerEntry(
             kind=kind,
             points=sign * d.points,
@@ -181,12 +206,3 @@ def write_release(
         )
         for d in moves
     ]
-    append(
-        connection,
-        entries,
-        program_id=program_id,
-        customer_id=customer_id,
-        request_id=request_id,
-        now=now,
-    )
-    return released

@@ -4,14 +4,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection
-
 from pricing.errors import HoldExpired, HoldReleased, OrderNotFound
+from pricing.order import Order, Redemption, RedemptionState
 from server.service import commands
-from server.service.account_state import locked_state
 from server.service.deps import Deps
-from server.service.idempotent import run_once
-from server.store.redemptions import Redemption, find_redemption, set_state
+from server.service.ports import UnitOfWork
 
 
 @dataclass(frozen=True)
@@ -30,34 +27,27 @@ def capture_redemption(
 ) -> bytes:
     program = deps.program(command.program_id)
 
-    def effect(connection: Connection) -> Captured:
-        found = find_redemption(connection, program_id=program.id, order_id=command.order_id)
-        if found is None:
-            raise OrderNotFound(command.order_id)
+    def effect(uow: UnitOfWork) -> Captured:
+        order = _order(uow, program.id, command.order_id)
         # Under the lock a lapse due by `now` is written first: capture and lapse are
         # decided in one order, so exactly one of them happens.
-        state = locked_state(
-            connection, program_id=program.id, customer_id=found.customer_id, now=now
-        )
-        redemption = find_redemption(connection, program_id=program.id, order_id=command.order_id)
-        assert redemption is not None
-        if redemption.state == "EXPIRED":
+        state = uow.accounts.lock(program_id=program.id, customer_id=order.customer_id, now=now)
+        redemption = _order(uow, program.id, command.order_id).latest
+        assert redemption is not None  # an order's attempts are never deleted
+        if redemption.state is RedemptionState.EXPIRED:
             raise HoldExpired(command.order_id)
-        if redemption.state == "RELEASED":
+        if redemption.state is RedemptionState.RELEASED:
             raise HoldReleased(command.order_id)
-        if redemption.state != "HELD":
+        if redemption.state is not RedemptionState.HELD:
             return Captured(redemption, 0, state.spendable_points)  # already spent: as it is
-        set_state(connection, redemption_id=redemption.redemption_id, state="APPLIED", now=now)
-        captured = find_redemption(connection, program_id=program.id, order_id=command.order_id)
-        assert captured is not None
+        captured = redemption.moved_to(RedemptionState.APPLIED)
+        uow.orders.set_state(redemption_id=redemption.redemption_id, state=captured.state, now=now)
         return Captured(captured, captured.points, state.spendable_points)
 
-    outcome = run_once(
-        deps,
-        program_id=program.id,
-        request_id=command.key.request_id,
-        method="CaptureRedemption",
-        fingerprint=command.key.fingerprint,
+    outcome = deps.once(
+        "CaptureRedemption",
+        program.id,
+        command.key,
         now=now,
         effect=effect,
         render=render,
@@ -65,3 +55,11 @@ def capture_redemption(
     if outcome.result is not None:
         deps.metrics.captured.labels(program.id).inc(outcome.result.captured)
     return outcome.answer
+
+
+def _order(uow: UnitOfWork, program_id: str, order_id: str) -> Order:
+    """The order with a redemption attempt (else ORDER_NOT_FOUND)."""
+    order = uow.orders.get(program_id=program_id, order_id=order_id)
+    if order is None or order.latest is None:
+        raise OrderNotFound(order_id)
+    return order

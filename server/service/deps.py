@@ -1,22 +1,55 @@
-"""What every use case needs: the database and the programs."""
+"""What every use case needs: the store (units of work), the programs and the metrics."""
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TypeVar
 
 from pricing.errors import ProgramNotFound
 from pricing.program import Program
 from server.metrics import Metrics
+from server.service.commands import Idempotency
+from server.service.ports import Outcome, Request, Store, UnitOfWork
+from server.service.replay import mark_replayed
+from server.service.sql import SqlStore
 from server.store.db import Database
+
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
 class Deps:
-    db: Database
+    db: Database | None
     programs: Mapping[str, Program]
     metrics: Metrics = field(default_factory=Metrics)
+    # The seam: units of work on `db` unless a test hands in another (tests/unit/service/).
+    store: Store = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.store is None:
+            assert self.db is not None, "Deps needs a database or a store"
+            object.__setattr__(self, "store", SqlStore(self.db))
 
     def program(self, program_id: str) -> Program:
         try:
             return self.programs[program_id]
         except KeyError:
             raise ProgramNotFound(program_id) from None
+
+    def once(
+        self,
+        method: str,
+        program_id: str,
+        key: Idempotency,
+        *,
+        now: datetime,
+        effect: Callable[[UnitOfWork], R],
+        render: Callable[[R], bytes],
+    ) -> Outcome[R]:
+        """Run a mutation exactly once per request id (docs/rules.md §7); replays are counted."""
+        request = Request(program_id, key.request_id, method, key.fingerprint)
+        outcome = self.store.once(request, now=now, effect=effect, render=render)
+        if outcome.result is None:
+            self.metrics.replays.labels(request.method).inc()
+            mark_replayed()
+        return outcome

@@ -1,6 +1,28 @@
-"""Errors of the service layer that are not the pricing domain's."""
+"""Errors of the service layer that are not the pricing domain's.
+
+The storage's own (unavailable, conflicts, a deadline passed while waiting) are named
+here too, so the API layer maps them without importing the store.
+"""
 
 from pricing.errors import DomainError
+from server.store.db import (
+    CallDeadlineExceeded,
+    ConcurrentUpdate,
+    DatabaseUnavailable,
+    call_deadline,
+)
+
+__all__ = [
+    "CallDeadlineExceeded",
+    "ClockOverrideDisabled",
+    "ConcurrentUpdate",
+    "DatabaseUnavailable",
+    "MalformedRequest",
+    "RoleNotAllowed",
+    "TokenInvalid",
+    "TokenMissing",
+    "call_deadline",
+]
 
 
 class ClockOverrideDisabled(DomainError):

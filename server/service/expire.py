@@ -12,14 +12,11 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection
-
+from pricing.ledger import LedgerEntry
 from server.metrics import Metrics
-from server.service.account_state import locked_state
-from server.store import buckets as bucket_store
+from server.service.ports import Store, UnitOfWork
+from server.service.sql import SqlStore
 from server.store.db import Database
-from server.store.ledger import LedgerEntry, append
-from server.store.redemptions import accounts_with_lapsed_holds
 
 log = logging.getLogger(__name__)
 
@@ -31,15 +28,17 @@ class ExpiryReport:
 
 
 def expire_points(
-    db: Database, *, now: datetime, batch: int = 500, metrics: Metrics | None = None
+    db: Database | Store, *, now: datetime, batch: int = 500, metrics: Metrics | None = None
 ) -> ExpiryReport:
+    """Expire every account due at `now`, `batch` accounts per read, one transaction each."""
+    store = SqlStore(db) if isinstance(db, Database) else db
     accounts = points = 0
     while True:
-        due = db.read(lambda connection: _due(connection, now=now, limit=batch))
+        due = store.read(lambda uow: uow.accounts.due_for_expiry(now=now, limit=batch))
         if not due:
             return ExpiryReport(accounts, points)
         for program_id, customer_id in due:
-            expired = db.transact(
+            expired = store.transact(
                 functools.partial(
                     _expire_account, program_id=program_id, customer_id=customer_id, now=now
                 )
@@ -50,37 +49,15 @@ def expire_points(
             accounts += 1
 
 
-def _due(connection: Connection, *, now: datetime, limit: int) -> list[tuple[str, str]]:
-    """Accounts with expired points or lapsed holds still to write down."""
-    due = bucket_store.accounts_with_expired_points(connection, now=now, limit=limit)
-    lapsed = accounts_with_lapsed_holds(connection, now=now, limit=limit)
-    return sorted(set(due) | set(lapsed))
-
-
-def _expire_account(
-    connection: Connection, *, program_id: str, customer_id: str, now: datetime
-) -> int:
+def _expire_account(uow: UnitOfWork, *, program_id: str, customer_id: str, now: datetime) -> int:
     # Lapsed holds give their points back and matured credits pay debt first: both
     # happened before the expiry that follows.
-    locked_state(connection, program_id=program_id, customer_id=customer_id, now=now)
-    expired = bucket_store.expire_account(
-        connection, program_id=program_id, customer_id=customer_id, now=now
-    )
-    append(
-        connection,
-        [
-            LedgerEntry(
-                kind="EXPIRY",
-                points=-e.points,
-                source=e.source,
-                effective_at=e.expires_at,
-                bucket_id=e.bucket_id,
-            )
-            for e in expired
-        ],
-        program_id=program_id,
-        customer_id=customer_id,
-        request_id=None,
-        now=now,
+    uow.accounts.lock(program_id=program_id, customer_id=customer_id, now=now)
+    expired = uow.accounts.expire(program_id=program_id, customer_id=customer_id, now=now)
+    entries = [
+        LedgerEntry("EXPIRY", -e.points, e.source, e.expires_at, e.bucket_id) for e in expired
+    ]
+    uow.ledger.append(
+        entries, program_id=program_id, customer_id=customer_id, request_id=None, now=now
     )
     return sum(e.points for e in expired)

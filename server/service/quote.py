@@ -2,24 +2,20 @@
 
 from datetime import datetime
 
-from sqlalchemy import Connection
-
 from pricing.quote import Quote, check_currency, quote
 from server.service import commands
-from server.service.account_state import read_state
 from server.service.deps import Deps
-from server.service.tiers import pricing_tier
+from server.service.ports import UnitOfWork
 
 
 def quote_redemption(deps: Deps, command: commands.QuoteRedemption, *, now: datetime) -> Quote:
     program = deps.program(command.program_id)
     check_currency(program, command.cart)
 
-    def read(connection: Connection) -> Quote:
-        state = read_state(
-            connection, program_id=program.id, customer_id=command.customer_id, now=now
-        )
-        tier = pricing_tier(connection, program, customer_id=command.customer_id, now=now)
+    def read(uow: UnitOfWork) -> Quote:
+        customer = command.customer_id
+        state = uow.accounts.read(program_id=program.id, customer_id=customer, now=now)
+        tier = uow.accounts.pricing_tier(program, customer_id=customer, now=now)
         return quote(
             program,
             cart=command.cart,
@@ -29,7 +25,7 @@ def quote_redemption(deps: Deps, command: commands.QuoteRedemption, *, now: date
             now=now,
         )
 
-    result = deps.db.read(read)
+    result = deps.store.read(read)
     offered = result.options[result.recommended].max_points
     deps.metrics.quoted.labels(program.id).inc(offered)
     return result

@@ -1,19 +1,16 @@
 """GetAccount, GetRedemption and ListLedgerEntries: reads, which never write."""
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection
-
 from pricing.errors import OrderNotFound
+from pricing.ledger import LedgerEntry
+from pricing.order import Redemption
 from pricing.tiers import TierStatus
 from server.service import commands
-from server.service.account_state import read_state
 from server.service.deps import Deps
-from server.service.tiers import current_tier
-from server.store import ledger
-from server.store.redemptions import Redemption, find_redemption
+from server.service.ports import UnitOfWork
 
 MAX_PAGE = 1_000
 DEFAULT_PAGE = 100
@@ -33,8 +30,8 @@ class Account:
 def get_account(deps: Deps, *, program_id: str, customer_id: str, now: datetime) -> Account:
     program = deps.program(program_id)
 
-    def read(connection: Connection) -> Account:
-        state = read_state(connection, program_id=program.id, customer_id=customer_id, now=now)
+    def read(uow: UnitOfWork) -> Account:
+        state = uow.accounts.read(program_id=program.id, customer_id=customer_id, now=now)
         live = state.spendable()
         next_expiry = None
         expiring = [b for b in live if b.expires_at is not None]
@@ -48,36 +45,30 @@ def get_account(deps: Deps, *, program_id: str, customer_id: str, now: datetime)
             held_points=state.held_points,
             balances_by_source=state.balances(),
             next_expiry=next_expiry,
-            tier=current_tier(connection, program, customer_id=customer_id, now=now),
+            tier=uow.accounts.tier_status(program, customer_id=customer_id, now=now),
             debt_points=state.debt,
         )
 
-    return deps.db.read(read)
+    return deps.store.read(read)
 
 
 def get_redemption(deps: Deps, *, program_id: str, order_id: str, now: datetime) -> Redemption:
+    """The order's latest redemption attempt (docs/rules.md §6), as it stands at `now`."""
     program = deps.program(program_id)
 
-    def read(connection: Connection) -> Redemption | None:
-        return find_redemption(connection, program_id=program.id, order_id=order_id)
+    def read(uow: UnitOfWork) -> Redemption | None:
+        order = uow.orders.get(program_id=program.id, order_id=order_id)
+        return None if order is None else order.latest
 
-    found = deps.db.read(read)
+    found = deps.store.read(read)
     if found is None:
         raise OrderNotFound(order_id)
-    return as_seen_at(found, now)
-
-
-def as_seen_at(redemption: Redemption, now: datetime) -> Redemption:
-    """A hold lapses exactly at its deadline, whether or not that is written down yet."""
-    deadline = redemption.hold_expires_at
-    if redemption.state == "HELD" and deadline is not None and deadline <= now:
-        return replace(redemption, state="EXPIRED")
-    return redemption
+    return found.seen_at(now)
 
 
 @dataclass(frozen=True)
 class LedgerPage:
-    entries: list[ledger.LedgerEntry]
+    entries: list[LedgerEntry]
     has_more: bool
 
 
@@ -88,11 +79,10 @@ def list_ledger_entries(
     size = min(request.page_size or DEFAULT_PAGE, MAX_PAGE)
     after = None
     if request.after_effective_at is not None:
-        after = ledger.Cursor(request.after_effective_at, request.after_entry_id)
+        after = (request.after_effective_at, request.after_entry_id)
 
-    def read(connection: Connection) -> list[ledger.LedgerEntry]:
-        return ledger.page(
-            connection,
+    def read(uow: UnitOfWork) -> list[LedgerEntry]:
+        return uow.ledger.page(
             program_id=program.id,
             customer_id=request.customer_id,
             up_to=now,
@@ -100,5 +90,5 @@ def list_ledger_entries(
             limit=size + 1,
         )
 
-    entries = deps.db.read(read)
+    entries = deps.store.read(read)
     return LedgerPage(entries[:size], has_more=len(entries) > size)

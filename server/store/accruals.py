@@ -1,54 +1,37 @@
 """Accruals: what an order earned, split over its lines, and what returns took back."""
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
-from pricing.reversal import UnitsLine
+from pricing.accrual import Accrual, AccrualLine
 from pricing.tiers import QualifyingOrder
+from server.store.errors import DuplicateAccrual, duplicates_as
 from server.store.schema import accrual_lines, accruals
 
 
-@dataclass(frozen=True)
-class AccrualLine:
-    line_id: str
-    quantity: int
-    base_minor: int
-    points: int
-    returned_units: int = 0
-
-    def points_units(self) -> UnitsLine:
-        return UnitsLine(self.line_id, self.quantity, self.points, self.returned_units)
-
-    def base_units(self) -> UnitsLine:
-        """The line's earning base, returned unit by unit like points (for tiers)."""
-        return UnitsLine(self.line_id, self.quantity, self.base_minor, self.returned_units)
-
-
-@dataclass(frozen=True)
-class Accrual:
-    accrual_id: str
-    program_id: str
-    order_id: str
-    customer_id: str
-    points: int
-    base_minor: int
-    base_returned_minor: int
-    points_clawed_back: int
-    bucket_id: int | None
-    tier_id: str
-    earn_rate_bp: int
-    program_version: int
-    delivered_at: datetime
-    available_at: datetime
-    expires_at: datetime | None
-    created_at: datetime
-    lines: tuple[AccrualLine, ...]
-
-
 def add_accrual(connection: Connection, accrual: Accrual) -> None:
+    """Raises `DuplicateAccrual` when the order got an accrual meanwhile."""
+    with duplicates_as(DuplicateAccrual):
+        _insert(connection, accrual)
+    connection.execute(
+        insert(accrual_lines),
+        [
+            {
+                "accrual_id": accrual.accrual_id,
+                "line_id": line.line_id,
+                "position": position,
+                "quantity": line.quantity,
+                "base_minor": line.base_minor,
+                "points": line.points,
+            }
+            for position, line in enumerate(accrual.lines)
+        ],
+    )
+
+
+def _insert(connection: Connection, accrual: Accrual) -> None:
     connection.execute(
         insert(accruals).values(
             accrual_id=accrual.accrual_id,
@@ -66,20 +49,6 @@ def add_accrual(connection: Connection, accrual: Accrual) -> None:
             expires_at=accrual.expires_at,
             created_at=accrual.created_at,
         )
-    )
-    connection.execute(
-        insert(accrual_lines),
-        [
-            {
-                "accrual_id": accrual.accrual_id,
-                "line_id": line.line_id,
-                "position": position,
-                "quantity": line.quantity,
-                "base_minor": line.base_minor,
-                "points": line.points,
-            }
-            for position, line in enumerate(accrual.lines)
-        ],
     )
 
 

@@ -1,12 +1,11 @@
 """Buckets: loading them as domain values and moving points in and out."""
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
 
-from pricing.buckets import Bucket, Debit, Settlement
+from pricing.buckets import Bucket, Debit, Expired, Settlement
 from server.store.schema import buckets
 
 _columns = (
@@ -152,14 +151,6 @@ def take_written_off(connection: Connection, bucket_id: int, points: int) -> Non
             .where(buckets.c.bucket_id == bucket_id)
             .values(expired_points=buckets.c.expired_points - points)
         )
-
-
-@dataclass(frozen=True)
-class Expired:
-    bucket_id: int
-    source: str
-    points: int
-    expires_at: datetime
 
 
 def expire_account(

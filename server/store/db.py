@@ -10,17 +10,25 @@ timeout), and never past the deadline of the call it serves: a thread is not
 left queued behind an account lock for a caller that has given up. A wait cut
 short by the lock timeout is `ConcurrentUpdate`; one cut short by the call's
 deadline (or work that would start after it) is `CallDeadlineExceeded`.
+
+A failover (docs/rules.md §12) is met by the URL and the pool: given several hosts
+(`postgresql://h1:5432,h2:5432/db?target_session_attrs=read-write`) libpq
+connects to the one that takes writes, and an error that says the pooled
+connections point at a server that no longer does (it was demoted, is shutting
+down, or went away) empties the pool, so the next transaction connects afresh.
+Until a primary answers, calls fail `DatabaseUnavailable` and `ping` is False.
 """
 
 import logging
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 log = logging.getLogger(__name__)
@@ -32,6 +40,16 @@ RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock dete
 # A lock wait ran out (PostgreSQL's lock_timeout): the account stayed locked that long, so
 # waiting again would only hold the thread longer. Not retried.
 LOCK_TIMEOUT_SQLSTATE = "55P03"
+
+# SQLSTATEs after which a connection no longer reaches a primary: treated as a lost
+# connection (the whole pool is dropped and the transaction runs again on a new one).
+# Class 08 (connection exception) counts too.
+FAILOVER_SQLSTATES = {
+    "25006",  # read_only_sql_transaction: the server is a standby now, or fenced read-only
+    "57P01",  # admin_shutdown: `pg_ctl stop -m fast`, or a backend terminated
+    "57P02",  # crash_shutdown: another backend crashed, this one is being reset
+    "57P03",  # cannot_connect_now: starting up, shutting down, or in recovery
+}
 
 DEFAULT_LOCK_TIMEOUT = 5.0  # seconds
 
@@ -63,11 +81,30 @@ def _milliseconds(seconds: float) -> int:
 
 
 def normalize_url(url: str) -> str:
-    """Accept plain `postgresql://` (and `postgres://`) URLs; drive them with psycopg 3."""
+    """Accept plain `postgresql://` (and `postgres://`) URLs; drive them with psycopg 3.
+
+    libpq's multi-host form (`postgresql://u@h1:5432,h2:5432/db?...`, docs/rules.md §12) becomes
+    SQLAlchemy's (`postgresql+psycopg://u@/db?host=h1:5432&host=h2:5432&...`), which
+    psycopg receives as `host=h1,h2 port=5432,5432`.
+    """
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
+            url = "postgresql+psycopg://" + url[len(prefix) :]
+            break
+    if url.startswith("postgresql"):
+        return _hosts_as_query(url)
     return url
+
+
+def _hosts_as_query(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    if "," not in hosts:
+        return url
+    query = [("host", host) for host in hosts.split(",")]
+    query += urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    # Not urlunsplit: with no user it would drop the empty authority's `//`.
+    return f"{parts.scheme}://{userinfo}{at}{parts.path}?{urllib.parse.urlencode(query)}"
 
 
 def create_database_engine(
@@ -89,13 +126,23 @@ def create_database_engine(
         # The session's default; a transaction serving a call with a nearer deadline
         # lowers it for itself (`SET LOCAL`, in `Database.transact`).
         connect_args["options"] = f"-c lock_timeout={_milliseconds(lock_timeout)}"
-    return create_engine(
+    engine = create_engine(
         url,
         pool_size=pool_size,
         max_overflow=0,
         pool_timeout=10,
         connect_args=connect_args,
     )
+    event.listen(engine, "handle_error", failover_is_disconnect)
+    return engine
+
+
+def failover_is_disconnect(context: ExceptionContext) -> None:
+    """Count the errors a failover causes as lost connections: SQLAlchemy then drops
+    this connection and every pooled one (`invalidate_pool_on_disconnect`)."""
+    state = getattr(context.original_exception, "sqlstate", None) or ""
+    if state in FAILOVER_SQLSTATES or state.startswith("08"):
+        context.is_disconnect = True
 
 
 def _sqlite_connect(dbapi_connection: Any, busy_ms: int) -> None:
@@ -271,9 +318,19 @@ class Database:
         raise AssertionError("unreachable")
 
     def ping(self) -> bool:
+        """Whether the database answers and, on PostgreSQL, takes writes (is a primary)."""
         try:
             with self.engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
+                if self.backend != "postgresql":
+                    connection.execute(text("SELECT 1"))
+                    return True
+                read_only = connection.exec_driver_sql("SHOW transaction_read_only").scalar()
+                if read_only == "on":
+                    # A pooled connection to a demoted or fenced server: drop the pool
+                    # so that the next connections look for the primary afresh.
+                    connection.invalidate()
+                    self.engine.dispose()
+                    return False
             return True
         except DBAPIError:
             return False

@@ -6,21 +6,8 @@ from datetime import datetime
 
 from sqlalchemy import Connection, and_, insert, or_, select
 
+from pricing.ledger import LedgerEntry
 from server.store.schema import ledger_entries
-
-
-@dataclass(frozen=True)
-class LedgerEntry:
-    kind: str  # GRANT, ACCRUAL, REDEMPTION, HOLD, RELEASE, REVERSAL, CLAWBACK, DEBT, EXPIRY
-    points: int  # signed: + credits, − debits
-    source: str
-    effective_at: datetime
-    bucket_id: int | None = None
-    order_id: str | None = None
-    reason: str = ""
-    entry_id: int = 0
-    recorded_at: datetime | None = None
-
 
 _insert = insert(ledger_entries)
 

@@ -1,13 +1,14 @@
 """Redemptions with their line allocations and bucket debits."""
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Connection,
     Integer,
+    Row,
     String,
     bindparam,
     func,
@@ -19,39 +20,9 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from pricing.buckets import Debit, DebitRecord
 from pricing.holds import Hold
-from pricing.reversal import UnitsLine
+from pricing.order import Redemption, RedemptionLine, RedemptionState
+from server.store.errors import DuplicateRedemption, duplicates_as
 from server.store.schema import buckets, redemption_debits, redemption_lines, redemptions
-
-
-@dataclass(frozen=True)
-class RedemptionLine:
-    line_id: str
-    quantity: int
-    points: int
-    discount_minor: int
-    returned_units: int = 0
-
-    def units(self) -> UnitsLine:
-        return UnitsLine(self.line_id, self.quantity, self.points, self.returned_units)
-
-
-@dataclass(frozen=True)
-class Redemption:
-    redemption_id: str
-    program_id: str
-    order_id: str
-    customer_id: str
-    state: str
-    points: int
-    discount_minor: int
-    points_reversed: int
-    payment_method: str
-    program_version: int
-    hold_expires_at: datetime | None
-    created_at: datetime
-    lines: tuple[RedemptionLine, ...]
-    debits: tuple[DebitRecord, ...]
-
 
 _r = redemptions.c
 
@@ -78,9 +49,12 @@ _insert_lines_unnest = insert(redemption_lines).from_select(
     select(bindparam("redemption_id", type_=String), *(_unnest_lines.c[c] for c in _LINE_COLUMNS)),
 )
 _insert_debits = insert(redemption_debits)
-_by_order = select(redemptions).where(
-    _r.program_id == bindparam("program_id"), _r.order_id == bindparam("order_id")
+_by_order = (
+    select(redemptions)
+    .where(_r.program_id == bindparam("program_id"), _r.order_id == bindparam("order_id"))
+    .order_by(_r.attempt)
 )
+_latest = _by_order.order_by(None).order_by(_r.attempt.desc()).limit(1)
 _lines_of = (
     select(
         redemption_lines.c.line_id,
@@ -111,24 +85,9 @@ _holds = select(_r.redemption_id, _r.order_id, _r.points, _r.hold_expires_at).wh
 
 
 def add_redemption(connection: Connection, redemption: Redemption) -> None:
-    connection.execute(
-        _insert_redemption,
-        {
-            "redemption_id": redemption.redemption_id,
-            "program_id": redemption.program_id,
-            "order_id": redemption.order_id,
-            "customer_id": redemption.customer_id,
-            "state": redemption.state,
-            "points": redemption.points,
-            "discount_minor": redemption.discount_minor,
-            "points_reversed": redemption.points_reversed,
-            "payment_method": redemption.payment_method,
-            "program_version": redemption.program_version,
-            "hold_expires_at": redemption.hold_expires_at,
-            "created_at": redemption.created_at,
-            "updated_at": redemption.created_at,
-        },
-    )
+    """Raises `DuplicateRedemption` when the order got a live redemption meanwhile."""
+    with duplicates_as(DuplicateRedemption):
+        _insert(connection, redemption)
     _add_lines(connection, redemption.redemption_id, redemption.lines)
     if redemption.debits:
         connection.execute(
@@ -142,6 +101,28 @@ def add_redemption(connection: Connection, redemption: Redemption) -> None:
                 for debit in redemption.debits
             ],
         )
+
+
+def _insert(connection: Connection, redemption: Redemption) -> None:
+    connection.execute(
+        _insert_redemption,
+        {
+            "redemption_id": redemption.redemption_id,
+            "program_id": redemption.program_id,
+            "order_id": redemption.order_id,
+            "customer_id": redemption.customer_id,
+            "state": redemption.state.value,
+            "attempt": redemption.attempt,
+            "points": redemption.points,
+            "discount_minor": redemption.discount_minor,
+            "points_reversed": redemption.points_reversed,
+            "payment_method": redemption.payment_method,
+            "program_version": redemption.program_version,
+            "hold_expires_at": redemption.hold_expires_at,
+            "created_at": redemption.created_at,
+            "updated_at": redemption.created_at,
+        },
+    )
 
 
 def _add_lines(
@@ -174,27 +155,45 @@ def _add_lines(
 
 
 def find_redemption(connection: Connection, *, program_id: str, order_id: str) -> Redemption | None:
-    row = connection.execute(_by_order, {"program_id": program_id, "order_id": order_id}).first()
-    if row is None:
-        return None
-    lines = connection.execute(_lines_of, {"redemption_id": row.redemption_id})
-    debits = _debit_records(connection, [row.redemption_id]).get(row.redemption_id, [])
-    return Redemption(
-        redemption_id=row.redemption_id,
-        program_id=row.program_id,
-        order_id=row.order_id,
-        customer_id=row.customer_id,
-        state=row.state,
-        points=row.points,
-        discount_minor=row.discount_minor,
-        points_reversed=row.points_reversed,
-        payment_method=row.payment_method,
-        program_version=row.program_version,
-        hold_expires_at=row.hold_expires_at,
-        created_at=row.created_at,
-        lines=tuple(RedemptionLine(*line) for line in lines),
-        debits=tuple(debits),
-    )
+    """The order's latest redemption attempt."""
+    row = connection.execute(_latest, {"program_id": program_id, "order_id": order_id}).first()
+    return None if row is None else _redemptions(connection, [row])[0]
+
+
+def order_attempts(
+    connection: Connection, *, program_id: str, order_id: str
+) -> tuple[Redemption, ...]:
+    """Every redemption attempt of the order, oldest first."""
+    rows = connection.execute(_by_order, {"program_id": program_id, "order_id": order_id}).all()
+    return tuple(_redemptions(connection, rows)) if rows else ()
+
+
+def _redemptions(connection: Connection, rows: Sequence[Row[Any]]) -> list[Redemption]:
+    ids = [row.redemption_id for row in rows]
+    debits = _debit_records(connection, ids)
+    return [
+        Redemption(
+            redemption_id=row.redemption_id,
+            program_id=row.program_id,
+            order_id=row.order_id,
+            customer_id=row.customer_id,
+            state=RedemptionState(row.state),
+            points=row.points,
+            discount_minor=row.discount_minor,
+            points_reversed=row.points_reversed,
+            payment_method=row.payment_method,
+            program_version=row.program_version,
+            hold_expires_at=row.hold_expires_at,
+            created_at=row.created_at,
+            lines=tuple(
+                RedemptionLine(*line)
+                for line in connection.execute(_lines_of, {"redemption_id": row.redemption_id})
+            ),
+            debits=tuple(debits.get(row.redemption_id, [])),
+            attempt=row.attempt,
+        )
+        for row in rows
+    ]
 
 
 def record_return(
@@ -204,7 +203,7 @@ def record_return(
     units: Mapping[str, int],
     restored: Iterable[Debit],
     points_returned: int,
-    state: str,
+    state: RedemptionState,
     now: datetime,
 ) -> None:
     """Write down a return: units per line, points back per debit, the new totals and state."""
@@ -213,7 +212,7 @@ def record_return(
         .where(redemptions.c.redemption_id == redemption.redemption_id)
         .values(
             points_reversed=redemptions.c.points_reversed + points_returned,
-            state=state,
+            state=state.value,
             updated_at=now,
         )
     )
@@ -272,7 +271,7 @@ def record_release(
     *,
     redemption_id: str,
     returned: Iterable[Debit],
-    state: str,
+    state: RedemptionState,
     now: datetime,
 ) -> None:
     """A hold released (RELEASED) or lapsed (EXPIRED): its debits are all given back."""
@@ -297,11 +296,13 @@ def _debits_given_back(connection: Connection, redemption_id: str, back: Iterabl
         connection.execute(_give_back_to_debit, params)
 
 
-def set_state(connection: Connection, *, redemption_id: str, state: str, now: datetime) -> None:
+def set_state(
+    connection: Connection, *, redemption_id: str, state: RedemptionState, now: datetime
+) -> None:
     connection.execute(
         update(redemptions)
         .where(redemptions.c.redemption_id == redemption_id)
-        .values(state=state, updated_at=now)
+        .values(state=state.value, updated_at=now)
     )
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
     text,
     true,
@@ -107,6 +108,62 @@ ledger_entries = Table(
     Index("ix_ledger_entries_account", "program_id", "customer_id", "effective_at", "entry_id"),
 )
 
+orders = Table(
+    "orders",
+    metadata,
+    Column("program_id", String(ID), primary_key=True),
+    Column("order_id", String(ID), primary_key=True),
+    # Every redemption attempt, accrual and return of the order is this customer's
+    # (docs/rules.md §6).
+    Column("customer_id", String(ID), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    _account_fk(),
+)
+
+
+def _order_fk() -> ForeignKeyConstraint:
+    return ForeignKeyConstraint(
+        ["program_id", "order_id"], ["orders.program_id", "orders.order_id"]
+    )
+
+
+# The order's lines as its first ApplyRedemption or AccrueOrder recorded them, whole (a
+# what-if replay prices them again). `whole` is false for lines migrated from before
+# orders were recorded: only line_id, quantity and returned_units are known there; sku,
+# category, brand are '', tags '[]', kind 'GOODS', prices and discounts 0.
+order_lines = Table(
+    "order_lines",
+    metadata,
+    Column("program_id", String(ID), primary_key=True),
+    Column("order_id", String(ID), primary_key=True),
+    Column("line_id", String(ID), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("sku", String(ID), nullable=False, server_default=""),
+    Column("category", String(ID), nullable=False, server_default=""),
+    Column("brand", String(ID), nullable=False, server_default=""),
+    Column("tags", Text, nullable=False, server_default="[]"),  # a JSON array of strings
+    Column("kind", String(16), nullable=False, server_default="GOODS"),
+    Column("quantity", BigInteger, nullable=False),
+    Column("unit_price_minor", BigInteger, nullable=False, server_default="0"),
+    Column("discount_minor", BigInteger, nullable=False, server_default="0"),
+    Column("promo_discount_minor", BigInteger, nullable=False, server_default="0"),
+    Column("returned_units", BigInteger, nullable=False, server_default="0"),
+    Column("whole", Boolean, nullable=False, server_default=true()),
+    _order_fk(),
+    CheckConstraint("quantity > 0", name="quantity_positive"),
+    CheckConstraint("kind IN ('GOODS', 'SERVICE')", name="kind_known"),
+    CheckConstraint(
+        "unit_price_minor >= 0 AND discount_minor >= 0 AND promo_discount_minor >= 0",
+        name="amounts_not_negative",
+    ),
+    CheckConstraint(
+        "returned_units >= 0 AND returned_units <= quantity", name="returned_within_quantity"
+    ),
+)
+
+# A redemption that holds its order: at most one per order (docs/rules.md §6).
+LIVE_REDEMPTION = "state IN ('HELD', 'APPLIED', 'PARTIALLY_REVERSED', 'REVERSED')"
+
 redemptions = Table(
     "redemptions",
     metadata,
@@ -123,9 +180,13 @@ redemptions = Table(
     Column("hold_expires_at", UtcDateTime, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # 1 for the order's first attempt; a retry after a released or lapsed hold is the next.
+    Column("attempt", Integer, nullable=False, server_default="1"),
     _account_fk(),
-    UniqueConstraint("program_id", "order_id"),
+    _order_fk(),
+    UniqueConstraint("program_id", "order_id", "attempt", name="uq_redemptions_order_attempt"),
     CheckConstraint("points > 0", name="points_positive"),
+    CheckConstraint("attempt > 0", name="attempt_positive"),
     CheckConstraint(
         "points_reversed >= 0 AND points_reversed <= points", name="reversed_within_points"
     ),
@@ -140,6 +201,14 @@ redemptions = Table(
         "customer_id",
         postgresql_where=text("state = 'HELD'"),
         sqlite_where=text("state = 'HELD'"),
+    ),
+    Index(
+        "uq_redemptions_live_order",
+        "program_id",
+        "order_id",
+        unique=True,
+        postgresql_where=text(LIVE_REDEMPTION),
+        sqlite_where=text(LIVE_REDEMPTION),
     ),
 )
 
@@ -208,6 +277,7 @@ accruals = Table(
     Column("expires_at", UtcDateTime, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     _account_fk(),
+    _order_fk(),
     ForeignKeyConstraint(["bucket_id"], ["buckets.bucket_id"]),
     UniqueConstraint("program_id", "order_id"),
     CheckConstraint("points >= 0", name="points_not_negative"),

@@ -1,20 +1,22 @@
 """An account in one statement: its debt, the buckets that matter at `now`, and two yes/no facts.
 
 Every call on an account starts by reading these; one round trip instead of three (debt,
-holds, buckets) plus the order check of an apply. The holds themselves are read only
-when the account has one (rare: a hold lives while payment is in flight).
+holds, buckets) plus what an apply needs of its order (its customer, its attempts, whether
+one is live). The holds themselves are read only when the account has one (rare: a hold
+lives while payment is in flight).
 """
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, and_, bindparam, exists, or_, select
+from sqlalchemy import Connection, and_, bindparam, exists, func, or_, select, text
 
 from pricing.buckets import Bucket
+from pricing.order import OrderHead
 from server.store.buckets import bucket_from_row
-from server.store.schema import accounts, buckets, redemptions
+from server.store.schema import LIVE_REDEMPTION, accounts, buckets, orders, redemptions
 
-_a, _b, _r = accounts.c, buckets.c, redemptions.c
+_a, _b, _r, _o = accounts.c, buckets.c, redemptions.c, orders.c
 
 _live_bucket = or_(
     and_(_b.remaining > 0, or_(_b.expires_at.is_(None), _b.expires_at > bindparam("now"))),
@@ -25,8 +27,19 @@ _has_holds = exists().where(
     _r.customer_id == bindparam("customer_id"),
     _r.state == "HELD",
 )
-_order_taken = exists().where(
-    _r.program_id == bindparam("program_id"), _r.order_id == bindparam("order_id")
+_of_order = and_(_r.program_id == bindparam("program_id"), _r.order_id == bindparam("order_id"))
+# The order asked about: its customer (NULL: no such order), its attempts, whether one is live.
+_order_customer = (
+    select(_o.customer_id)
+    .where(_o.program_id == bindparam("program_id"), _o.order_id == bindparam("order_id"))
+    .scalar_subquery()
+)
+_order_attempts = select(func.count()).select_from(redemptions).where(_of_order).scalar_subquery()
+_order_live = exists().where(_of_order, text(LIVE_REDEMPTION))
+_order_facts = (
+    _order_customer.label("order_customer"),
+    _order_attempts.label("order_attempts"),
+    _order_live.label("order_live"),
 )
 # One row per live bucket (or one row of NULLs when there is none), each carrying the
 # account's debt and the two facts; no row at all when the account does not exist yet.
@@ -34,7 +47,7 @@ _snapshot = (
     select(
         _a.debt_points,
         _has_holds.label("has_holds"),
-        _order_taken.label("order_taken"),
+        *_order_facts,
         _b.bucket_id,
         _b.source,
         _b.remaining,
@@ -57,7 +70,7 @@ class Snapshot:
     debt: int
     buckets: list[Bucket]
     has_holds: bool
-    order_taken: bool  # the order asked about already has a redemption
+    order: OrderHead | None  # the order asked about, when it is recorded
 
 
 def snapshot(
@@ -68,20 +81,26 @@ def snapshot(
     now: datetime,
     order_id: str = "",
 ) -> Snapshot:
-    """Read the account as it stands; `order_id` ("" for none) is checked for a redemption."""
+    """Read the account as it stands, and the order `order_id` ("" for none) if recorded."""
     rows = connection.execute(
         _snapshot,
         {"program_id": program_id, "customer_id": customer_id, "now": now, "order_id": order_id},
     ).all()
     if not rows:
         # No account row: nothing of it can exist (every row refers to its account) but the order.
-        taken = (
-            bool(order_id)
-            and connection.execute(
-                select(_order_taken), {"program_id": program_id, "order_id": order_id}
-            ).scalar_one()
-        )
-        return Snapshot(0, [], False, bool(taken))
+        order = None
+        if order_id:
+            facts = connection.execute(
+                select(*_order_facts), {"program_id": program_id, "order_id": order_id}
+            ).one()
+            order = _head(order_id, *facts)
+        return Snapshot(0, [], False, order)
     first = rows[0]
-    found = [bucket_from_row(row[3:]) for row in rows if row[3] is not None]
-    return Snapshot(int(first[0]), found, bool(first[1]), bool(first[2]))
+    found = [bucket_from_row(row[5:]) for row in rows if row[5] is not None]
+    return Snapshot(int(first[0]), found, bool(first[1]), _head(order_id, *first[2:5]))
+
+
+def _head(order_id: str, customer_id: str | None, attempts: int, live: bool) -> OrderHead | None:
+    if customer_id is None:
+        return None
+    return OrderHead(order_id, customer_id, bool(live), int(attempts))

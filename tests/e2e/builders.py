@@ -286,3 +286,27 @@ def redemption_at(
         ),
         timeout=TIMEOUT,
     ).redemption
+
+
+def ledger_rows(
+    stubs: Stubs, program_id: str, customer_id: str, *, as_of: datetime
+) -> list[tuple[str, int, str, str, datetime]]:
+    """Every ledger entry effective at or before `as_of`, oldest first, over all pages:
+    (kind without its prefix, signed points, source, order_id, effective_at)."""
+    found: list[tuple[str, int, str, str, datetime]] = []
+    token = ""
+    while True:
+        page = ledger(stubs, program_id, customer_id, as_of=as_of, page_size=50, page_token=token)
+        found += [
+            (
+                account_pb.LedgerEntryKind.Name(e.kind).removeprefix("LEDGER_ENTRY_KIND_"),
+                e.points,
+                e.source,
+                e.order_id,
+                when(e.effective_at),
+            )
+            for e in page.entries
+        ]
+        token = page.next_page_token
+        if not token:
+            return found

@@ -150,7 +150,12 @@ BAD_INPUT: dict[str, tuple[str, Any, list[str]]] = {
     "discounts above the line total": (
         # 2 × 1,000 = 2,000 minor; 1,500 + 600 = 2,100 off
         "QuoteRedemption",
-        quote_of(cart(line("a", 2, 1_000, discount_minor=1_500, promo_discount_minor=600))),
+        quote_of(
+            cart(
+                line("a", 2, 1_000, discount_minor=1_500, promo_discount_minor=600),
+                promo_code="SPRING",
+            )
+        ),
         ["cart.lines[0].discount_minor"],
     ),
     "negative delivery": (

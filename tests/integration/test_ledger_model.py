@@ -3,11 +3,16 @@
 A Hypothesis state machine drives the use cases in-process (no gRPC) for two
 customers of `stomatorg`: grants of every source (at once or later, with the
 source's expiry or an explicit one), applies (within and above the maximum),
-accruals (of orders that spent points or not, already matured or pending),
-reverses (whole and by lines, in several steps, and one unit too many),
-idempotent replays, the clock moving forward by hours up to ~100 days (and
-exactly onto, or one microsecond before, a maturity or expiry instant), and
-the expiry job. A customer may start in debt, so that credits have debt to pay.
+accruals (of orders that spent points or not, already matured or pending; of
+the whole order or of some of its lines, the others cancelled before delivery;
+during a hold, captured after), reverses (whole and by lines, in several
+steps, and one unit too many; lines with only points, only an accrual, or
+both), holds released when payment fails and the retry that spends again as a
+new redemption, the other customer naming an order (its accrual or apply
+refused, ORDER_CUSTOMER_MISMATCH), idempotent replays, the clock moving forward
+by hours up to ~100 days (and exactly onto, or one microsecond before, a
+maturity or expiry instant), and the expiry job. A customer may start in debt,
+so that credits have debt to pay.
 
 The model below is written from docs/rules.md, not from the server's code:
 
@@ -45,8 +50,17 @@ once the job ran at the clock (checked to the letter then).
 Customers stay in the base tier (checked): an accrual that would bring their
 orders to 95,000 ₽ is not made, and the 100,000 ₽ orders that drain a balance
 are never accrued.
+
+That the model catches what it is there to catch is checked by planting bugs in
+a scratch copy of the code and running it there: `python -m
+tests.support.planted_bugs` (see that module for the list: spend, tie and
+restore orders, the expiry boundary, debt paid at maturity and by grants,
+returns into expired buckets, clawback from the own bucket, floor on returns,
+earning on points spent, EXPIRY and CLAWBACK dates, and issue 12's customer
+check, retry after release, held points and part accruals).
 """
 
+import os
 import pickle
 import uuid
 from collections.abc import Callable, Iterator
@@ -56,7 +70,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, event, settings
+from hypothesis import HealthCheck, Phase, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -69,12 +83,19 @@ from hypothesis.stateful import (
 from sqlalchemy import select, text
 
 from pricing.cart import Cart, CartLine, LineKind
-from pricing.errors import ExceedsMaximum, ExceedsRemaining
+from pricing.errors import (
+    ExceedsMaximum,
+    ExceedsRemaining,
+    OrderAlreadyRedeemed,
+    OrderCustomerMismatch,
+)
 from pricing.program import load_programs
 from pricing.reversal import ReturnedLine
+from server.reconcile import reconcile
 from server.service import commands
 from server.service.accrue import accrue_order
 from server.service.apply import apply_redemption
+from server.service.capture import capture_redemption
 from server.service.deps import Deps
 from server.service.expire import expire_points
 from server.service.grant import grant_points
@@ -104,6 +125,12 @@ NO_POINTS_TAG = "no_points"
 # `regular` needs 100,000 ₽ of matured orders: a customer's accruals stay under 95,000 ₽.
 TIER_GUARD_MINOR = 9_500_000
 FAR = datetime.max.replace(tzinfo=UTC)
+# tests/support/planted_bugs.py only needs to know that the model fails: no shrinking.
+PLANTED: dict[str, Any] = (
+    {"phases": (Phase.explicit, Phase.reuse, Phase.generate), "database": None}
+    if os.environ.get("LEDGER_MODEL_PLANTED") == "1"
+    else {}
+)
 
 
 # ---- the model ------------------------------------------------------------------------
@@ -454,21 +481,56 @@ class LedgerModel(RuleBasedStateMachine):
             return
         result = self.call(apply_redemption, command)
         self.orders.append(order)
+        self.spend_on(order, points, result)
+
+    def spend_on(self, order: MOrder, points: int, result: Any) -> None:
+        """The model of an accepted apply (or hold) of `points` on `order`: buckets
+        first-expiring-first, the allocation of docs/rules.md §4; checks the use case's answer."""
+        account = self.accounts[order.customer]
+        order.debits = []
         for b in account.spendable(self.now):
             take = min(points - sum(d.taken for d in order.debits), b.remaining)
             if take:
                 b.remaining -= take
                 order.debits.append(MDebit(b, take))
         assert sum(d.taken for d in order.debits) == points
-        lines = [line for line in cart.lines if eligible(line)]
+        lines = [line for line in order.cart.lines if eligible(line)]
         shares = largest_remainder(
             points, [net(line) for line in lines], [net(line) // POINT for line in lines]
         )
-        order.spent = {line.line_id: 0 for line in cart.lines}
+        order.spent = {line.line_id: 0 for line in order.cart.lines}
         order.spent.update({line.line_id: s for line, s in zip(lines, shares, strict=True)})
         got = {line.line_id: line.points for line in result.redemption.lines}
         assert (result.redemption.points, got) == (points, order.spent)
         assert result.balance_after == account.spendable_points(self.now)
+
+    def give_back(self, order: MOrder, points: int) -> int:
+        """Spent (or held) points back to the buckets they came from, latest-expiring
+        first. Into a bucket that has expired they stay expired: worth nothing, they pay
+        no debt; the others pay debt first, in the same order. Returns what went back."""
+        account = self.accounts[order.customer]
+        left, restores = points, []
+        for debit in sorted(order.debits, key=lambda d: d.bucket.spend_order(), reverse=True):
+            give = min(left, debit.taken - debit.returned)
+            left -= give
+            debit.returned += give
+            restores.append((debit.bucket, give))
+        assert left == 0
+        live = sum(give for bucket, give in restores if not bucket.expired_at(self.now))
+        to_debt = min(account.debt, live)
+        account.debt -= to_debt
+        for bucket, give in restores:
+            if bucket.expired_at(self.now):
+                if give:
+                    event("a return went into an expired bucket")
+                bucket.written_expired += give  # stays expired (docs/rules.md §6)
+                continue
+            paid = min(to_debt, give)
+            to_debt -= paid
+            if paid:
+                event("a return paid debt")
+            bucket.remaining += give - paid
+        return points
 
     @rule(
         who=st.integers(0, 1),
@@ -491,12 +553,20 @@ class LedgerModel(RuleBasedStateMachine):
             order = MOrder(f"order-{self.tag}-{len(self.orders)}", who, make_cart(spec))
         self.deliver(order, delivered_hours_ago)
 
-    def deliver(self, order: MOrder, delivered_hours_ago: int) -> None:
-        """AccrueOrder for `order`, delivered that many hours before the clock."""
+    def deliver(
+        self,
+        order: MOrder,
+        delivered_hours_ago: int,
+        lines: tuple[CartLine, ...] | None = None,
+    ) -> None:
+        """AccrueOrder for `order`, delivered that many hours before the clock: all of it,
+        or only `lines` (whole; the others cancelled before delivery). A delivered line
+        earns on its net minus the points spent on it (docs/rules.md §5, §6)."""
         if order.spent:
             event("accrual of an order that spent points")
         spent = order.spent or {}
-        goods = [line for line in order.cart.lines if line.kind is LineKind.GOODS]
+        delivered = order.cart.lines if lines is None else lines
+        goods = [line for line in delivered if line.kind is LineKind.GOODS]
         bases = [net(line) - spent.get(line.line_id, 0) * POINT for line in goods]
         if self.accrued_minor[order.customer] + sum(bases) >= TIER_GUARD_MINOR:
             return  # the customer would move up a tier (not in the model)
@@ -512,7 +582,7 @@ class LedgerModel(RuleBasedStateMachine):
                 program_id=PROGRAM,
                 customer_id=self.customers[order.customer],
                 order_id=order.order_id,
-                cart=order.cart,
+                cart=Cart(currency="RUB", lines=delivered),
                 delivered_at=delivered_at,
             ),
         )
@@ -545,6 +615,7 @@ class LedgerModel(RuleBasedStateMachine):
         ask=st.sampled_from(["max", "half"]),
         delivered_hours_ago=st.one_of(st.integers(0, 24 * 10), st.just(24 * 7)),
         top_up=st.integers(0, 400),
+        part=st.one_of(st.none(), st.lists(st.booleans(), min_size=3, max_size=3)),
     )
     def apply_then_accrue(
         self,
@@ -553,14 +624,177 @@ class LedgerModel(RuleBasedStateMachine):
         ask: str,
         delivered_hours_ago: int,
         top_up: int,
+        part: list[bool] | None,
     ) -> None:
-        """The usual life of an order: (a grant,) points spent at checkout, delivery."""
+        """The usual life of an order: (a grant,) points spent at checkout, delivery of
+        all of it, or of some lines (`part`), the others cancelled."""
         if top_up:
             self.grant(who, top_up, "loyalty", later=None, lasts=None)
         orders = len(self.orders)
         self.apply(who, spec, big=False, ask=ask)
-        if len(self.orders) > orders:
+        if len(self.orders) > orders and part is None:
             self.deliver(self.orders[-1], delivered_hours_ago)
+        elif len(self.orders) > orders:
+            self.deliver_part(self.orders[-1], part, delivered_hours_ago)
+
+    @rule(
+        pick=st.integers(0, 10**6),
+        keep=st.lists(st.booleans(), min_size=3, max_size=3),
+        delivered_hours_ago=st.one_of(st.integers(0, 24 * 10), st.just(24 * 7)),
+    )
+    def accrue_part(self, pick: int, keep: list[bool], delivered_hours_ago: int) -> None:
+        """Some lines of an order that spent points delivered, the others cancelled before
+        delivery: the accrual names only the delivered lines (docs/rules.md §6)."""
+        candidates = [
+            o
+            for o in self.orders
+            if o.accruable and o.earned is None and o.spent is not None and not o.returned
+        ]
+        if not candidates:
+            return
+        self.deliver_part(candidates[pick % len(candidates)], keep, delivered_hours_ago)
+
+    def deliver_part(self, order: MOrder, keep: list[bool], delivered_hours_ago: int) -> None:
+        """Deliver the lines `keep` marks (never all, never none: one line is dropped or
+        kept as needed); an order of one line is delivered whole."""
+        lines = [line for line, k in zip(order.cart.lines, keep, strict=False) if k]
+        if len(lines) == len(order.cart.lines):
+            lines = lines[1:]
+        if not lines:
+            lines = [order.cart.lines[-1]]
+        if len(lines) == len(order.cart.lines):
+            self.deliver(order, delivered_hours_ago)
+            return
+        event("accrual of part of an order")
+        self.deliver(order, delivered_hours_ago, tuple(lines))
+
+    @rule(pick=st.integers(0, 10**6), spend=st.booleans(), points=st.integers(1, 5))
+    def another_customer_names_the_order(self, pick: int, spend: bool, points: int) -> None:
+        """An order is its first customer's: the other's accrual or apply is refused and
+        changes nothing (docs/rules.md §6 ORDER_CUSTOMER_MISMATCH)."""
+        if not self.orders:
+            return
+        order = self.orders[pick % len(self.orders)]
+        other = self.customers[1 - order.customer]
+        use_case: Callable[..., bytes]
+        if spend:
+            event("another customer's apply on an order")
+            use_case, command = apply_redemption, commands.ApplyRedemption(
+                key=self.key(), program_id=PROGRAM, customer_id=other, order_id=order.order_id,
+                cart=order.cart, payment_method="", points=points, hold_seconds=0,
+            )  # fmt: skip
+        else:
+            event("another customer's accrual of an order")
+            use_case, command = accrue_order, commands.AccrueOrder(
+                key=self.key(), program_id=PROGRAM, customer_id=other, order_id=order.order_id,
+                cart=order.cart, delivered_at=self.now,
+            )  # fmt: skip
+        with pytest.raises(OrderCustomerMismatch):
+            self.call(use_case, command)
+
+    def hold(self, who: int, spec: list[tuple[int, int, str, int]], ask: str) -> MOrder | None:
+        """A hold of an hour on a new order of the cart drawn (None if it could take nothing)."""
+        account = self.accounts[who]
+        order = MOrder(f"order-{self.tag}-{len(self.orders)}", who, make_cart(spec))
+        most = maximum(order.cart, account, self.now)
+        if most == 0:
+            return None
+        points = {"max": most, "half": (most + 1) // 2, "one": 1}[ask]
+        result = self.call(
+            apply_redemption,
+            commands.ApplyRedemption(
+                key=self.key(), program_id=PROGRAM, customer_id=self.customers[who],
+                order_id=order.order_id, cart=order.cart, payment_method="", points=points,
+                hold_seconds=3_600,
+            ),
+        )  # fmt: skip
+        assert result.redemption.state.value == "HELD"
+        self.orders.append(order)
+        self.spend_on(order, points, result)  # held points leave the balance at once
+        return order
+
+    @rule(
+        who=st.integers(0, 1),
+        spec=cart_strategy,
+        ask=st.sampled_from(["max", "half", "one"]),
+        retry=st.sampled_from([None, "max", "half", "one"]),
+    )
+    def retry_after_a_released_hold(
+        self, who: int, spec: list[tuple[int, int, str, int]], ask: str, retry: str | None
+    ) -> None:
+        """Payment failed: the hold is released, every point back; the retry under a new
+        request id spends again as a new redemption, and is then the live one (docs/rules.md §6)."""
+        order = self.hold(who, spec, ask)
+        if order is None:
+            return
+        assert order.spent is not None
+        held = sum(order.spent.values())
+        released = self.call(
+            reverse_redemption,
+            commands.ReverseRedemption(
+                key=self.key(), program_id=PROGRAM, order_id=order.order_id, lines=(),
+                reason="payment failed",
+            ),
+        )  # fmt: skip
+        self.give_back(order, held)
+        order.spent, order.debits = None, []
+        account = self.accounts[who]
+        assert (
+            released.points_returned,
+            released.points_clawed_back,
+            released.debt_points,
+            released.balance_after,
+        ) == (held, 0, 0, account.spendable_points(self.now))
+        assert released.redemption.state.value == "RELEASED"
+        most = maximum(order.cart, account, self.now)
+        if retry is None or most == 0:
+            return
+        event("a retry after a released hold")
+        points = {"max": most, "half": (most + 1) // 2, "one": 1}[retry]
+        again = self.call(
+            apply_redemption,
+            commands.ApplyRedemption(
+                key=self.key(), program_id=PROGRAM, customer_id=self.customers[who],
+                order_id=order.order_id, cart=order.cart, payment_method="", points=points,
+                hold_seconds=0,
+            ),
+        )  # fmt: skip
+        assert again.redemption.redemption_id != released.redemption.redemption_id
+        assert again.redemption.state.value == "APPLIED"
+        self.spend_on(order, points, again)
+        # Live again: one more attempt is refused.
+        with pytest.raises(OrderAlreadyRedeemed):
+            apply_redemption(
+                self.deps,
+                commands.ApplyRedemption(
+                    key=self.key(), program_id=PROGRAM, customer_id=self.customers[who],
+                    order_id=order.order_id, cart=order.cart, payment_method="", points=1,
+                    hold_seconds=0,
+                ),
+                now=self.now,
+                render=pickle.dumps,
+            )  # fmt: skip
+
+    @rule(
+        who=st.integers(0, 1),
+        spec=cart_strategy,
+        ask=st.sampled_from(["max", "half", "one"]),
+        delivered_hours_ago=st.one_of(st.integers(0, 24 * 10), st.just(24 * 7)),
+    )
+    def accrue_during_a_hold(
+        self, who: int, spec: list[tuple[int, int, str, int]], ask: str, delivered_hours_ago: int
+    ) -> None:
+        """Delivered and accrued before capture: held points count as spent (docs/rules.md §6)."""
+        order = self.hold(who, spec, ask)
+        if order is None:
+            return
+        event("accrual during a hold")
+        self.deliver(order, delivered_hours_ago)
+        captured = self.call(
+            capture_redemption,
+            commands.CaptureRedemption(key=self.key(), program_id=PROGRAM, order_id=order.order_id),
+        )
+        assert captured.state.value == "APPLIED"
 
     @rule(
         pick=st.integers(0, 10**6),
@@ -612,28 +846,12 @@ class LedgerModel(RuleBasedStateMachine):
         # Spent points go back where they came from, latest-expiring bucket first. Into
         # a bucket that has expired they stay expired: worth nothing, they pay no debt.
         # The others pay debt first, in the same order.
-        back = moving(order.spent) if order.spent is not None else 0
-        left, restores = back, []
-        for debit in sorted(order.debits, key=lambda d: d.bucket.spend_order(), reverse=True):
-            give = min(left, debit.taken - debit.returned)
-            left -= give
-            debit.returned += give
-            restores.append((debit.bucket, give))
-        assert left == 0
-        live = sum(give for bucket, give in restores if not bucket.expired_at(self.now))
-        to_debt = min(account.debt, live)
-        account.debt -= to_debt
-        for bucket, give in restores:
-            if bucket.expired_at(self.now):
-                if give:
-                    event("a return went into an expired bucket")
-                bucket.written_expired += give  # stays expired (docs/rules.md §6)
-                continue
-            paid = min(to_debt, give)
-            to_debt -= paid
-            if paid:
-                event("a return paid debt")
-            bucket.remaining += give - paid
+        back = self.give_back(order, moving(order.spent) if order.spent is not None else 0)
+        for line_id in units:
+            took = bool(order.spent and order.spent.get(line_id))
+            earned = bool(order.earned and order.earned.get(line_id))
+            if took != earned:
+                event(f"a return of a line with only {'points' if took else 'an accrual'}")
         # Earned points go too: from the order's own bucket, pending, spendable or
         # expired (points that expired there unspent are taken off what expired); only
         # what was spent comes from other spendable buckets, and the rest is debt.
@@ -761,6 +979,11 @@ class LedgerModel(RuleBasedStateMachine):
 
     # ---- checks after every step ----
 
+    def teardown(self) -> None:
+        """After each run, the project's own `reconcile` agrees with the database."""
+        report = reconcile(self.db.engine, as_of=self.now)
+        assert report.ok, "\n".join([report.summary(), *map(str, report.mismatches)])
+
     @invariant()
     def accounts_match_the_model(self) -> None:
         for customer, model in zip(self.customers, self.accounts, strict=True):
@@ -857,6 +1080,7 @@ def test_balances_buckets_and_ledger_follow_the_model(harness: Harness) -> None:
                 deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
                 print_blob=True,
+                **PLANTED,
             ),
         )
     finally:

@@ -103,11 +103,20 @@ def test_one_redemption_per_order_and_one_record_per_request_id(
             select(idempotency_keys).where(idempotency_keys.c.request_id == ids.request("apply"))
         ).one()
 
+    # A second live attempt of the order (docs/rules.md §6: at most one live redemption per order).
     second = first._asdict() | {"redemption_id": "00000000-0000-4000-8000-000000000002"}
+    second["attempt"] = 2
     with pytest.raises(IntegrityError) as twice, engine.begin() as connection:
         connection.execute(insert(redemptions).values(**second))
     message = _constraint_failed(twice.value)
-    assert "uq_redemptions_program_id" in message or "UNIQUE constraint failed" in message
+    assert "uq_redemptions_live_order" in message or "UNIQUE constraint failed" in message
+    # The same attempt number twice.
+    with pytest.raises(IntegrityError) as again_1, engine.begin() as connection:
+        connection.execute(
+            insert(redemptions).values(**(second | {"attempt": 1, "state": "RELEASED"}))
+        )
+    message = _constraint_failed(again_1.value)
+    assert "uq_redemptions_order_attempt" in message or "UNIQUE constraint failed" in message
 
     with pytest.raises(IntegrityError), engine.begin() as connection:
         connection.execute(insert(idempotency_keys).values(**key._asdict()))
@@ -149,14 +158,14 @@ def test_a_ledger_entry_of_zero_points_or_unknown_kind_is_refused(
 def test_the_invariant_check_sees_a_ledger_that_does_not_add_up(
     stubs: Stubs, engine: Engine, db_url: str
 ) -> None:
-    """The check run after every test is not vacuous: one point off is caught."""
+    """The check run after every test (reconcile) is not vacuous: one point off is caught."""
     ids = Ids("checker")
     _redeemed(stubs, ids)
     bucket = buckets.c.customer_id == ids.customer
     with engine.begin() as connection:
         connection.execute(update(buckets).where(bucket).values(remaining=buckets.c.remaining - 1))
     try:
-        with pytest.raises(AssertionError, match="ledger ≠ spendable − debt"):
+        with pytest.raises(AssertionError, match="ledger entries effective by"):
             check_invariants(db_url, AS_OF)
     finally:
         with engine.begin() as connection:

@@ -16,6 +16,7 @@ flows say: the grant less 80 for every flow that stopped after step 2.
 """
 
 import asyncio
+import functools
 import os
 import subprocess
 import sys
@@ -96,6 +97,8 @@ class Stats:
     partial_flows: dict[str, int] = field(default_factory=Counter)  # customer → flows
     full_flows: dict[str, int] = field(default_factory=Counter)
     orders: list[tuple[str, str, bool]] = field(default_factory=list)  # customer, order, full
+    grants: list[tuple[str, str, int]] = field(default_factory=list)  # customer, request, points
+    answered_ids: list[str] = field(default_factory=list)  # request ids, as answered OK
 
     def describe(self) -> str:
         return (
@@ -105,7 +108,12 @@ class Stats:
 
 
 async def until_answered(
-    stats: Stats, name: str, call: Callable[[], Awaitable[T]], *, give_up_at: float
+    stats: Stats,
+    name: str,
+    call: Callable[[], Awaitable[T]],
+    *,
+    give_up_at: float,
+    request_id: str = "",
 ) -> T:
     """Call until the service answers; the same request (and request id) every time."""
     while True:
@@ -121,6 +129,8 @@ async def until_answered(
         finally:
             stats.in_flight -= 1
         stats.answered[name] += 1
+        if request_id:
+            stats.answered_ids.append(request_id)
         return answer
 
 
@@ -149,6 +159,7 @@ async def run_flow(
             as_of=as_of,
         ),
         give_up_at=give_up_at,
+        request_id=f"{order}-apply",
     )
     assert applied.redemption.points == APPLY_POINTS, applied
     assert {a.line_id: a.points for a in applied.redemption.allocations} == {"a": 60, "b": 40}
@@ -164,6 +175,7 @@ async def run_flow(
             as_of=as_of,
         ),
         give_up_at=give_up_at,
+        request_id=f"{order}-return-1",
     )
     assert first.points_returned == FIRST_RETURN, first
     if full:
@@ -178,6 +190,7 @@ async def run_flow(
                 as_of=as_of,
             ),
             give_up_at=give_up_at,
+            request_id=f"{order}-return-2",
         )
         assert rest.points_returned == REST_RETURN, rest
         assert rest.redemption.state == redemption_pb2.REDEMPTION_STATE_REVERSED
@@ -221,13 +234,58 @@ async def flows_until(
     await asyncio.gather(*workers)
 
 
+async def grant_first(
+    client: AsyncLoyaltyClient, customers: list[str], *, points: int, as_of: datetime
+) -> None:
+    """Each customer's first grant, request id `{customer}-grant`, before the load starts."""
+    for customer in customers:
+        await client.grant_points(
+            program_id=PROGRAM, customer_id=customer, points=points, source="loyalty",
+            request_id=f"{customer}-grant", as_of=as_of,
+        )  # fmt: skip
+
+
+async def grants_until(
+    client: AsyncLoyaltyClient,
+    stats: Stats,
+    *,
+    customer: str,
+    points: int,
+    as_of: datetime,
+    keep_going: Callable[[], bool],
+    give_up_at: float,
+) -> None:
+    """`GrantPoints` of `points` to `customer`, one after another, while `keep_going()`."""
+    n = 0
+    while keep_going():
+        request_id = f"{customer}-g{n}"
+        grant = functools.partial(
+            client.grant_points, program_id=PROGRAM, customer_id=customer, points=points,
+            source="loyalty", request_id=request_id, as_of=as_of,
+        )  # fmt: skip
+        await until_answered(stats, "grant", grant, give_up_at=give_up_at, request_id=request_id)
+        stats.grants.append((customer, request_id, points))
+        n += 1
+
+
 def expected_balance(stats: Stats, customer: str, granted: int) -> int:
-    return granted - (APPLY_POINTS - FIRST_RETURN) * stats.partial_flows[customer]
+    """`granted` at the start, plus the load's grants, less 80 per flow that kept 80."""
+    grants = sum(points for owner, _, points in stats.grants if owner == customer)
+    return granted + grants - (APPLY_POINTS - FIRST_RETURN) * stats.partial_flows[customer]
 
 
 def check_exactly_once(url: str, stats: Stats, customers: list[str]) -> None:
-    """Every order debited once, every return applied once, nothing else written."""
+    """Every order debited once, every return and grant applied once, nothing else written."""
     e = ledger_entries.c
+    granted = fetch(
+        url,
+        select(e.request_id, func.count(), func.sum(e.points))
+        .where(e.customer_id.in_(customers), e.kind == "GRANT", e.request_id.not_like("%-grant"))
+        .group_by(e.request_id),
+    )
+    assert {r: (int(n), int(p)) for r, n, p in granted} == {
+        request_id: (1, points) for _, request_id, points in stats.grants
+    }
     rows = fetch(
         url,
         select(e.order_id, e.kind, func.count(), func.sum(e.points))
@@ -265,6 +323,7 @@ def check_exactly_once(url: str, stats: Stats, customers: list[str]) -> None:
         if any(row.request_id.startswith(c) for c in customers)
     }
     wanted = {f"{customer}-grant" for customer in customers}
+    wanted |= {request_id for _, request_id, _ in stats.grants}
     for _, order, full in stats.orders:
         wanted |= {f"{order}-apply", f"{order}-return-1"} | (
             {f"{order}-return-2"} if full else set()

@@ -45,6 +45,7 @@ from tests.reliability.load import (
     client_config,
     expected_balance,
     flows_until,
+    grant_first,
     metric,
     scrape,
 )
@@ -95,11 +96,7 @@ def _run_load(
             done[0] = True
 
         try:
-            for customer in customers:
-                await clients[0].grant_points(
-                    program_id=PROGRAM, customer_id=customer, points=GRANT, source="loyalty",
-                    request_id=f"{customer}-grant", as_of=AS_OF,
-                )  # fmt: skip
+            await grant_first(clients[0], customers, points=GRANT, as_of=AS_OF)
             await asyncio.gather(
                 run_chaos(),
                 flows_until(

@@ -209,7 +209,8 @@ def test_corrupted_rows_are_each_named_with_expected_and_found(
             ledger_a,
             ledger_a + 300,
         ),
-        (a, "redemption", "REDEMPTION + HOLD entries", -300, 0),
+        # an order's entries are checked over all its redemption attempts
+        (a, "order", "REDEMPTION + HOLD entries", -300, 0),
     }
     with engine.begin() as connection:
         connection.execute(insert(ledger_entries).values(**row._asdict()))
@@ -224,7 +225,7 @@ def test_corrupted_rows_are_each_named_with_expected_and_found(
             .values(points_reversed=r.points_reversed + 1)
         )
     assert _named(_mismatches(engine)) == {
-        (a, "redemption", "REVERSAL entries", 76, 75),
+        (a, "order", "REVERSAL entries", 76, 75),
         (a, "redemption", "points given back to buckets", 76, 75),
         (
             a,
@@ -308,6 +309,19 @@ def test_corrupted_rows_are_each_named_with_expected_and_found(
     with engine.begin() as connection:
         connection.execute(
             update(idempotency_keys).where(k.request_id == f"{a}-g1").values(response=answer)
+        )
+    caught += 1
+
+    # 7. An order's accrual under another customer (what AccrueOrder accepted before an
+    # order was one thing, docs/rules.md §6): the order is b's, its accrual says a.
+    with engine.begin() as connection:
+        connection.execute(
+            update(accruals).where(accruals.c.order_id == f"{b}-b1").values(customer_id=a)
+        )
+    assert _named(_mismatches(engine)) == {(a, "order", "customer of its accrual", b, a)}
+    with engine.begin() as connection:
+        connection.execute(
+            update(accruals).where(accruals.c.order_id == f"{b}-b1").values(customer_id=b)
         )
     caught += 1
 

@@ -44,6 +44,7 @@ class ServerProcess:
         extra_args: tuple[str, ...] = (),
         env: Mapping[str, str] | None = None,
         credentials: grpc.ChannelCredentials | None = None,
+        cwd: Path = ROOT,
     ) -> None:
         self.database_url = database_url
         self.port = free_port()
@@ -53,6 +54,7 @@ class ServerProcess:
         self.extra_args = extra_args
         self.env = dict(env or {})  # LOYALTY_* variables for the server (the caller's are dropped)
         self.credentials = credentials  # for the tests' own channel, when the server is TLS
+        self.cwd = cwd  # the source tree `-m server.main` runs from (another checkout, say)
         self.process: subprocess.Popen[bytes] | None = None
         self.channel: grpc.Channel | None = None
 
@@ -70,7 +72,7 @@ class ServerProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LOYALTY_")}
         env.update(self.env)
         with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=log)
+            self.process = subprocess.Popen(args, cwd=self.cwd, env=env, stdout=log, stderr=log)
         if self.credentials is None:
             self.channel = grpc.insecure_channel(self.address)
         else:
@@ -126,7 +128,14 @@ class ServerProcess:
         return self.start()
 
 
-def run_expiry_job(database_url: str, as_of: datetime, *, timeout: float = 60) -> str:
+def run_expiry_job(
+    database_url: str,
+    as_of: datetime,
+    *,
+    timeout: float = 60,
+    cwd: Path = ROOT,
+    env: Mapping[str, str] | None = None,
+) -> str:
     """The expiry job as operators run it, up to `as_of`; returns what it printed.
 
     `python -m server.main expire --database-url URL --allow-clock-override --as-of ISO`
@@ -137,9 +146,10 @@ def run_expiry_job(database_url: str, as_of: datetime, *, timeout: float = 60) -
         "--allow-clock-override",
         "--as-of", as_of.isoformat(),
     ]  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOYALTY_")}
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("LOYALTY_")}
+    environment.update(env or {})
     done = subprocess.run(
-        args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+        args, cwd=cwd, env=environment, capture_output=True, text=True, timeout=timeout, check=False
     )
     assert done.returncode == 0, f"expiry job failed ({done.returncode}): {done.stderr}"
     return done.stdout

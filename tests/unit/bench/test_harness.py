@@ -2,6 +2,7 @@
 
 from bench.cells import percentile, split
 from bench.payloads import Templates
+from bench.report import capacity
 from loyalty.v1 import redemption_service_pb2 as pb
 
 
@@ -35,3 +36,18 @@ def test_percentiles_are_nearest_rank_in_milliseconds() -> None:
     assert percentile(values, 0.50) == 50.0
     assert percentile(values, 0.99) == 99.0
     assert percentile([], 0.5) == 0.0
+
+
+def test_capacity_is_requests_per_core_second_of_the_database_and_of_the_service() -> None:
+    cells = [
+        {"target": "postgres", "workers": 1, "workload": "apply", "concurrency": 16,
+         "rps": 250.0, "server_cpu_ms": 4.0, "db_cpu_ms": 2.0, "db_shared_cpu_ms": 0.5},
+        {"target": "sqlite", "workers": 1, "workload": "apply", "concurrency": 16,
+         "rps": 300.0, "server_cpu_ms": 2.5, "db_cpu_ms": 0.0},
+        {"target": "psycopg", "workers": 0, "workload": "apply", "concurrency": 16,
+         "rps": 900.0, "server_cpu_ms": 0.0, "db_cpu_ms": 0.9},
+    ]  # fmt: skip
+    # PostgreSQL's backends: 2.0 ms per apply, so 1,000 / 2.0 = 500 applies per core-second
+    # (the shared 0.5 ms is shown, not counted); the service: 1,000 / 4.0 = 250 per
+    # core-second. SQLite has no server of its own; bare psycopg is not the service.
+    assert capacity(cells) == [("postgres apply c16 (1w)", 250.0, 2.0, 0.5, 500.0, 250.0)]

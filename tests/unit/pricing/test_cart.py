@@ -116,10 +116,25 @@ class TestValidation:
 
     def test_discounts_above_the_line_total(self) -> None:
         # gross 2 × 500 = 1000: 600 + 400 = 1000 is fine, 600 + 401 = 1001 is not
-        assert validate_cart(cart_of(good_line(discount_minor=600, promo_discount_minor=400))) == []
-        violations = validate_cart(cart_of(good_line(discount_minor=600, promo_discount_minor=401)))
+        fine = good_line(discount_minor=600, promo_discount_minor=400)
+        assert validate_cart(cart_of(fine, promo_code="P")) == []
+        over = good_line(discount_minor=600, promo_discount_minor=401)
+        violations = validate_cart(cart_of(over, promo_code="P"))
         assert paths(violations) == ["cart.lines[0].discount_minor"]
         assert "exceed the line total 1000" in violations[0].description
+
+    def test_a_promo_discount_must_name_its_promo_code(self) -> None:
+        # docs/rules.md §3: a line with promo_discount_minor > 0 in a cart without promo_code is bad
+        # input, or EXCLUSIVE could be bypassed; a promo discount of 0 needs no code.
+        cart = cart_of(
+            good_line("a", promo_discount_minor=0), good_line("b", promo_discount_minor=1)
+        )
+        assert validate_cart(cart) == [
+            Violation(
+                "cart.lines[1].promo_discount_minor", "a promo discount needs the cart's promo_code"
+            )
+        ]
+        assert validate_cart(replace(cart, promo_code="SPRING")) == []
 
     def test_at_most_1000_lines(self) -> None:
         lines = [good_line(f"l{i}") for i in range(1_000)]

@@ -645,10 +645,17 @@ type AccrueOrderRequest struct {
 	// The customer who earns the points. Required.
 	CustomerId string `protobuf:"bytes,3,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
 	// The delivered order. Required; an order already accrued under another
-	// `request_id` fails with ALREADY_EXISTS, reason ORDER_ALREADY_ACCRUED.
+	// `request_id` fails with ALREADY_EXISTS, reason ORDER_ALREADY_ACCRUED; an
+	// order the service knows under another customer fails with
+	// FAILED_PRECONDITION, reason ORDER_CUSTOMER_MISMATCH.
 	OrderId string `protobuf:"bytes,4,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
-	// The order's cart. Only goods lines earn, on their net minus the points
-	// the order spent on them; services and delivery earn nothing.
+	// The delivered part of the order's cart. Only goods lines earn, on their
+	// net minus the points spent on the delivered units (held points count as
+	// spent); services and delivery earn nothing. For an order with a
+	// redemption each line must be a line of the order with at most the units
+	// bought, the same unit price and the same per-unit discounts, else
+	// FAILED_PRECONDITION, reason ACCRUAL_MISMATCH, with a BadRequest naming
+	// the lines.
 	Cart *Cart `protobuf:"bytes,5,opt,name=cart,proto3" json:"cart,omitempty"`
 	// When the order was delivered; the points mature the program's accrual
 	// delay after it.

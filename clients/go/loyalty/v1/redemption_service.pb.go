@@ -203,9 +203,12 @@ type ApplyRedemptionRequest struct {
 	ProgramId string `protobuf:"bytes,2,opt,name=program_id,json=programId,proto3" json:"program_id,omitempty"`
 	// The shopper whose points are spent. Required.
 	CustomerId string `protobuf:"bytes,3,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
-	// The caller's order id. Required; an order already redeemed under
-	// another `request_id` fails with ALREADY_EXISTS, reason
-	// ORDER_ALREADY_REDEEMED.
+	// The caller's order id. Required; an order with a live redemption (held,
+	// applied or reversed) made under another `request_id` fails with
+	// ALREADY_EXISTS, reason ORDER_ALREADY_REDEEMED (after a released or lapsed
+	// hold a new request_id may spend points on it again); an order the
+	// service knows under another customer fails with FAILED_PRECONDITION,
+	// reason ORDER_CUSTOMER_MISMATCH.
 	OrderId string `protobuf:"bytes,4,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
 	// The order's cart; the service recomputes the quote from it.
 	Cart *Cart `protobuf:"bytes,5,opt,name=cart,proto3" json:"cart,omitempty"`
@@ -719,8 +722,9 @@ type GetRedemptionRequest struct {
 
 	// The program (tenant). Required.
 	ProgramId string `protobuf:"bytes,1,opt,name=program_id,json=programId,proto3" json:"program_id,omitempty"`
-	// The order whose redemption to read. Required; an order without a
-	// redemption is NOT_FOUND, reason ORDER_NOT_FOUND.
+	// The order whose redemption to read: its latest attempt (a payment retry
+	// after a released or lapsed hold is a new one). Required; an order
+	// without a redemption is NOT_FOUND, reason ORDER_NOT_FOUND.
 	OrderId string `protobuf:"bytes,2,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
 	// Replaces "now" for this call. Honoured only when the server runs with
 	// clock override enabled; otherwise setting it fails with

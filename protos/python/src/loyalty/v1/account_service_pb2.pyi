@@ -398,12 +398,19 @@ class AccrueOrderRequest(_message.Message):
     """The customer who earns the points. Required."""
     order_id: _builtins.str
     """The delivered order. Required; an order already accrued under another
-    `request_id` fails with ALREADY_EXISTS, reason ORDER_ALREADY_ACCRUED.
+    `request_id` fails with ALREADY_EXISTS, reason ORDER_ALREADY_ACCRUED; an
+    order the service knows under another customer fails with
+    FAILED_PRECONDITION, reason ORDER_CUSTOMER_MISMATCH.
     """
     @_builtins.property
     def cart(self) -> _cart_pb2.Cart:
-        """The order's cart. Only goods lines earn, on their net minus the points
-        the order spent on them; services and delivery earn nothing.
+        """The delivered part of the order's cart. Only goods lines earn, on their
+        net minus the points spent on the delivered units (held points count as
+        spent); services and delivery earn nothing. For an order with a
+        redemption each line must be a line of the order with at most the units
+        bought, the same unit price and the same per-unit discounts, else
+        FAILED_PRECONDITION, reason ACCRUAL_MISMATCH, with a BadRequest naming
+        the lines.
         """
 
     @_builtins.property

@@ -104,6 +104,17 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     is not UTF-8); no field can be named, so no google.rpc.BadRequest comes
     with it (ErrorInfo.metadata: `message_type`).
     """
+    ERROR_REASON_ORDER_CUSTOMER_MISMATCH: _ErrorReason.ValueType  # 23
+    """FAILED_PRECONDITION: the call names an order the service already knows
+    under another customer (an order's redemptions, accrual and returns all
+    belong to the customer of its first ApplyRedemption or AccrueOrder).
+    """
+    ERROR_REASON_ACCRUAL_MISMATCH: _ErrorReason.ValueType  # 24
+    """FAILED_PRECONDITION: AccrueOrder for an order with a redemption names a
+    line the order does not have, more units than were bought, or another
+    unit price or per-unit discounts. Comes with a google.rpc.BadRequest
+    naming each offending line.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Every reason the service puts in the google.rpc.ErrorInfo of an error
@@ -116,7 +127,8 @@ class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
 
     When several errors apply, the first in this order wins: bad input,
     unknown program, request_id reuse, CURRENCY_MISMATCH,
-    ORDER_ALREADY_REDEEMED, PROMO_CONFLICT, ALL_OR_NOTHING, EXCEEDS_MAXIMUM.
+    ORDER_CUSTOMER_MISMATCH, ACCRUAL_MISMATCH, ORDER_ALREADY_REDEEMED,
+    PROMO_CONFLICT, ALL_OR_NOTHING, EXCEEDS_MAXIMUM.
     """
 
 ERROR_REASON_UNSPECIFIED: ErrorReason.ValueType  # 0
@@ -200,5 +212,16 @@ ERROR_REASON_MALFORMED_REQUEST: ErrorReason.ValueType  # 22
 of the method's request type (corrupt wire format, or a string field that
 is not UTF-8); no field can be named, so no google.rpc.BadRequest comes
 with it (ErrorInfo.metadata: `message_type`).
+"""
+ERROR_REASON_ORDER_CUSTOMER_MISMATCH: ErrorReason.ValueType  # 23
+"""FAILED_PRECONDITION: the call names an order the service already knows
+under another customer (an order's redemptions, accrual and returns all
+belong to the customer of its first ApplyRedemption or AccrueOrder).
+"""
+ERROR_REASON_ACCRUAL_MISMATCH: ErrorReason.ValueType  # 24
+"""FAILED_PRECONDITION: AccrueOrder for an order with a redemption names a
+line the order does not have, more units than were bought, or another
+unit price or per-unit discounts. Comes with a google.rpc.BadRequest
+naming each offending line.
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

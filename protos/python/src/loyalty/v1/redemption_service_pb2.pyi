@@ -136,9 +136,12 @@ class ApplyRedemptionRequest(_message.Message):
     customer_id: _builtins.str
     """The shopper whose points are spent. Required."""
     order_id: _builtins.str
-    """The caller's order id. Required; an order already redeemed under
-    another `request_id` fails with ALREADY_EXISTS, reason
-    ORDER_ALREADY_REDEEMED.
+    """The caller's order id. Required; an order with a live redemption (held,
+    applied or reversed) made under another `request_id` fails with
+    ALREADY_EXISTS, reason ORDER_ALREADY_REDEEMED (after a released or lapsed
+    hold a new request_id may spend points on it again); an order the
+    service knows under another customer fails with FAILED_PRECONDITION,
+    reason ORDER_CUSTOMER_MISMATCH.
     """
     payment_method: _builtins.str
     """How the order is paid, e.g. "denco_card". Empty for none."""
@@ -405,8 +408,9 @@ class GetRedemptionRequest(_message.Message):
     program_id: _builtins.str
     """The program (tenant). Required."""
     order_id: _builtins.str
-    """The order whose redemption to read. Required; an order without a
-    redemption is NOT_FOUND, reason ORDER_NOT_FOUND.
+    """The order whose redemption to read: its latest attempt (a payment retry
+    after a released or lapsed hold is a new one). Required; an order
+    without a redemption is NOT_FOUND, reason ORDER_NOT_FOUND.
     """
     @_builtins.property
     def as_of(self) -> _timestamp_pb2.Timestamp:

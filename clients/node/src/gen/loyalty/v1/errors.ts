@@ -21,7 +21,8 @@ export const protobufFileName = "loyalty/v1/errors.proto";
  *
  * When several errors apply, the first in this order wins: bad input,
  * unknown program, request_id reuse, CURRENCY_MISMATCH,
- * ORDER_ALREADY_REDEEMED, PROMO_CONFLICT, ALL_OR_NOTHING, EXCEEDS_MAXIMUM.
+ * ORDER_CUSTOMER_MISMATCH, ACCRUAL_MISMATCH, ORDER_ALREADY_REDEEMED,
+ * PROMO_CONFLICT, ALL_OR_NOTHING, EXCEEDS_MAXIMUM.
  */
 export enum ErrorReason {
   /** ERROR_REASON_UNSPECIFIED - Not a reason; never sent. */
@@ -122,6 +123,19 @@ export enum ErrorReason {
    * with it (ErrorInfo.metadata: `message_type`).
    */
   ERROR_REASON_MALFORMED_REQUEST = 22,
+  /**
+   * ERROR_REASON_ORDER_CUSTOMER_MISMATCH - FAILED_PRECONDITION: the call names an order the service already knows
+   * under another customer (an order's redemptions, accrual and returns all
+   * belong to the customer of its first ApplyRedemption or AccrueOrder).
+   */
+  ERROR_REASON_ORDER_CUSTOMER_MISMATCH = 23,
+  /**
+   * ERROR_REASON_ACCRUAL_MISMATCH - FAILED_PRECONDITION: AccrueOrder for an order with a redemption names a
+   * line the order does not have, more units than were bought, or another
+   * unit price or per-unit discounts. Comes with a google.rpc.BadRequest
+   * naming each offending line.
+   */
+  ERROR_REASON_ACCRUAL_MISMATCH = 24,
   UNRECOGNIZED = -1,
 }
 
@@ -196,6 +210,12 @@ export function errorReasonFromJSON(object: any): ErrorReason {
     case 22:
     case "ERROR_REASON_MALFORMED_REQUEST":
       return ErrorReason.ERROR_REASON_MALFORMED_REQUEST;
+    case 23:
+    case "ERROR_REASON_ORDER_CUSTOMER_MISMATCH":
+      return ErrorReason.ERROR_REASON_ORDER_CUSTOMER_MISMATCH;
+    case 24:
+    case "ERROR_REASON_ACCRUAL_MISMATCH":
+      return ErrorReason.ERROR_REASON_ACCRUAL_MISMATCH;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -251,6 +271,10 @@ export function errorReasonToJSON(object: ErrorReason): string {
       return "ERROR_REASON_ROLE_NOT_ALLOWED";
     case ErrorReason.ERROR_REASON_MALFORMED_REQUEST:
       return "ERROR_REASON_MALFORMED_REQUEST";
+    case ErrorReason.ERROR_REASON_ORDER_CUSTOMER_MISMATCH:
+      return "ERROR_REASON_ORDER_CUSTOMER_MISMATCH";
+    case ErrorReason.ERROR_REASON_ACCRUAL_MISMATCH:
+      return "ERROR_REASON_ACCRUAL_MISMATCH";
     case ErrorReason.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";

@@ -84,9 +84,12 @@ export interface ApplyRedemptionRequest {
   /** The shopper whose points are spent. Required. */
   customerId: string;
   /**
-   * The caller's order id. Required; an order already redeemed under
-   * another `request_id` fails with ALREADY_EXISTS, reason
-   * ORDER_ALREADY_REDEEMED.
+   * The caller's order id. Required; an order with a live redemption (held,
+   * applied or reversed) made under another `request_id` fails with
+   * ALREADY_EXISTS, reason ORDER_ALREADY_REDEEMED (after a released or lapsed
+   * hold a new request_id may spend points on it again); an order the
+   * service knows under another customer fails with FAILED_PRECONDITION,
+   * reason ORDER_CUSTOMER_MISMATCH.
    */
   orderId: string;
   /** The order's cart; the service recomputes the quote from it. */
@@ -226,8 +229,9 @@ export interface GetRedemptionRequest {
   /** The program (tenant). Required. */
   programId: string;
   /**
-   * The order whose redemption to read. Required; an order without a
-   * redemption is NOT_FOUND, reason ORDER_NOT_FOUND.
+   * The order whose redemption to read: its latest attempt (a payment retry
+   * after a released or lapsed hold is a new one). Required; an order
+   * without a redemption is NOT_FOUND, reason ORDER_NOT_FOUND.
    */
   orderId: string;
   /**

@@ -1,0 +1,47 @@
+"""CaptureRedemption on fakes: the order's latest attempt, under its customer's lock."""
+
+import pytest
+
+from pricing.errors import HoldReleased, OrderNotFound
+from pricing.order import RedemptionState
+from tests.unit.service.support import Calls, P
+
+
+def test_a_hold_becomes_spent_once() -> None:
+    calls = Calls()
+    calls.grant("alice", 500)
+    calls.apply("alice", "o1", 300, hold_seconds=600)
+    assert calls.capture("o1").state is RedemptionState.APPLIED
+    assert calls.captured() == 300
+    again = calls.capture("o1")  # already spent: answered as it is, nothing captured
+    assert (again.state, calls.captured()) == (RedemptionState.APPLIED, 300)
+    assert calls.ledger("alice") == [("GRANT", 500), ("HOLD", -300)]  # capture writes none
+    assert calls.store.state.locked[-1] == (P, "alice")
+
+
+def test_a_released_hold_cannot_be_captured() -> None:
+    calls = Calls()
+    calls.grant("alice", 500)
+    calls.apply("alice", "o1", 300, hold_seconds=600)
+    calls.reverse("o1")
+    with pytest.raises(HoldReleased):
+        calls.capture("o1")
+
+
+def test_the_latest_attempt_is_captured() -> None:
+    calls = Calls()
+    calls.grant("alice", 500)
+    calls.apply("alice", "o1", 300, hold_seconds=600)
+    calls.reverse("o1")
+    calls.apply("alice", "o1", 100, hold_seconds=600)
+    captured = calls.capture("o1")
+    assert (captured.attempt, captured.points, calls.captured()) == (2, 100, 100)
+
+
+def test_an_order_without_a_redemption() -> None:
+    calls = Calls()
+    with pytest.raises(OrderNotFound):
+        calls.capture("nobody")
+    calls.accrue("alice", "o2")  # an order with only an accrual has nothing to capture
+    with pytest.raises(OrderNotFound):
+        calls.capture("o2")
