@@ -6,7 +6,7 @@ PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 GEN_PY := protos/python/src
 
-.PHONY: install run test test-unit test-integration test-e2e failover-async bench bench-pricing lint \
+.PHONY: install run test test-unit test-integration test-e2e failover-async bench bench-whatif bench-pricing lint \
 	protos buf-lint buf-breaking links check-config clean clients check-generated node-deps node-build \
 	go-vendor \
 	go-build
@@ -43,6 +43,10 @@ failover-async: install
 # BENCH_ARGS for any other option of `python -m bench --help`.
 bench: install
 	$(PY) -m bench $(if $(QUICK),--quick) $(BENCH_ARGS)
+
+# What-if replay throughput on seeded 20-line orders (docs/whatif.md).
+bench-whatif: install
+	$(PY) -m bench.whatif $(BENCH_ARGS)
 
 # The pricing core alone (pytest-benchmark).
 bench-pricing: install

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import psutil
 
+from bench import reporting
 from bench.report import markdown
 from bench.suite import Options, Suite
 
@@ -49,6 +50,9 @@ def parse(argv: list[str]) -> tuple[Options, bool]:
     p.add_argument("--scale", type=_ints, default=[1_000, 1_000_000],
                    help="account counts of the scale runs (PostgreSQL); empty: none")  # fmt: skip
     p.add_argument("--scale-concurrency", type=_ints, default=[1, 16])
+    p.add_argument("--reporting", type=_ints, default=[10_000, 100_000, 1_000_000],
+                   help="account counts (× 20 buckets) for GetLiability and a one-year "
+                   "roll-forward (PostgreSQL, bench/reporting.py); empty: none")  # fmt: skip
     p.add_argument("--accounts", type=int, default=1_000)
     p.add_argument("--clients", type=int, default=2, help="generator processes at most")
     p.add_argument("--duration", type=float, default=5.0, help="seconds measured per cell")
@@ -67,6 +71,7 @@ def parse(argv: list[str]) -> tuple[Options, bool]:
     if args.quick:
         args.concurrency, args.workers = [1, 16], [1]
         args.scale, args.scale_concurrency = [1_000, 5_000], [1]
+        args.reporting = [1_000]
         args.duration, args.warmup = 1.0, 0.3
     if args.capacity:
         args.backends, args.workloads, args.concurrency = ["postgres"], ["quote", "apply"], [16]
@@ -77,6 +82,7 @@ def parse(argv: list[str]) -> tuple[Options, bool]:
         accounts=args.accounts, clients=args.clients, duration=args.duration,
         warmup=args.warmup, pool_size=args.pool_size, program=args.program,
         postgres_url=args.postgres_url, out=args.out, keep=args.keep, profile=args.profile,
+        reporting=args.reporting,
     )  # fmt: skip
     return options, args.quick
 
@@ -100,8 +106,9 @@ def main(argv: list[str]) -> int:
     }
     path = suite.save(meta)
     report = options.out / "results.md"
+    finance = reporting.markdown(suite.reporting) if suite.reporting else ""
     report.write_text(markdown({"meta": meta, "cells": [c.row() for c in suite.cells],
-                                "explain": suite.explains}))  # fmt: skip
+                                "explain": suite.explains}) + finance)  # fmt: skip
     print(report.read_text())
     print(f"JSON: {path}\nMarkdown: {report}\n{meta['seconds']} s", flush=True)
     return 0

@@ -4,13 +4,13 @@ import contextlib
 import json
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import grpc
 
-from bench import profile, seed
+from bench import profile, reporting, seed
 from bench.cells import START_DELAY, Cell, measure, split
 from bench.explain import explain_hot_queries
 from bench.payloads import Templates
@@ -40,6 +40,7 @@ class Options:
     out: Path
     keep: bool = False
     profile: bool = False
+    reporting: list[int] = field(default_factory=list)  # account counts for the finance reports
 
 
 class Suite:
@@ -47,6 +48,7 @@ class Suite:
         self.o = options
         self.cells: list[Cell] = []
         self.explains: dict[str, list[dict[str, Any]]] = {}
+        self.reporting: list[dict[str, Any]] = []
         self.run_id = uuid.uuid4().hex[:8]
         self.sources = sorted(load_program(PROGRAMS / f"{options.program}.toml").sources)
         self.points = 0
@@ -299,6 +301,11 @@ class Suite:
                     self.service(url, target="postgres", workers=workers)
         if self.o.scale:
             self.scale()
+        if self.o.reporting:
+            self.say(f"reporting: GetLiability and a one-year roll-forward at {self.o.reporting}")
+            self.reporting = reporting.run(
+                self.o.reporting, admin_url=self.o.postgres_url, out=self.o.out, keep=self.o.keep
+            )
 
     def save(self, meta: dict[str, Any]) -> Path:
         path = self.o.out / "results.json"
@@ -306,6 +313,7 @@ class Suite:
             "meta": meta,
             "cells": [c.row() for c in self.cells],
             "explain": self.explains,
+            "reporting": self.reporting,
         }
         path.write_text(json.dumps(data, indent=1))
         return path

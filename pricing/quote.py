@@ -59,15 +59,10 @@ def price_option(
     """The maximum for `cart` as it is, its allocation, and what the shopper pays."""
     pv = program.point_value_minor
     eligibility = classify(program, cart)
-    caps = build_caps(
+    maximum, binding = solve_maximum(
         program, eligibility, tier=tier, payment_method=payment_method, balances=balances
     )
-    allocations = allocate(0, eligibility.eligible, point_value_minor=pv)
-    if eligibility.base_minor == 0:
-        maximum, binding = 0, Constraint.NO_ELIGIBLE_LINES
-    else:
-        maximum, binding = caps.solve()
-        allocations = allocate(maximum, eligibility.eligible, point_value_minor=pv)
+    allocations = allocate(maximum, eligibility.eligible, point_value_minor=pv)
     spent = {a.line_id: a.points for a in allocations}
     return Option(
         keeps_promo=bool(cart.promo_code),
@@ -81,6 +76,23 @@ def price_option(
         excluded=eligibility.excluded,
         points_to_earn=points_to_earn(cart, spent_by_line=spent, tier=tier, point_value_minor=pv),
     )
+
+
+def solve_maximum(
+    program: Program,
+    eligibility: Eligibility,
+    *,
+    tier: Tier,
+    payment_method: str,
+    balances: Mapping[str, int],
+) -> tuple[int, Constraint]:
+    """The most the eligible lines may take, and the constraint that binds (docs/rules.md §4)."""
+    if eligibility.base_minor == 0:
+        return 0, Constraint.NO_ELIGIBLE_LINES
+    caps = build_caps(
+        program, eligibility, tier=tier, payment_method=payment_method, balances=balances
+    )
+    return caps.solve()
 
 
 def build_caps(

@@ -24,6 +24,8 @@ from loyalty.v1 import (
     account_service_pb2_grpc,
     redemption_service_pb2,
     redemption_service_pb2_grpc,
+    reporting_service_pb2,
+    reporting_service_pb2_grpc,
 )
 from pricing.program import load_programs
 from server.api.account import AccountServicer
@@ -32,6 +34,7 @@ from server.api.edge import Edge, Readiness
 from server.api.gate import Gate
 from server.api.redemption import RedemptionServicer
 from server.api.reflection import enable_reflection
+from server.api.reporting import ReportingServicer
 from server.config import Config
 from server.metrics import Metrics
 from server.service.deps import Deps
@@ -44,6 +47,7 @@ log = logging.getLogger(__name__)
 SERVICES = (
     redemption_service_pb2.DESCRIPTOR.services_by_name["RedemptionService"].full_name,
     account_service_pb2.DESCRIPTOR.services_by_name["AccountService"].full_name,
+    reporting_service_pb2.DESCRIPTOR.services_by_name["ReportingService"].full_name,
 )
 
 
@@ -232,6 +236,9 @@ async def serve(
         RedemptionServicer(edge), server
     )
     account_service_pb2_grpc.add_AccountServiceServicer_to_server(AccountServicer(edge), server)
+    reporting_service_pb2_grpc.add_ReportingServiceServicer_to_server(
+        ReportingServicer(edge), server
+    )
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     for name in ("", *SERVICES):

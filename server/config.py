@@ -101,12 +101,14 @@ def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "command",
         nargs="?",
         default="serve",
-        choices=["serve", "migrate", "expire", "reconcile", "check-config"],
+        choices=["serve", "migrate", "expire", "reconcile", "check-config", "simulate", "report"],
         help="serve (default); migrate: create or upgrade the schema and exit; "
         "expire: write EXPIRY ledger entries for points that expired, and exit; "
         "reconcile: check that every account's buckets, holds, debt and ledger agree "
         "(exit 1 naming each mismatch); "
-        "check-config: validate the program files and print what each allows",
+        "check-config: validate the program files and print what each allows; "
+        "simulate: replay recorded orders under a draft program (simulate --help); "
+        "report: the finance reports (report --help)",
     )
     p.add_argument(
         "--listen",
@@ -184,9 +186,9 @@ def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         type=Path,
         default=_path(env.get("LOYALTY_TOKENS_FILE")),
         metavar="FILE",
-        help="bearer tokens and their roles (checkout, payments, admin): TOML `TOKEN = ROLE` "
-        "lines, or a .json object; a token may be given as sha256:HEX. More come from "
-        "LOYALTY_TOKENS=TOKEN=ROLE,... [LOYALTY_TOKENS_FILE]",
+        help="bearer tokens and their roles (checkout, payments, finance, admin): "
+        "TOML `TOKEN = ROLE` lines, or a .json object; a token may be given as sha256:HEX. "
+        "More come from LOYALTY_TOKENS=TOKEN=ROLE,... [LOYALTY_TOKENS_FILE]",
     )
     p.add_argument(
         "--insecure",

@@ -14,6 +14,8 @@ from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 from sqlalchemy.exc import OperationalError
 
+from server import report as report_command
+from server import simulate
 from server.api.auth import Tokens, TokensError, load_tokens
 from server.app import CannotListen, TlsFiles, database_engine, read_tls, serve
 from server.check_config import check_config
@@ -143,7 +145,12 @@ def configure_logging(config: Config) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    command, config = parse(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["report"]:  # its own options: `loyalty-server report --help`
+        return report_command.main(arguments[1:])
+    if arguments[:1] == ["simulate"]:  # its own options: `loyalty-server simulate --help`
+        return simulate.main(arguments[1:])
+    command, config = parse(arguments)
     configure_logging(config)
     if command == "check-config":
         code, report = check_config(config.programs)

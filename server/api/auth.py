@@ -17,13 +17,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from loyalty.v1 import account_service_pb2, redemption_service_pb2
+from loyalty.v1 import account_service_pb2, redemption_service_pb2, reporting_service_pb2
 from server.service.errors import RoleNotAllowed, TokenInvalid, TokenMissing
 
 
 class Role(enum.StrEnum):
     CHECKOUT = "checkout"
     PAYMENTS = "payments"
+    FINANCE = "finance"
     ADMIN = "admin"
 
 
@@ -38,7 +39,7 @@ _READS = {
 }
 _ALL = {
     _method(service.name, method.name)
-    for module in (redemption_service_pb2, account_service_pb2)
+    for module in (redemption_service_pb2, account_service_pb2, reporting_service_pb2)
     for service in module.DESCRIPTOR.services_by_name.values()
     for method in service.methods
 }
@@ -56,6 +57,13 @@ ALLOWED: Mapping[Role, frozenset[str]] = {
             _method("RedemptionService", "CaptureRedemption"),
             _method("RedemptionService", "ReverseRedemption"),
             *_READS,
+        }
+    ),
+    # docs/rules.md §9: the finance team reads the reports and nothing else.
+    Role.FINANCE: frozenset(
+        {
+            _method("ReportingService", "GetLiability"),
+            _method("ReportingService", "GetLiabilityRollForward"),
         }
     ),
     Role.ADMIN: frozenset(_ALL),

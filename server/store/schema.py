@@ -42,6 +42,13 @@ accounts = Table(
     Column("version", BigInteger, nullable=False, server_default="0"),
     Column("created_at", UtcDateTime, nullable=False),
     CheckConstraint("debt_points >= 0", name="debt_not_negative"),
+    # The finance reports (migration 0006): the few accounts in debt.
+    Index(
+        "ix_accounts_in_debt",
+        "program_id",
+        postgresql_where=text("debt_points > 0"),
+        sqlite_where=text("debt_points > 0"),
+    ),
 )
 
 
@@ -80,6 +87,23 @@ buckets = Table(
     ),
     Index("ix_buckets_account", "program_id", "customer_id", "expires_at"),
     Index("ix_buckets_expiry", "expires_at"),
+    # The finance reports (migration 0006): a program's buckets with points left, and
+    # its credits not yet settled against debt.
+    Index(
+        "ix_buckets_live_by_program",
+        "program_id",
+        "customer_id",
+        postgresql_include=["source", "remaining", "available_at", "expires_at"],
+        postgresql_where=text("remaining > 0"),
+        sqlite_where=text("remaining > 0"),
+    ),
+    Index(
+        "ix_buckets_unsettled",
+        "program_id",
+        "customer_id",
+        postgresql_where=text("NOT settled"),
+        sqlite_where=text("NOT settled"),
+    ),
 )
 
 ledger_entries = Table(
@@ -106,6 +130,13 @@ ledger_entries = Table(
     ),
     CheckConstraint("points <> 0", name="points_not_zero"),
     Index("ix_ledger_entries_account", "program_id", "customer_id", "effective_at", "entry_id"),
+    # The roll-forward (migration 0006): a program's ledger up to an instant.
+    Index(
+        "ix_ledger_entries_program_effective",
+        "program_id",
+        "effective_at",
+        postgresql_include=["kind", "source", "points", "bucket_id"],
+    ),
 )
 
 orders = Table(

@@ -14,7 +14,11 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from loyalty.v1 import account_service_pb2_grpc, redemption_service_pb2_grpc
+from loyalty.v1 import (
+    account_service_pb2_grpc,
+    redemption_service_pb2_grpc,
+    reporting_service_pb2_grpc,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,6 +34,7 @@ class Stubs:
     redemption: redemption_service_pb2_grpc.RedemptionServiceStub
     account: account_service_pb2_grpc.AccountServiceStub
     health: health_pb2_grpc.HealthStub
+    reporting: reporting_service_pb2_grpc.ReportingServiceStub
 
 
 class ServerProcess:
@@ -108,6 +113,7 @@ class ServerProcess:
             redemption=redemption_service_pb2_grpc.RedemptionServiceStub(self.channel),
             account=account_service_pb2_grpc.AccountServiceStub(self.channel),
             health=health_pb2_grpc.HealthStub(self.channel),
+            reporting=reporting_service_pb2_grpc.ReportingServiceStub(self.channel),
         )
 
     def stop(self, *, sig: int = signal.SIGTERM, timeout: float = 15) -> int:

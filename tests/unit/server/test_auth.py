@@ -48,7 +48,10 @@ def test_no_configuration_means_no_tokens() -> None:
 @pytest.mark.parametrize(
     ("text", "error"),
     [
-        (f'{{"{ADMIN}": 1}}', "entry 1: the role must be one of checkout, payments, admin, got 1"),
+        (
+            f'{{"{ADMIN}": 1}}',
+            "entry 1: the role must be one of checkout, payments, finance, admin, got 1",
+        ),
         ('["a"]', "must map each token to a role"),
         ("{", "not valid JSON at line 1"),
     ],
@@ -91,11 +94,18 @@ def test_authorize_names_the_role_or_the_refusal() -> None:
 
 
 def test_admin_may_call_every_rpc_and_the_others_a_part() -> None:
-    assert len(ALLOWED[Role.ADMIN]) == 9
+    # 5 RedemptionService + 4 AccountService + 2 ReportingService methods.
+    assert len(ALLOWED[Role.ADMIN]) == 11
+    reports = {
+        "/loyalty.v1.ReportingService/GetLiability",
+        "/loyalty.v1.ReportingService/GetLiabilityRollForward",
+    }
     assert ALLOWED[Role.CHECKOUT] | ALLOWED[Role.PAYMENTS] == ALLOWED[Role.ADMIN] - {
         GRANT,
         "/loyalty.v1.AccountService/AccrueOrder",
+        *reports,
     }
+    assert ALLOWED[Role.FINANCE] == reports  # docs/rules.md §9: the reports and nothing else
 
 
 @pytest.mark.parametrize(

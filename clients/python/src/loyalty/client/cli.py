@@ -11,14 +11,14 @@ import json
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from loyalty.client import tables
+from loyalty.client import reports, tables
 from loyalty.client.channel import (
     DEFAULT_TARGET,
     DEFAULT_TIMEOUT,
@@ -271,6 +271,20 @@ def build_parser() -> Parser:
     ledger.add_argument(
         "--page-size", type=int, default=0, help="entries per call (default: the server's)"
     )
+    report = command("report", "finance: the points liability, or how it moved (role finance)")
+    report.add_argument("kind", choices=["liability", "roll-forward"])
+    report.add_argument(
+        "--from", dest="start", type=instant, metavar="INSTANT",
+        help="roll-forward: the window's start (default: 365 days before --to)",
+    )  # fmt: skip
+    report.add_argument(
+        "--to", dest="end", type=instant, metavar="INSTANT",
+        help="roll-forward: the window's end (default: now)",
+    )  # fmt: skip
+    report.add_argument(
+        "--format", choices=reports.FORMATS, default="text", help="text (default), csv or json"
+    )
+    report.add_argument("--chart", type=Path, metavar="FILE", help="also draw it (.png or .svg)")
     return parser
 
 
@@ -402,6 +416,27 @@ def run_ledger(
     return account_pb.ListLedgerEntriesResponse(entries=entries), tables.ledger(entries)
 
 
+def run_report(
+    client: LoyaltyClient, args: argparse.Namespace, stdin: TextIO, info: CallInfo
+) -> tuple[Message, str]:
+    response: Message
+    if args.kind == "liability":
+        response = client.get_liability(program_id=args.program, as_of=args.as_of)
+    else:
+        end = args.end or args.as_of or datetime.now(UTC)
+        start = args.start or end - timedelta(days=365)
+        response = client.get_liability_roll_forward(
+            program_id=args.program, start_time=start, end_time=args.end, as_of=args.as_of
+        )
+    if args.chart is not None:
+        try:
+            reports.chart(response, args.chart, program_id=args.program)
+        except reports.ChartError as exc:
+            raise UsageError(str(exc)) from exc
+    fmt = "json" if args.json else args.format
+    return response, reports.render(response, fmt=fmt, program_id=args.program)
+
+
 COMMANDS: dict[str, Run] = {
     "quote": run_quote,
     "apply": run_apply,
@@ -412,6 +447,7 @@ COMMANDS: dict[str, Run] = {
     "accrue": run_accrue,
     "account": run_account,
     "ledger": run_ledger,
+    "report": run_report,
 }
 
 
@@ -469,7 +505,7 @@ def main(
     except LoyaltyError as error:
         print_error(error, as_json=args.json, stderr=stderr)
         return EXIT_SERVICE_ERROR
-    print(to_json(response) if args.json else text, file=stdout)
+    print(to_json(response) if args.json and args.command != "report" else text, file=stdout)
     if info.replayed and args.json:  # stdout stays the response's JSON
         print(f"loyalty: {REPLAYED}", file=stderr)
     elif info.replayed:

@@ -16,6 +16,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from loyalty.v1 import account_service_pb2 as account_pb
 from loyalty.v1 import cart_pb2, redemption_pb2
 from loyalty.v1 import redemption_service_pb2 as redemption_pb
+from loyalty.v1 import reporting_service_pb2 as reporting_pb
 
 ReturnedLines = Mapping[str, int] | Iterable[tuple[str, int]]
 
@@ -55,6 +56,8 @@ Request = TypeVar(
     account_pb.GrantPointsRequest,
     account_pb.AccrueOrderRequest,
     account_pb.ListLedgerEntriesRequest,
+    reporting_pb.GetLiabilityRequest,
+    reporting_pb.GetLiabilityRollForwardRequest,
 )
 
 
@@ -211,4 +214,24 @@ def list_ledger_entries(
     request = account_pb.ListLedgerEntriesRequest(
         program_id=program_id, customer_id=customer_id, page_size=page_size, page_token=page_token
     )
+    return _as_of(request, as_of)
+
+
+def get_liability(
+    *, program_id: str, as_of: datetime | None = None
+) -> reporting_pb.GetLiabilityRequest:
+    return _as_of(reporting_pb.GetLiabilityRequest(program_id=program_id), as_of)
+
+
+def get_liability_roll_forward(
+    *,
+    program_id: str,
+    start_time: datetime,
+    end_time: datetime | None = None,
+    as_of: datetime | None = None,
+) -> reporting_pb.GetLiabilityRollForwardRequest:
+    request = reporting_pb.GetLiabilityRollForwardRequest(program_id=program_id)
+    request.start_time.CopyFrom(timestamp(start_time))
+    if end_time is not None:
+        request.end_time.CopyFrom(timestamp(end_time))
     return _as_of(request, as_of)

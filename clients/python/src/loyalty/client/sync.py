@@ -17,8 +17,14 @@ from loyalty.client.channel import (
 )
 from loyalty.client.errors import decode_rpc_error
 from loyalty.v1 import account_service_pb2 as account_pb
-from loyalty.v1 import account_service_pb2_grpc, cart_pb2, redemption_service_pb2_grpc
+from loyalty.v1 import (
+    account_service_pb2_grpc,
+    cart_pb2,
+    redemption_service_pb2_grpc,
+    reporting_service_pb2_grpc,
+)
 from loyalty.v1 import redemption_service_pb2 as redemption_pb
+from loyalty.v1 import reporting_service_pb2 as reporting_pb
 
 Req = TypeVar("Req")
 Res = TypeVar("Res")
@@ -50,6 +56,7 @@ class LoyaltyClient:
         )
         self.redemptions = redemption_service_pb2_grpc.RedemptionServiceStub(self.channel)
         self.accounts = account_service_pb2_grpc.AccountServiceStub(self.channel)
+        self.reporting = reporting_service_pb2_grpc.ReportingServiceStub(self.channel)
 
     def close(self) -> None:
         self.channel.close()
@@ -237,3 +244,24 @@ class LoyaltyClient:
             token = page.next_page_token
             if not token:
                 return
+
+    # ---- ReportingService (role finance) ---------------------------------------------
+
+    def get_liability(
+        self, *, program_id: str, as_of: datetime | None = None
+    ) -> reporting_pb.GetLiabilityResponse:
+        request = requests.get_liability(program_id=program_id, as_of=as_of)
+        return self._call(self.reporting.GetLiability, request)
+
+    def get_liability_roll_forward(
+        self,
+        *,
+        program_id: str,
+        start_time: datetime,
+        end_time: datetime | None = None,
+        as_of: datetime | None = None,
+    ) -> reporting_pb.GetLiabilityRollForwardResponse:
+        request = requests.get_liability_roll_forward(
+            program_id=program_id, start_time=start_time, end_time=end_time, as_of=as_of
+        )
+        return self._call(self.reporting.GetLiabilityRollForward, request)

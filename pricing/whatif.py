@@ -1,0 +1,151 @@
+"""What-if (docs/rules.md §11): a recorded order priced again under the program and under a draft.
+
+The replay asks the very functions a live quote asks (`solve_maximum`,
+`points_to_earn`, `tier_status`); nothing here decides a rule of its own.
+"""
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pricing.accrual import points_to_earn
+from pricing.caps import Constraint
+from pricing.cart import Cart
+from pricing.eligibility import classify
+from pricing.program import Program, PromoPolicy, Tier
+from pricing.quote import solve_maximum
+from pricing.tiers import QualifyingOrder, tier_status
+
+
+@dataclass(frozen=True)
+class RecordedOrder:
+    """An order as the service recorded it, and the customer's state when it was placed."""
+
+    order_id: str
+    customer_id: str
+    placed_at: datetime
+    cart: Cart
+    payment_method: str
+    points_spent: int  # what its live redemption spent (0: none)
+    spent_by_line: Mapping[str, int]  # those points per line
+    balances: Mapping[str, int]  # spendable points per source just before it was placed
+    history: tuple[QualifyingOrder, ...]  # the customer's matured accruals, for the tier
+    # False for orders recorded before lines were kept whole (their prices are unknown):
+    # they are counted, not priced.
+    whole: bool = True
+
+
+@dataclass(frozen=True)
+class Priced:
+    """One order under one program: its tier, the most it could take, what it would earn."""
+
+    tier_id: str
+    max_points: int
+    binding: Constraint
+    points_earned: int
+
+
+@dataclass(frozen=True)
+class Replay:
+    order: RecordedOrder
+    then: Priced
+    draft: Priced
+
+    @property
+    def binding_changed(self) -> bool:
+        return self.then.binding is not self.draft.binding
+
+
+def price_recorded(program: Program, order: RecordedOrder) -> Priced:
+    """The order's maximum and earnings under `program`, at the tier it would have had then."""
+    tier = _tier_at(program, order)
+    spending = order.cart
+    if program.promo_policy is PromoPolicy.EXCLUSIVE:
+        # Points and a promo never share an order (docs/rules.md §4): the option that spends points
+        # is the cart with its promo discounts back.
+        spending = order.cart.without_promo()
+    maximum, binding = solve_maximum(
+        program,
+        classify(program, spending),
+        tier=tier,
+        payment_method=order.payment_method,
+        balances=order.balances,
+    )
+    earned = points_to_earn(
+        order.cart,  # what the order earns on is what it recorded, promo or not
+        spent_by_line=order.spent_by_line,
+        tier=tier,
+        point_value_minor=program.point_value_minor,
+    )
+    return Priced(tier.id, maximum, binding, earned)
+
+
+def replay(program: Program, draft: Program, order: RecordedOrder) -> Replay:
+    return Replay(order, price_recorded(program, order), price_recorded(draft, order))
+
+
+def _tier_at(program: Program, order: RecordedOrder) -> Tier:
+    if len(program.tiers) == 1:
+        return program.tiers[0]
+    return tier_status(program, order.history, now=order.placed_at).tier
+
+
+@dataclass
+class Totals:
+    """Sums over a group of replayed orders (a tier, or every order)."""
+
+    orders: int = 0
+    max_points_then: int = 0
+    max_points_draft: int = 0
+    points_spent: int = 0
+    points_earned_then: int = 0
+    points_earned_draft: int = 0
+    binding_changed: int = 0
+
+    def add(self, replayed: Replay) -> None:
+        self.orders += 1
+        self.max_points_then += replayed.then.max_points
+        self.max_points_draft += replayed.draft.max_points
+        self.points_spent += replayed.order.points_spent
+        self.points_earned_then += replayed.then.points_earned
+        self.points_earned_draft += replayed.draft.points_earned
+        self.binding_changed += replayed.binding_changed
+
+    @property
+    def max_points_change(self) -> int:
+        return self.max_points_draft - self.max_points_then
+
+    @property
+    def points_earned_change(self) -> int:
+        return self.points_earned_draft - self.points_earned_then
+
+
+@dataclass
+class Summary:
+    """Per tier (the tier each order had under the program in force) and in total."""
+
+    point_value_minor: int
+    draft_point_value_minor: int
+    by_tier: dict[str, Totals] = field(default_factory=dict)
+    total: Totals = field(default_factory=Totals)
+    not_whole: int = 0  # orders left out: recorded without their whole lines
+
+    def add(self, replayed: Replay) -> None:
+        self.by_tier.setdefault(replayed.then.tier_id, Totals()).add(replayed)
+        self.total.add(replayed)
+
+    def share_of_change(self, tier_id: str) -> tuple[int, int]:
+        """A tier's part of the total change in spendable points, as (part, whole)."""
+        return self.by_tier[tier_id].max_points_change, self.total.max_points_change
+
+
+def summarize(
+    program: Program, draft: Program, replays: Iterable[Replay], *, tiers: Iterable[str] = ()
+) -> Summary:
+    """Every replay added up; `tiers` are listed even when no order had them."""
+    summary = Summary(program.point_value_minor, draft.point_value_minor)
+    for tier_id in tiers:
+        summary.by_tier[tier_id] = Totals()
+    for replayed in replays:
+        summary.add(replayed)
+    return summary
