@@ -4,18 +4,19 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 STAMP := $(VENV)/.installed
-GEN_PY := clients/python/src
+GEN_PY := protos/python/src
 
-.PHONY: install run test test-unit test-integration test-e2e failover-async bench bench-whatif bench-pricing lint protos \
-	buf-lint buf-breaking check-config clean clients check-generated node-deps node-build go-vendor \
+.PHONY: install run test test-unit test-integration test-e2e failover-async bench bench-whatif bench-pricing lint \
+	protos buf-lint buf-breaking links check-config clean clients check-generated node-deps node-build \
+	go-vendor \
 	go-build
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml clients/python/pyproject.toml
+$(STAMP): pyproject.toml protos/python/pyproject.toml clients/python/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e clients/python -e '.[dev]'
+	$(PY) -m pip install --quiet -e protos/python -e clients/python -e '.[dev]'
 	touch $(STAMP)
 
 run: install
@@ -51,15 +52,19 @@ bench-whatif: install
 bench-pricing: install
 	$(BIN)/pytest -q tests/bench --benchmark-enable --benchmark-only
 
-lint: install buf-lint buf-breaking
+lint: install buf-lint buf-breaking links
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# Every link of the tracked Markdown files stays in the repository or goes to a public https site.
+links: install
+	$(PY) -m tools.check_links
+
 # Regenerate the Python stubs (messages, gRPC, .pyi) from protos/.
 # The generator is pinned: generated code checks at import time that the
 # installed grpcio/protobuf are at least the versions that generated it, so
-# clients/python/pyproject.toml's lower bounds must move with these pins.
+# protos/python/pyproject.toml's lower bounds (loyalty-stubs) must move with these pins.
 GRPC_TOOLS_VERSION := 1.85.1
 MYPY_PROTOBUF_VERSION := 5.1.0
 GEN_PKG := $(GEN_PY)/loyalty/v1
@@ -80,11 +85,13 @@ BUF := npx --yes @bufbuild/buf@1.75.0
 buf-lint:
 	cd protos && $(BUF) lint
 
-# The API may only grow: compare protos/ (as in the working tree) with the commit before the
-# last one on this branch, so both the newest commit and uncommitted edits are checked.
-BUF_AGAINST ?= HEAD~1
+# The API may only grow (docs/compatibility.md): compare protos/ as in the working tree with
+# the latest release tag `v*` reachable from HEAD, or, before the first release or in a clone
+# without tags, with the commit before the last one. BUF_AGAINST=REF compares with any other.
+BUF_AGAINST ?= $(shell git describe --tags --abbrev=0 --match 'v[0-9]*' 2>/dev/null || echo HEAD~1)
 buf-breaking:
 	@if git rev-parse -q --verify '$(BUF_AGAINST)^{commit}' >/dev/null; then \
+	  echo "buf breaking: protos/ against $(BUF_AGAINST)"; \
 	  cd protos && $(BUF) breaking --against "$$(git rev-parse --path-format=absolute --git-common-dir)#ref=$(BUF_AGAINST),subdir=protos"; \
 	else echo "buf breaking: no $(BUF_AGAINST) to compare with"; fi
 

@@ -1,4 +1,4 @@
-"""What a delivered order earns (SPEC §5), and how the earned points split over lines."""
+"""What a delivered order earns (docs/rules.md §5), and how the earned points split over lines."""
 
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -66,7 +66,7 @@ def earning_bases(
 ) -> dict[str, int]:
     """Money actually paid for each goods line: its net minus the points spent on it.
 
-    Services and delivery earn nothing (SPEC §5); exclusion rules limit only spending.
+    Services and delivery earn nothing (docs/rules.md §5); exclusion rules limit only spending.
     """
     return {
         line.line_id: max(

@@ -1,4 +1,4 @@
-"""Splitting a redemption's points over the cart's lines (SPEC §4, "Allocation to lines")."""
+"""Splitting a redemption's points over the cart's lines (docs/rules.md §4, "Allocation")."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass

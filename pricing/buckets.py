@@ -125,7 +125,7 @@ def plan_spend(
 
 
 def plan_restore(records: Sequence[DebitRecord], *, points: int) -> list[Debit]:
-    """Give `points` back to the buckets they came from, latest-expiring first (SPEC §6)."""
+    """Give `points` back to the buckets they came from, latest expiry first (docs/rules.md §6)."""
     left = points
     restores = []
     for record in sorted(records, key=first_expiring_first, reverse=True):
@@ -161,7 +161,7 @@ def plan_clawback(
     now: datetime,
     own_written_off: int = 0,
 ) -> ClawbackPlan:
-    """Take back `points` an order earned (SPEC §6).
+    """Take back `points` an order earned (docs/rules.md §6).
 
     First from the accrual's own bucket, pending, spendable or expired: what
     is still in it was never spent, nor were the points that expired there
@@ -198,7 +198,7 @@ class DebtPayment:
 
 
 def pay_debt_first(*, credit: int, debt: int) -> DebtPayment:
-    """Every credit pays outstanding debt first, whatever its source (SPEC §5)."""
+    """Every credit pays outstanding debt first, whatever its source (docs/rules.md §5)."""
     to_debt = min(credit, debt)
     return DebtPayment(to_debt=to_debt, to_bucket=credit - to_debt)
 
@@ -224,7 +224,7 @@ class Settlement:
 
 
 def settle_matured(buckets: Iterable[Bucket], *, debt: int, now: datetime) -> Settlement:
-    """Every credit pays debt first (SPEC §5); an accrual pays when it matures.
+    """Every credit pays debt first (docs/rules.md §5); an accrual pays when it matures.
 
     Unsettled buckets that have matured by `now` pay the debt in the order
     they matured. Every mutation settles first, so the debt they meet is the
@@ -244,7 +244,7 @@ def settle_matured(buckets: Iterable[Bucket], *, debt: int, now: datetime) -> Se
 
 
 def pay_debt_from_restore(restores: Sequence[Debit], *, debt: int) -> tuple[list[Debit], int]:
-    """Points coming back pay debt first (SPEC §5); the rest go back into their buckets.
+    """Points coming back pay debt first (docs/rules.md §5); the rest go back into their buckets.
 
     Returns what each bucket still receives and how much paid the debt.
     """

@@ -1,4 +1,4 @@
-"""The caps of SPEC §4, solved together, and the constraint that binds."""
+"""The caps of docs/rules.md §4, solved together, and the constraint that binds."""
 
 from collections.abc import Mapping
 from dataclasses import dataclass

@@ -1,4 +1,4 @@
-"""The cart (SPEC §3): lines, their net, and validation into field violations."""
+"""The cart (docs/rules.md §3): lines, their net, and validation into field violations."""
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -115,7 +115,7 @@ def validate_string(
 
 
 def validate_cart(cart: Cart, *, field: str = "cart") -> list[Violation]:
-    """Every violation of SPEC §3 in the cart, one per offending field."""
+    """Every violation of docs/rules.md §3 in the cart, one per offending field."""
     violations = validate_string(cart.currency, field=f"{field}.currency", required=True, max_len=3)
     violations += validate_string(cart.promo_code, field=f"{field}.promo_code", required=False)
     if cart.delivery_minor < 0:
@@ -139,7 +139,8 @@ def validate_cart(cart: Cart, *, field: str = "cart") -> list[Violation]:
         if not _is_clean(line):  # field paths are built only for a line with something to say
             violations += _validate_line(line, path=f"{field}.lines[{index}]")
         if line.promo_discount_minor > 0 and not cart.promo_code:
-            # The promo discount must name its code, or EXCLUSIVE could be bypassed (SPEC §3).
+            # The promo discount must name its code, or EXCLUSIVE could be bypassed
+            # (docs/rules.md §3).
             violations.append(
                 Violation(
                     f"{field}.lines[{index}].promo_discount_minor",

@@ -1,4 +1,4 @@
-"""Which lines points may pay for (SPEC §4, "Eligible lines")."""
+"""Which lines points may pay for (docs/rules.md §4, "Eligible lines")."""
 
 from dataclasses import dataclass, field
 

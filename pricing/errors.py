@@ -174,7 +174,7 @@ class HoldReleased(DomainError):
 
 @dataclass(eq=False, kw_only=True)
 class OrderCustomerMismatch(DomainError):
-    """The order belongs to another customer (SPEC §6: an order is one thing)."""
+    """The order belongs to another customer (docs/rules.md §6: an order is one thing)."""
 
     order_id: str
     customer_id: str
@@ -187,7 +187,7 @@ class OrderCustomerMismatch(DomainError):
 
 @dataclass(eq=False)
 class AccrualMismatch(DomainError):
-    """An accrual's lines are not the delivered part of the order's lines (SPEC §6)."""
+    """An accrual's lines are not the delivered part of the order's lines (docs/rules.md §6)."""
 
     order_id: str
     violations: list[Violation] = field(metadata=NOT_A_FACT)

@@ -1,4 +1,4 @@
-"""Holds (two-phase redemption): points out of the balance, not yet spent (SPEC §8).
+"""Holds (two-phase redemption): points out of the balance, not yet spent (docs/rules.md §8).
 
 A hold lapses exactly at its deadline; every read sees that at once, and
 the next write on the account (or the expiry job) writes it down.
@@ -31,7 +31,7 @@ class Release:
     returned: tuple[Debit, ...]  # every outstanding point, per bucket it came from
     to_buckets: tuple[Debit, ...]
     stay_expired: tuple[Debit, ...]  # their bucket expired while held: they stay expired
-    to_debt: int = 0  # what paid outstanding debt instead of going back (SPEC §5)
+    to_debt: int = 0  # what paid outstanding debt instead of going back (docs/rules.md §5)
 
     @property
     def points(self) -> int:

@@ -1,4 +1,4 @@
-"""Ledger entries (SPEC §7): every change to what a customer owns, with the instant it counts."""
+"""Ledger entries (docs/rules.md §7): every change to what a customer owns, and when it counts."""
 
 from dataclasses import dataclass
 from datetime import datetime

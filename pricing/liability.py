@@ -1,8 +1,8 @@
-"""The points liability: what a program owes at an instant, and how it moved (SPEC §8, §11).
+"""The points liability: what a program owes at an instant, how it moved (docs/rules.md §8, §11).
 
 Pure arithmetic over whole points. The stores hand in sums (many accounts at once)
 or an account's buckets, holds and debt; everything time decides is decided at the
-`now` given here, as the reads decide it (SPEC §7): holds lapse at their deadline,
+`now` given here, as the reads decide it (docs/rules.md §7): holds lapse at their deadline,
 matured credits pay debt, points expire at their instant, written down or not.
 """
 
@@ -29,7 +29,7 @@ def clamp_int64(value: int) -> int:
 
 
 def money(points: int, *, point_value_minor: int) -> int:
-    """Points as money in minor units: exact, then clamped (SPEC §2: value × points)."""
+    """Points as money in minor units: exact, then clamped (docs/rules.md §2: value × points)."""
     return clamp_int64(points * point_value_minor)
 
 
@@ -45,7 +45,7 @@ class Band:
     never_expires: bool = False
 
 
-# SPEC §8: 0–30, 30–60, 60–90, 90–365, 365 on, and the never-expiring points.
+# docs/rules.md §8: 0–30, 30–60, 60–90, 90–365, 365 on, and the never-expiring points.
 BANDS: tuple[Band, ...] = (
     Band(0, 30),
     Band(30, 60),
@@ -152,7 +152,7 @@ class AccountAsRead:
 def as_read_at(
     buckets: Sequence[Bucket], holds: Sequence[Hold], *, debt: int, now: datetime
 ) -> AccountAsRead:
-    """What SPEC §7 has every read decide at its own instant, whether or not a job ran.
+    """What docs/rules.md §7 has every read decide at its own instant, whether or not a job ran.
 
     The same order as a write takes under the account lock: lapses first, then
     matured credits pay what is still owed.
@@ -341,7 +341,7 @@ class RollForward:
     expired_by_source: Mapping[str, int]
 
     def balances(self) -> bool:
-        """SPEC §8's identity; true by construction, asserted where it is built."""
+        """docs/rules.md §8's identity; true by construction, asserted where it is built."""
         moved = (
             sum(self.issued.values())
             + self.reinstated

@@ -7,7 +7,7 @@ BP_WHOLE = 10_000  # basis points in 100 %
 
 
 def apply_bp(amount: int, bp: int) -> int:
-    """`amount × bp / 10000`, rounded down (SPEC §2: every rounding goes down)."""
+    """`amount × bp / 10000`, rounded down (docs/rules.md §2: every rounding goes down)."""
     return amount * bp // BP_WHOLE
 
 

@@ -1,4 +1,4 @@
-"""The order (SPEC §6): one customer, one set of lines, its redemption attempts, accrual, returns.
+"""The order (docs/rules.md §6): one customer, one set of lines, its attempts, accrual, returns.
 
 Everything the service records about an order hangs off this aggregate; the rules that
 tie its parts together live here, as pure functions of what was recorded:
@@ -177,7 +177,7 @@ class OrderHead:
             raise OrderCustomerMismatch(order_id=self.order_id, customer_id=customer_id)
 
     def check_redeemable(self, customer_id: str) -> None:
-        """SPEC §7's order: ORDER_CUSTOMER_MISMATCH, then ORDER_ALREADY_REDEEMED."""
+        """docs/rules.md §7's order: ORDER_CUSTOMER_MISMATCH, then ORDER_ALREADY_REDEEMED."""
         self.check_customer(customer_id)
         if self.has_live_redemption:
             raise OrderAlreadyRedeemed(self.order_id)
@@ -254,7 +254,7 @@ class Order:
         """An accrual names the order's customer and, when it has a redemption, its lines.
 
         Each cart line must be a line of the order with at most the units bought, the
-        same unit price and the same per-unit discounts (SPEC §6).
+        same unit price and the same per-unit discounts (docs/rules.md §6).
         """
         self.check_customer(customer_id)
         if self.attempts:
@@ -286,7 +286,7 @@ class Order:
         return spent
 
     def plan_return(self, returned: Sequence[ReturnedLine]) -> ReturnPlan:
-        """What returning `returned` (nothing: every unit left) does, per SPEC §6.
+        """What returning `returned` (nothing: every unit left) does, per docs/rules.md §6.
 
         Any line of the order may come back. On each line the undelivered units come
         back first: they took points but earned none.
@@ -451,7 +451,7 @@ class GiveBack:
 
 
 def plan_give_back(redemption: Redemption, *, points: int, debt: int, now: datetime) -> GiveBack:
-    """Points back to the buckets they came from, latest-expiring first; debt first (SPEC §6).
+    """Points back to their buckets, latest expiry first, debt first (docs/rules.md §6).
 
     Points returned to a bucket that has already expired stay expired: worth nothing,
     they pay no debt either.

@@ -1,4 +1,4 @@
-"""A quote (SPEC §4): how many points this cart may take, and what the shopper then pays."""
+"""A quote (docs/rules.md §4): how many points this cart may take, what the shopper then pays."""
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -176,6 +176,6 @@ def quote(
     drop = price_option(
         program, cart.without_promo(), tier=tier, payment_method=payment_method, balances=balances
     )
-    # The cheaper option for the shopper; on a tie, keep the promo (SPEC §4).
+    # The cheaper option for the shopper; on a tie, keep the promo (docs/rules.md §4).
     recommended = 1 if drop.payable_minor < keep.payable_minor else 0
     return Quote(tier.id, spendable_points, (keep, drop), recommended)

@@ -1,4 +1,4 @@
-"""Deciding an ApplyRedemption (SPEC §4, §7): the checks, the allocation, the buckets spent."""
+"""Deciding an ApplyRedemption (docs/rules.md §4, §7): checks, allocation, buckets spent."""
 
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -34,8 +34,8 @@ def plan_redemption(
 ) -> RedemptionPlan:
     """Spend `points` on `cart`, recomputing the maximum: never trust an amount from outside.
 
-    The currency is checked by the caller first (SPEC §7 puts it before
-    ORDER_ALREADY_REDEEMED); the rest follow in the order SPEC §7 names.
+    The currency is checked by the caller first (docs/rules.md §7 puts it before
+    ORDER_ALREADY_REDEEMED); the rest follow in the order docs/rules.md §7 names.
     """
     if has_promo_conflict(program, cart):
         raise PromoConflict(cart.promo_code)

@@ -1,4 +1,4 @@
-"""Returns (SPEC §6): how many points each returned unit gives back or takes back."""
+"""Returns (docs/rules.md §6): how many points each returned unit gives back or takes back."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,7 +41,7 @@ class LineReturn:
 def units_to_return(
     lines: Sequence[UnitsLine], returned: Sequence[ReturnedLine], *, field: str = "lines"
 ) -> dict[str, int]:
-    """Units returned per line; no lines means everything that remains (SPEC §8)."""
+    """Units returned per line; no lines means everything that remains (docs/rules.md §8)."""
     if not returned:
         return {line.line_id: line.remaining_units for line in lines}
     by_id = {line.line_id: line for line in lines}
@@ -71,7 +71,7 @@ def units_to_return(
 
 
 def plan_line_returns(lines: Sequence[UnitsLine], units: dict[str, int]) -> list[LineReturn]:
-    """Points moving for each returned line: the cumulative floor of SPEC §6.
+    """Points moving for each returned line: the cumulative floor of docs/rules.md §6.
 
     After K of n units in total, floor(P × K / n) of a line's P points have
     moved, so returning every unit, in any number of steps, moves exactly P.

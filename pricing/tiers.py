@@ -1,4 +1,4 @@
-"""Tiers (SPEC §5): from matured orders over a rolling window of days in the program's zone."""
+"""Tiers (docs/rules.md §5): from matured orders over a rolling window of the program's days."""
 
 from collections.abc import Iterable
 from dataclasses import dataclass

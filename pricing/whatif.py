@@ -1,4 +1,4 @@
-"""What-if (SPEC §11): a recorded order priced again under the program and under a draft.
+"""What-if (docs/rules.md §11): a recorded order priced again under the program and under a draft.
 
 The replay asks the very functions a live quote asks (`solve_maximum`,
 `points_to_earn`, `tier_status`); nothing here decides a rule of its own.
@@ -61,7 +61,7 @@ def price_recorded(program: Program, order: RecordedOrder) -> Priced:
     tier = _tier_at(program, order)
     spending = order.cart
     if program.promo_policy is PromoPolicy.EXCLUSIVE:
-        # Points and a promo never share an order (SPEC §4): the option that spends points
+        # Points and a promo never share an order (docs/rules.md §4): the option that spends points
         # is the cart with its promo discounts back.
         spending = order.cart.without_promo()
     maximum, binding = solve_maximum(

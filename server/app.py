@@ -1,9 +1,13 @@
 """Builds and runs the gRPC server: servicers, health, reflection, graceful shutdown."""
 
 import asyncio
+import errno
 import functools
 import logging
 import signal
+import socket
+import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -12,7 +16,6 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
-from grpc_reflection.v1alpha import reflection
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
@@ -30,6 +33,7 @@ from server.api.auth import Tokens
 from server.api.edge import Edge, Readiness
 from server.api.gate import Gate
 from server.api.redemption import RedemptionServicer
+from server.api.reflection import enable_reflection
 from server.api.reporting import ReportingServicer
 from server.config import Config
 from server.metrics import Metrics
@@ -64,17 +68,44 @@ def read_tls(config: Config) -> TlsFiles | None:
     return TlsFiles(config.tls_cert.read_bytes(), config.tls_key.read_bytes(), client_ca)
 
 
+class CannotListen(Exception):
+    """The address to serve on cannot be bound (in use, not this host's, not allowed)."""
+
+
+# After the grace period, how long the database calls still running may take to end before
+# the process leaves them: the database rolls an abandoned transaction back.
+DRAIN_SECONDS = 0.5
+
+
+def _why_not(listen: str) -> str:
+    """The operating system's reason `listen` cannot be bound, as far as a probe can tell."""
+    host, _, port = listen.rpartition(":")
+    try:
+        infos = socket.getaddrinfo(host.strip("[]") or None, int(port), type=socket.SOCK_STREAM)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.bind(address)
+    except (OSError, ValueError, IndexError) as exc:
+        if getattr(exc, "errno", None) == errno.EADDRINUSE:
+            return "the address is in use by another process"
+        return getattr(exc, "strerror", None) or str(exc)
+    return "gRPC could not bind it"
+
+
 def add_port(server: grpc.aio.Server, listen: str, tls: TlsFiles | None) -> str:
     """Bind `listen` (port 0: any free port); returns the address bound, HOST:PORT."""
     host = listen.rpartition(":")[0]
-    if tls is None:
-        return f"{host}:{server.add_insecure_port(listen)}"
-    credentials = grpc.ssl_server_credentials(
-        [(tls.private_key, tls.certificate_chain)],
-        root_certificates=tls.client_ca,
-        require_client_auth=tls.client_ca is not None,
-    )
-    return f"{host}:{server.add_secure_port(listen, credentials)}"
+    try:
+        if tls is None:
+            return f"{host}:{server.add_insecure_port(listen)}"
+        credentials = grpc.ssl_server_credentials(
+            [(tls.private_key, tls.certificate_chain)],
+            root_certificates=tls.client_ca,
+            require_client_auth=tls.client_ca is not None,
+        )
+        return f"{host}:{server.add_secure_port(listen, credentials)}"
+    except RuntimeError as exc:  # grpc: "Failed to bind to address ..."
+        raise CannotListen(f"cannot listen on {listen}: {_why_not(listen)}") from exc
 
 
 def database_engine(config: Config) -> Engine:
@@ -99,6 +130,7 @@ class DatabaseWatch:
         readiness: Readiness,
         pool: ThreadPoolExecutor,
         interval: float,
+        on_first_ready: Callable[[], None],
     ) -> None:
         self.database = database
         self.health = health
@@ -106,6 +138,7 @@ class DatabaseWatch:
         self.pool = pool
         self.interval = interval
         self.migrated = False
+        self.on_first_ready: Callable[[], None] | None = on_first_ready
 
     def _check(self) -> bool:
         try:
@@ -122,7 +155,10 @@ class DatabaseWatch:
         loop = asyncio.get_running_loop()
         while True:
             ok = await loop.run_in_executor(self.pool, self._check)
-            if ok != self.readiness.ready:
+            if ok and self.on_first_ready is not None:
+                self.on_first_ready()  # migrated and answering: only now say "serving on"
+                self.on_first_ready = None
+            elif ok != self.readiness.ready:
                 log.info("database %s", "reachable: SERVING" if ok else "unreachable: NOT_SERVING")
             self.readiness.ready = ok
             status = (
@@ -142,7 +178,7 @@ async def _expire_periodically(
     config: Config,
     metrics: Metrics,
 ) -> None:
-    """The expiry job on the wall clock (never with clock override: SPEC §7)."""
+    """The expiry job on the wall clock (never with clock override: docs/rules.md §7)."""
     loop = asyncio.get_running_loop()
     while True:
         await asyncio.sleep(config.expire_every_seconds)
@@ -166,8 +202,13 @@ async def serve(
     tls: TlsFiles | None = None,
     reuse_port: bool = False,
     worker: int = 0,
-) -> None:
-    """Serve until SIGTERM or SIGINT, then drain gracefully."""
+) -> bool:
+    """Serve until SIGTERM or SIGINT, then drain gracefully.
+
+    False when database work was still running after the grace period and a short drain:
+    the process must then end with `os._exit`, since an ordinary exit joins those threads
+    (`loyalty-server` always does).
+    """
     programs = load_programs(config.programs)
     engine = database_engine(config)
     metrics = Metrics()
@@ -206,31 +247,31 @@ async def serve(
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     for name in ("", *SERVICES):
         await health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-    reflection.enable_server_reflection(
-        (
-            *SERVICES,
-            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-            reflection.SERVICE_NAME,
-        ),
-        server,
+    enable_reflection(
+        (*SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server
     )
     listening = add_port(server, config.listen, tls)
     await server.start()
     shown_url = make_url(normalize_url(config.database_url)).render_as_string(hide_password=True)
-    log.info(
-        "serving on %s (%s, %s; database %s, programs %s)",
-        listening,
-        "plaintext" if tls is None else "mutual TLS" if tls.client_ca else "TLS",
-        f"{len(tokens.entries)} tokens" if tokens else "no tokens: every call allowed",
-        shown_url,
-        ", ".join(sorted(programs)),
-    )
+    log.info("listening on %s; migrating and waiting for database %s", listening, shown_url)
+
+    def announce() -> None:
+        log.info(
+            "serving on %s (%s, %s; database %s, programs %s)",
+            listening,
+            "plaintext" if tls is None else "mutual TLS" if tls.client_ca else "TLS",
+            f"{len(tokens.entries)} tokens" if tokens else "no tokens: every call allowed",
+            shown_url,
+            ", ".join(sorted(programs)),
+        )
+
     watch = DatabaseWatch(
         database,
         health=health,
         readiness=readiness,
         pool=pool,
         interval=config.health_interval_seconds,
+        on_first_ready=announce,
     )
     watcher = asyncio.create_task(watch.run())
     expiry = None
@@ -251,6 +292,33 @@ async def serve(
         expiry.cancel()
     await health.enter_graceful_shutdown()
     await server.stop(config.grace_seconds)
-    pool.shutdown(wait=True)
-    engine.dispose()
-    log.info("stopped")
+    drained = await _drained(pool, DRAIN_SECONDS)
+    if drained:
+        engine.dispose()
+        log.info("stopped")
+    else:
+        # A database call outlived the grace period (a lock wait, a stalled server): the caller
+        # exits without it. Its connection closes and the database rolls its transaction back.
+        log.warning("stopped; abandoning database work still running (the database rolls it back)")
+    return drained
+
+
+async def _drained(pool: ThreadPoolExecutor, seconds: float) -> bool:
+    """Whether the pool's threads all end within `seconds` (queued work is dropped)."""
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+
+    def finished() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    def drain() -> None:
+        pool.shutdown(wait=True, cancel_futures=True)
+        loop.call_soon_threadsafe(finished)
+
+    threading.Thread(target=drain, name="db-drain", daemon=True).start()
+    try:
+        await asyncio.wait_for(done, seconds)
+    except TimeoutError:
+        return False
+    return True

@@ -1,6 +1,9 @@
 """`loyalty-server check-config`: validate program files and say what each allows."""
 
+from decimal import Decimal
 from pathlib import Path
+
+from babel.numbers import get_currency_precision
 
 from pricing.money import BP_WHOLE
 from pricing.program import Program, ProgramConfigError, load_programs
@@ -12,7 +15,9 @@ def _percent(bp: int) -> str:
 
 
 def _money(minor: int, currency: str) -> str:
-    return f"{minor / 100:,.2f} {currency}"
+    """Minor units in the currency's own digits (ISO 4217 via Babel: RUB 2, JPY 0, KWD 3)."""
+    digits = get_currency_precision(currency)
+    return f"{Decimal(minor).scaleb(-digits):,.{digits}f} {currency}"
 
 
 def describe(program: Program) -> str:

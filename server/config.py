@@ -1,4 +1,4 @@
-"""Configuration: every option of `loyalty-server` and its environment twin (SPEC §9)."""
+"""Configuration: every option of `loyalty-server` and its environment twin (docs/rules.md §9)."""
 
 import argparse
 import ipaddress
@@ -81,7 +81,7 @@ def is_loopback(listen: str) -> bool:
 
 
 def exposure_problem(config: Config, *, has_tokens: bool) -> str | None:
-    """Why the server must not start as configured (SPEC §9: no tokens, loopback only)."""
+    """Why the server must not start as configured (docs/rules.md §9: no tokens, loopback only)."""
     if has_tokens or config.insecure or is_loopback(config.listen):
         return None
     return (

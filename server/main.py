@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -9,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 from sqlalchemy.exc import OperationalError
 
@@ -16,7 +18,7 @@ from pricing.program import ProgramConfigError, load_programs
 from server import report as report_command
 from server import simulate
 from server.api.auth import Tokens, TokensError, load_tokens
-from server.app import TlsFiles, database_engine, read_tls, serve
+from server.app import CannotListen, TlsFiles, database_engine, read_tls, serve
 from server.check_config import check_config
 from server.config import Config, exposure_problem, parse
 from server.reconcile import print_report, reconcile
@@ -28,14 +30,49 @@ from server.texts.texts import Languages
 log = logging.getLogger("server.main")
 
 
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _serve(config: Config, *, tokens: Tokens, tls: TlsFiles | None, worker: int | None) -> int:
+    """Serve in this process until stopped, then exit 0; 2 when the address cannot be bound."""
+    try:
+        asyncio.run(
+            serve(config, tokens=tokens, tls=tls, reuse_port=worker is not None, worker=worker or 0)
+        )
+    except CannotListen as exc:
+        return _refuse(f"{exc}; choose another address with --listen or LOYALTY_LISTEN")
+    # Stopped: leave now. An ordinary exit would wait for pool threads still blocked in the
+    # database (serve() returned False) and, in any case, for gRPC's own teardown at
+    # interpreter exit (2-3 s measured on this machine), past the promised grace + 1 s.
+    logging.shutdown()
+    sys.stdout.flush()
+    os._exit(0)
+
+
+def _die_with_parent() -> None:
+    """Linux: this process gets SIGTERM when its parent dies, even by SIGKILL."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def _serve_workers(config: Config, *, tokens: Tokens, tls: TlsFiles | None) -> int:
-    """Fork `workers` processes sharing the port (SO_REUSEPORT) before gRPC starts in any."""
-    children = []
+    """Fork `workers` processes sharing the port (SO_REUSEPORT) before gRPC starts in any.
+
+    SIGTERM and SIGINT are blocked while forking, so a stop that arrives meanwhile is
+    forwarded to every child once they all exist, never leaving one running unowned.
+    """
+    parent = os.getpid()
+    children: list[int] = []
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     for index in range(config.workers):
         pid = os.fork()
         if pid == 0:
-            asyncio.run(serve(config, tokens=tokens, tls=tls, reuse_port=True, worker=index))
-            os._exit(0)
+            _die_with_parent()
+            if os.getppid() != parent:  # the parent is already gone
+                os._exit(0)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+            os._exit(_serve(config, tokens=tokens, tls=tls, worker=index))
         children.append(pid)
 
     def forward(signum: int, _frame: object) -> None:
@@ -43,8 +80,9 @@ def _serve_workers(config: Config, *, tokens: Tokens, tls: TlsFiles | None) -> i
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signum)
 
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, forward)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # a pending stop is forwarded now
     status = 0
     for child in children:
         _, code = os.waitpid(child, 0)
@@ -76,6 +114,19 @@ def _reconcile(config: Config) -> int:
     return print_report(report)
 
 
+class TextFormatter(logging.Formatter):
+    """Plain lines that keep a record's extra fields: `... loyalty.access: rpc method=... `."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        extra = [
+            f"{key}={value}"
+            for key, value in record.__dict__.items()
+            if key not in RESERVED_ATTRS and not key.startswith("_")
+        ]
+        return " ".join([line, *extra]) if extra else line
+
+
 def configure_logging(config: Config) -> None:
     """Structured JSON lines by default (one per call from the access log), or plain text."""
     handler = logging.StreamHandler(sys.stderr)
@@ -88,7 +139,7 @@ def configure_logging(config: Config) -> None:
         )
     else:
         handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s")
+            TextFormatter("%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s")
         )
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -136,8 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if config.workers > 1:
         return _serve_workers(config, tokens=tokens, tls=tls)
-    asyncio.run(serve(config, tokens=tokens, tls=tls))
-    return 0
+    return _serve(config, tokens=tokens, tls=tls, worker=None)
 
 
 def _refuse(reason: str) -> int:

@@ -22,7 +22,7 @@ lapsed holds have been written down, or matured accruals have paid debt yet):
   hold (HELD) has given nothing back; a released or lapsed one (RELEASED,
   EXPIRED) gave all back and reversed nothing; otherwise the points given back
   to buckets = points_reversed = Σ over lines of floor(points × returned /
-  quantity) (SPEC §6), and the state says whether no, some or all units came
+  quantity) (docs/rules.md §6), and the state says whether no, some or all units came
   back. An order's ledger entries, over all its redemption attempts: REDEMPTION +
   HOLD = −Σ points, RELEASE = Σ points of the released or lapsed ones, REVERSAL =
   Σ points_reversed.
@@ -30,7 +30,7 @@ lapsed holds have been written down, or matured accruals have paid debt yet):
   Σ floor(line points × returned / quantity), and the same for the base; its
   bucket was granted exactly its points; its ACCRUAL entries sum to its points,
   and its CLAWBACK and DEBT entries take back no more than points_clawed_back.
-* **order** (SPEC §6, one aggregate): its redemptions and its accrual are its
+* **order** (docs/rules.md §6, one aggregate): its redemptions and its accrual are its
   customer's; every ledger entry naming the order is on its customer's account;
   at most one redemption is live (HELD, APPLIED, PARTIALLY_REVERSED, REVERSED)
   and the attempts are numbered 1, 2, … in order; every line a redemption or the
@@ -322,7 +322,7 @@ def _check_order_entries(
 
 
 def _check_orders(connection: Connection, found: _Findings) -> None:
-    """Everything recorded about an order is its customer's, on its lines (SPEC §6)."""
+    """Everything recorded about an order is its customer's, on its lines (docs/rules.md §6)."""
     o = orders.c
     owner = {
         (p, order): c

@@ -1,4 +1,4 @@
-"""`loyalty-server simulate`: recorded orders replayed under a draft program (SPEC §11).
+"""`loyalty-server simulate`: recorded orders replayed under a draft program (docs/rules.md §11).
 
 It reads one snapshot and writes nothing, so it runs beside a serving
 server: the draft is validated as a program file first, then every order

@@ -1,4 +1,4 @@
-"""Bearer tokens and roles (SPEC §9): who may call which RPC.
+"""Bearer tokens and roles (docs/rules.md §9): who may call which RPC.
 
 Tokens come from a file (`--tokens FILE`, TOML or JSON: token → role) and from the
 environment (`LOYALTY_TOKENS="TOKEN=ROLE,TOKEN=ROLE"`). A token may be written as
@@ -59,7 +59,7 @@ ALLOWED: Mapping[Role, frozenset[str]] = {
             *_READS,
         }
     ),
-    # SPEC §9: the finance team reads the reports and nothing else.
+    # docs/rules.md §9: the finance team reads the reports and nothing else.
     Role.FINANCE: frozenset(
         {
             _method("ReportingService", "GetLiability"),

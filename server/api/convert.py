@@ -365,7 +365,7 @@ def quote_response(
     )
 
 
-def redemption_message(redemption: Redemption) -> redemption_pb2.Redemption:
+def redemption_message(redemption: Redemption, *, currency: str) -> redemption_pb2.Redemption:
     message = redemption_pb2.Redemption(
         redemption_id=redemption.redemption_id,
         order_id=redemption.order_id,
@@ -383,6 +383,7 @@ def redemption_message(redemption: Redemption) -> redemption_pb2.Redemption:
         state=_STATES[redemption.state.value],
         created_at=stamp(redemption.created_at),
         program_version=redemption.program_version,
+        currency=currency,
     )
     if redemption.hold_expires_at is not None:
         message.hold_expires_at.CopyFrom(stamp(redemption.hold_expires_at))

@@ -21,8 +21,13 @@ from server.metrics import Metrics
 from server.service.deps import Deps
 from server.service.errors import ClockOverrideDisabled, DatabaseUnavailable, call_deadline
 from server.texts.texts import Languages, Texts
+from server.service.replay import ReplayNote, replay_note
 
 access = logging.getLogger("loyalty.access")
+
+# Trailing metadata on an answer served from the idempotency record (docs/rules.md §7): the same
+# answer as the first call's, and nothing was changed by this one.
+REPLAYED_KEY = "loyalty-replayed"
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -117,8 +122,13 @@ class Edge:
         deadline = None if remaining is None else time.monotonic() + remaining
         # Each RPC runs in its own asyncio task, so this is this call's deadline only.
         call_deadline.set(deadline)
+        note = ReplayNote()
+        replay_note.set(note)
         try:
-            return await work()
+            result = await work()
+            if note.replayed:
+                context.set_trailing_metadata(((REPLAYED_KEY, "true"),))
+            return result
         except asyncio.CancelledError:
             # The caller's deadline passed or it went away: gRPC cancels the handler, and
             # the call is counted and logged as what the caller saw, not as OK.
@@ -143,18 +153,26 @@ class Edge:
         # The call's deadline goes with the work to its thread: the database bounds its
         # lock waits by it and does not start work the caller no longer waits for.
         deadline = call_deadline.get()
+        note = replay_note.get()
         return await loop.run_in_executor(
-            self.pool, functools.partial(_within_deadline, deadline, work, *args, **kwargs)
+            self.pool, functools.partial(_within_call, deadline, note, work, *args, **kwargs)
         )
 
 
-def _within_deadline(
-    deadline: float | None, work: Callable[P, T], *args: P.args, **kwargs: P.kwargs
+def _within_call(
+    deadline: float | None,
+    note: ReplayNote | None,
+    work: Callable[P, T],
+    *args: P.args,
+    **kwargs: P.kwargs,
 ) -> T:
+    """Run `work` in a pool thread with the call's deadline and replay note set."""
     token = call_deadline.set(deadline)
+    noted = replay_note.set(note)
     try:
         return work(*args, **kwargs)
     finally:
+        replay_note.reset(noted)
         call_deadline.reset(token)
 
 

@@ -1,5 +1,6 @@
 """RedemptionService: proto → command → use case → proto, nothing else."""
 
+import functools
 from typing import Any
 
 import grpc
@@ -11,7 +12,7 @@ from pricing.order import Redemption
 from server.api import convert
 from server.api.edge import Edge, rpc
 from server.service.apply import ApplyResult, apply_redemption
-from server.service.capture import capture_redemption
+from server.service.capture import Captured, capture_redemption
 from server.service.quote import quote_redemption
 from server.service.reads import get_redemption
 from server.service.reverse import ReverseResult, reverse_redemption
@@ -20,20 +21,21 @@ from server.texts.explain import QuoteWords
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
-def _render_apply(result: ApplyResult) -> bytes:
+def _render_apply(result: ApplyResult, *, currency: str) -> bytes:
     return pb.ApplyRedemptionResponse(
-        redemption=convert.redemption_message(result.redemption),
+        redemption=convert.redemption_message(result.redemption, currency=currency),
         balance_after=clamp_int64(result.balance_after),
     ).SerializeToString()
 
 
-def _render_capture(redemption: Redemption) -> bytes:
+def _render_capture(result: Captured, *, currency: str) -> bytes:
     return pb.CaptureRedemptionResponse(
-        redemption=convert.redemption_message(redemption)
+        redemption=convert.redemption_message(result.redemption, currency=currency),
+        balance_after=result.balance_after,
     ).SerializeToString()
 
 
-def _render_reverse(result: ReverseResult) -> bytes:
+def _render_reverse(result: ReverseResult, *, currency: str) -> bytes:
     response = pb.ReverseRedemptionResponse(
         points_returned=result.points_returned,
         points_clawed_back=result.points_clawed_back,
@@ -41,7 +43,9 @@ def _render_reverse(result: ReverseResult) -> bytes:
         balance_after=clamp_int64(result.balance_after),
     )
     if result.redemption is not None:
-        response.redemption.CopyFrom(convert.redemption_message(result.redemption))
+        response.redemption.CopyFrom(
+            convert.redemption_message(result.redemption, currency=currency)
+        )
     return response.SerializeToString()
 
 
@@ -50,6 +54,10 @@ class RedemptionServicer(pb_grpc.RedemptionServiceServicer):
 
     def __init__(self, edge: Edge) -> None:
         self.edge = edge
+
+    def _currency(self, request: Any) -> str:
+        """The currency of the request's program, which its answer's money is counted in."""
+        return self.edge.deps.program(request.program_id).currency
 
     @rpc
     async def QuoteRedemption(
@@ -74,7 +82,11 @@ class RedemptionServicer(pb_grpc.RedemptionServiceServicer):
         command = convert.apply_command(request)
         now = self.edge.now(request)
         answer = await self.edge.run(
-            apply_redemption, self.edge.deps, command, now=now, render=_render_apply
+            apply_redemption,
+            self.edge.deps,
+            command,
+            now=now,
+            render=functools.partial(_render_apply, currency=self._currency(request)),
         )
         return pb.ApplyRedemptionResponse.FromString(answer)
 
@@ -85,7 +97,11 @@ class RedemptionServicer(pb_grpc.RedemptionServiceServicer):
         command = convert.capture_command(request)
         now = self.edge.now(request)
         answer = await self.edge.run(
-            capture_redemption, self.edge.deps, command, now=now, render=_render_capture
+            capture_redemption,
+            self.edge.deps,
+            command,
+            now=now,
+            render=functools.partial(_render_capture, currency=self._currency(request)),
         )
         return pb.CaptureRedemptionResponse.FromString(answer)
 
@@ -96,7 +112,11 @@ class RedemptionServicer(pb_grpc.RedemptionServiceServicer):
         command = convert.reverse_command(request)
         now = self.edge.now(request)
         answer = await self.edge.run(
-            reverse_redemption, self.edge.deps, command, now=now, render=_render_reverse
+            reverse_redemption,
+            self.edge.deps,
+            command,
+            now=now,
+            render=functools.partial(_render_reverse, currency=self._currency(request)),
         )
         return pb.ReverseRedemptionResponse.FromString(answer)
 
@@ -113,4 +133,5 @@ class RedemptionServicer(pb_grpc.RedemptionServiceServicer):
             order_id=request.order_id,
             now=now,
         )
-        return pb.GetRedemptionResponse(redemption=convert.redemption_message(redemption))
+        message = convert.redemption_message(redemption, currency=self._currency(request))
+        return pb.GetRedemptionResponse(redemption=message)

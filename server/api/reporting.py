@@ -1,4 +1,4 @@
-"""ReportingService: proto → use case → proto, nothing else (SPEC §8, §11)."""
+"""ReportingService: proto → use case → proto, nothing else (docs/rules.md §8, §11)."""
 
 from typing import Any
 

@@ -190,8 +190,8 @@ def write_release(
 ) -> Release:
     """Give a hold's points back (RELEASED on request, EXPIRED at its deadline).
 
-    Like every credit they pay the account's debt `debt` first (SPEC §5). Points whose
-    bucket expired while they were held come back expired (SPEC §6's rule for returns):
+    Like every credit they pay the account's debt `debt` first (docs/rules.md §5). Points whose
+    bucket expired while they were held come back expired (docs/rules.md §6's rule for returns):
     a RELEASE and an EXPIRY entry, both at `at`.
     """
     released = release(hold, at=at, debt=debt)

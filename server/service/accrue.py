@@ -1,4 +1,4 @@
-"""AccrueOrder: what a delivered order earns, pending until it matures (SPEC §5, §6)."""
+"""AccrueOrder: what a delivered order earns, pending until it matures (docs/rules.md §5, §6)."""
 
 import functools
 import uuid
@@ -47,13 +47,13 @@ def accrue_order(
 def _accrue(
     uow: UnitOfWork, *, program: Program, command: commands.AccrueOrder, now: datetime
 ) -> AccrueResult:
-    check_currency(program, command.cart)  # after the request id's claim (SPEC §7)
+    check_currency(program, command.cart)  # after the request id's claim (docs/rules.md §7)
     customer = command.customer_id
     state = uow.accounts.lock(program_id=program.id, customer_id=customer, now=now)
     order = uow.orders.get(program_id=program.id, order_id=command.order_id)
     if order is not None:
         order.check_accrual(customer, command.cart)
-    # The rate is the tier's in force at the call (SPEC §5).
+    # The rate is the tier's in force at the call (docs/rules.md §5).
     tier = uow.accounts.pricing_tier(program, customer_id=customer, now=now)
     plan = plan_accrual(
         program,

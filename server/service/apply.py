@@ -53,7 +53,7 @@ def _apply(
     deadline: datetime | None,
     now: datetime,
 ) -> ApplyResult:
-    check_currency(program, command.cart)  # SPEC §7's order: currency, order, amounts
+    check_currency(program, command.cart)  # docs/rules.md §7's order: currency, order, amounts
     customer = command.customer_id
     # The order is looked up under the lock: a concurrent apply for it may just have committed.
     state = uow.accounts.lock(

@@ -1,4 +1,4 @@
-"""CaptureRedemption: a held redemption becomes spent (SPEC §8)."""
+"""CaptureRedemption: a held redemption becomes spent (docs/rules.md §8)."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +15,7 @@ from server.service.ports import UnitOfWork
 class Captured:
     redemption: Redemption
     captured: int  # points this call turned from held into spent
+    balance_after: int  # spendable points: held points were not spendable before either
 
 
 def capture_redemption(
@@ -22,7 +23,7 @@ def capture_redemption(
     command: commands.CaptureRedemption,
     *,
     now: datetime,
-    render: Callable[[Redemption], bytes],
+    render: Callable[[Captured], bytes],
 ) -> bytes:
     program = deps.program(command.program_id)
 
@@ -30,7 +31,7 @@ def capture_redemption(
         order = _order(uow, program.id, command.order_id)
         # Under the lock a lapse due by `now` is written first: capture and lapse are
         # decided in one order, so exactly one of them happens.
-        uow.accounts.lock(program_id=program.id, customer_id=order.customer_id, now=now)
+        state = uow.accounts.lock(program_id=program.id, customer_id=order.customer_id, now=now)
         redemption = _order(uow, program.id, command.order_id).latest
         assert redemption is not None  # an order's attempts are never deleted
         if redemption.state is RedemptionState.EXPIRED:
@@ -38,10 +39,10 @@ def capture_redemption(
         if redemption.state is RedemptionState.RELEASED:
             raise HoldReleased(command.order_id)
         if redemption.state is not RedemptionState.HELD:
-            return Captured(redemption, 0)  # already spent: answered as it is
+            return Captured(redemption, 0, state.spendable_points)  # already spent: as it is
         captured = redemption.moved_to(RedemptionState.APPLIED)
         uow.orders.set_state(redemption_id=redemption.redemption_id, state=captured.state, now=now)
-        return Captured(captured, captured.points)
+        return Captured(captured, captured.points, state.spendable_points)
 
     outcome = deps.once(
         "CaptureRedemption",
@@ -49,7 +50,7 @@ def capture_redemption(
         command.key,
         now=now,
         effect=effect,
-        render=lambda result: render(result.redemption),
+        render=render,
     )
     if outcome.result is not None:
         deps.metrics.captured.labels(program.id).inc(outcome.result.captured)

@@ -10,6 +10,7 @@ from pricing.program import Program
 from server.metrics import Metrics
 from server.service.commands import Idempotency
 from server.service.ports import Outcome, Request, Store, UnitOfWork
+from server.service.replay import mark_replayed
 from server.service.sql import SqlStore
 from server.store.db import Database
 from server.store.secrets import secret as stored_secret
@@ -56,9 +57,10 @@ class Deps:
         effect: Callable[[UnitOfWork], R],
         render: Callable[[R], bytes],
     ) -> Outcome[R]:
-        """Run a mutation exactly once per request id (SPEC §7); replays are counted."""
+        """Run a mutation exactly once per request id (docs/rules.md §7); replays are counted."""
         request = Request(program_id, key.request_id, method, key.fingerprint)
         outcome = self.store.once(request, now=now, effect=effect, render=render)
         if outcome.result is None:
             self.metrics.replays.labels(request.method).inc()
+            mark_replayed()
         return outcome

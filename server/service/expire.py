@@ -1,4 +1,4 @@
-"""The expiry job: write EXPIRY entries for expired points and lapses of holds (SPEC §7, §8).
+"""The expiry job: EXPIRY entries for expired points, and lapses of holds (docs/rules.md §7, §8).
 
 Balances never wait for it: every call decides expiry at its own `now`. The
 job writes the ledger down. Each account is expired in its own transaction

@@ -1,4 +1,4 @@
-"""GrantPoints: credit points of a source; the credit pays debt first (SPEC §5)."""
+"""GrantPoints: credit points of a source; the credit pays debt first (docs/rules.md §5)."""
 
 import functools
 from collections.abc import Callable

@@ -1,6 +1,6 @@
 """The seam between use cases and storage: small repositories and a unit of work.
 
-A use case runs inside one unit of work (one database transaction, SPEC §7): it loads
+A use case runs inside one unit of work (one database transaction, docs/rules.md §7): it loads
 what it needs (an account under its lock, an order), asks the domain (`pricing/`), and
 saves what the domain decided. `server/service/sql.py` implements these protocols on
 the database; tests/unit/service/ implements them in memory.
@@ -94,7 +94,7 @@ class Accounts(Protocol):
 
 
 class Orders(Protocol):
-    """Orders with their lines, redemption attempts and accrual (SPEC §6)."""
+    """Orders with their lines, redemption attempts and accrual (docs/rules.md §6)."""
 
     def get(self, *, program_id: str, order_id: str) -> Order | None: ...
 
@@ -166,7 +166,7 @@ class Outcome(Generic[R]):
 
 @dataclass(frozen=True)
 class Request:
-    """What identifies a mutation for idempotency (SPEC §7)."""
+    """What identifies a mutation for idempotency (docs/rules.md §7)."""
 
     program_id: str
     request_id: str

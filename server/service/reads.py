@@ -53,7 +53,7 @@ def get_account(deps: Deps, *, program_id: str, customer_id: str, now: datetime)
 
 
 def get_redemption(deps: Deps, *, program_id: str, order_id: str, now: datetime) -> Redemption:
-    """The order's latest redemption attempt (SPEC §6), as it stands at `now`."""
+    """The order's latest redemption attempt (docs/rules.md §6), as it stands at `now`."""
     program = deps.program(program_id)
 
     def read(uow: UnitOfWork) -> Redemption | None:

@@ -1,8 +1,8 @@
-"""GetLiability and GetLiabilityRollForward: the finance reports (SPEC §8, §11). Reads only.
+"""GetLiability and GetLiabilityRollForward, the finance reports (docs/rules.md §8, §11): reads.
 
 Each report reads in one snapshot: the program summed set-wise from the rows as
 stored, then the few accounts where time changed what no write has recorded yet
-counted again one by one, as every read sees them at `now` (SPEC §7).
+counted again one by one, as every read sees them at `now` (docs/rules.md §7).
 """
 
 from dataclasses import dataclass

@@ -1,4 +1,4 @@
-"""ReverseRedemption: give back what returned units spent, take back what they earned (SPEC §6).
+"""ReverseRedemption: a return gives spent points back, takes earned points (docs/rules.md §6).
 
 The order decides what a return moves (pricing/order.py); this writes it down on the
 order's customer's account, the only account a return ever touches.

@@ -11,7 +11,7 @@ left queued behind an account lock for a caller that has given up. A wait cut
 short by the lock timeout is `ConcurrentUpdate`; one cut short by the call's
 deadline (or work that would start after it) is `CallDeadlineExceeded`.
 
-A failover (SPEC §12) is met by the URL and the pool: given several hosts
+A failover (docs/rules.md §12) is met by the URL and the pool: given several hosts
 (`postgresql://h1:5432,h2:5432/db?target_session_attrs=read-write`) libpq
 connects to the one that takes writes, and an error that says the pooled
 connections point at a server that no longer does (it was demoted, is shutting
@@ -83,7 +83,7 @@ def _milliseconds(seconds: float) -> int:
 def normalize_url(url: str) -> str:
     """Accept plain `postgresql://` (and `postgres://`) URLs; drive them with psycopg 3.
 
-    libpq's multi-host form (`postgresql://u@h1:5432,h2:5432/db?...`, SPEC §12) becomes
+    libpq's multi-host form (`postgresql://u@h1:5432,h2:5432/db?...`, docs/rules.md §12) becomes
     SQLAlchemy's (`postgresql+psycopg://u@/db?host=h1:5432&host=h2:5432&...`), which
     psycopg receives as `host=h1,h2 port=5432,5432`.
     """
@@ -300,7 +300,7 @@ class Database:
         return ConcurrentUpdate(str(exc.orig))
 
     def read(self, work: Callable[[Connection], T]) -> T:
-        """Run a read-only `work`; reads never write (SPEC §7)."""
+        """Run a read-only `work`; reads never write (docs/rules.md §7)."""
         options = _READ_OPTIONS.get(self.backend, {})
         for attempt in (1, 2):
             wait_ms = self._lock_wait_for_call()

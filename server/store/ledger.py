@@ -1,4 +1,4 @@
-"""The ledger: an append-only list of every change to what a customer owns (SPEC §7)."""
+"""The ledger: an append-only list of every change to what a customer owns (docs/rules.md §7)."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass

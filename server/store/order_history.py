@@ -1,4 +1,4 @@
-"""Recorded orders read back for a what-if replay (SPEC §11), streamed in one snapshot.
+"""Recorded orders read back for a what-if replay (docs/rules.md §11), streamed in one snapshot.
 
 Three result streams share one read-only transaction, each ordered by
 customer (byte order, so all three agree) and then by time: the orders of
@@ -168,7 +168,7 @@ class _ByCustomer:
 
 
 class _Wallet:
-    """A customer's buckets as the ledger says they stood when an order was placed (SPEC §7).
+    """A customer's buckets per the ledger when an order was placed (docs/rules.md §7).
 
     A bucket's entries effective at or before `t` sum to what it held at `t`,
     less the entries of the order itself (its spend is what is being priced);

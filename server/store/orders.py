@@ -1,4 +1,4 @@
-"""Orders (SPEC §6): the order row, its whole lines, and the aggregate read back in full."""
+"""Orders (docs/rules.md §6): the order row, its whole lines, the aggregate read back in full."""
 
 import json
 from collections.abc import Mapping

@@ -144,7 +144,8 @@ orders = Table(
     metadata,
     Column("program_id", String(ID), primary_key=True),
     Column("order_id", String(ID), primary_key=True),
-    # Every redemption attempt, accrual and return of the order is this customer's (SPEC §6).
+    # Every redemption attempt, accrual and return of the order is this customer's
+    # (docs/rules.md §6).
     Column("customer_id", String(ID), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     _account_fk(),
@@ -191,7 +192,7 @@ order_lines = Table(
     ),
 )
 
-# A redemption that holds its order: at most one per order (SPEC §6).
+# A redemption that holds its order: at most one per order (docs/rules.md §6).
 LIVE_REDEMPTION = "state IN ('HELD', 'APPLIED', 'PARTIALLY_REVERSED', 'REVERSED')"
 
 redemptions = Table(

@@ -1,7 +1,8 @@
 """GetAccount, GrantPoints and ListLedgerEntries over a real server.
 
 Stomatorg sources: `loyalty` and `promo` expire 90 days after `available_at`, `action` never;
-denco `loyalty` 365 days (SPEC §5). A bucket is spendable when available_at ≤ t < expires_at.
+denco `loyalty` 365 days (docs/rules.md §5). A bucket is spendable when
+available_at ≤ t < expires_at.
 """
 
 from datetime import UTC, datetime

@@ -1,4 +1,4 @@
-"""Bearer tokens and roles (SPEC §9) on a real server listening beyond loopback.
+"""Bearer tokens and roles (docs/rules.md §9) on a real server listening beyond loopback.
 
 The server reads two tokens from a TOML file, stored there only as SHA-256 digests (checkout,
 admin), and one from LOYALTY_TOKENS in plain text (payments); it listens on 0.0.0.0, which it
@@ -31,8 +31,8 @@ TOKENS = {role: secrets.token_urlsafe(32) for role in ("checkout", "payments", "
 WRONG = secrets.token_urlsafe(32)  # a well-formed token the server does not know
 ROLES = tuple(TOKENS)
 
-# Who may call what, as SPEC §9 says: checkout quotes, applies and reads; payments captures,
-# reverses and reads; admin calls everything.
+# Who may call what, as docs/rules.md §9 says: checkout quotes, applies and reads; payments
+# captures, reverses and reads; admin calls everything.
 MAY_CALL = {
     "QuoteRedemption": {"checkout", "admin"},
     "ApplyRedemption": {"checkout", "admin"},

@@ -26,6 +26,7 @@ def test_grant_quote_apply_partial_reverse_account(
     out = run_scenario(["node", node_scenario, "--server", server.address, "--lang", "en"])
     assert out.splitlines() == [
         "grant: balance 500",
+        "grant again: replayed true",
         "quote: tier base, max 300 points, pays 1000000, bound by BINDING_CONSTRAINT_TIER_CAP",
         # SPEC §10: accept-language en; the numbers as above
         "quote says: The Basic tier lets points pay up to 3% of RUB10,000.00: 300 points",

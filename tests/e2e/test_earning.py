@@ -1,6 +1,6 @@
 """The earning side over a real server: AccrueOrder, maturity, tiers, clawback and debt.
 
-Every expected number is worked out by hand in the comments (SPEC §5–§7), never by the
+Every expected number is worked out by hand in the comments (docs/rules.md §5–§7), never by the
 code under test. Stomatorg: base/regular/partner/vip earn 3/5/7/10 % and cap redemption
 at 3/5/10/15 % of the eligible base; accruals mature 7 days after delivery and expire
 90 days after maturity; a tier counts orders that matured on day D (Moscow, UTC+3 all

@@ -1,4 +1,4 @@
-"""Every error reason of SPEC §7 the implemented RPCs can produce, and their precedence.
+"""Every error reason of docs/rules.md §7 the implemented RPCs can produce, and their precedence.
 
 Each error is checked for its status code, its google.rpc.ErrorInfo (domain "loyalty", reason,
 metadata) and, for INVALID_ARGUMENT, the exact field paths of its google.rpc.BadRequest.

@@ -2,7 +2,7 @@
 
 The expiry job writes off every expired point of the whole database, so each test here
 gets a fresh database and server: the counts it prints are this test's alone. Numbers are
-worked out by hand (SPEC §5–§7): stomatorg accruals earn 3 % at base, mature 7 days after
+worked out by hand (docs/rules.md §5–§7): stomatorg accruals earn 3 % at base, mature 7 days after
 delivery and expire 90 days after maturity; `action` points never expire. A bucket is
 spendable while available_at ≤ t < expires_at. Once the job has run up to t, the ledger
 entries effective at or before t sum to spendable − debt.

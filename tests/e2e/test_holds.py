@@ -1,4 +1,4 @@
-"""Two-phase redemption over a real server: hold, capture, release, lapse (SPEC §7, §8; issue 5).
+"""Two-phase redemption over a real server: hold, capture, release, lapse (docs/rules.md §7, §8).
 
 Program `stomatorg`, base tier: an order may take 3 % of its eligible base; 1 point = 100 minor.
 `action` points never expire; `promo` points expire when granted to. Every call says `as_of`.
@@ -137,7 +137,7 @@ def assert_entries(stubs: Stubs, customer: str, *, as_of: datetime, expected: li
 
 
 def assert_ledger_balanced(stubs: Stubs, customer: str, *, at: datetime) -> None:
-    """SPEC §7: once the expiry job has run up to `at`, the entries effective at or before
+    """docs/rules.md §7: once the expiry job has run up to `at`, the entries effective at or before
     `at` sum to spendable − debt at `at`."""
     seen = account(stubs, PROGRAM, customer, as_of=at)
     total = sum(e[1] for e in entries(stubs, customer, as_of=at))
@@ -650,7 +650,7 @@ def test_captured_after_its_bucket_expired_the_points_stay_spent(stubs: Stubs, d
     assert_ledger_balanced(stubs, customer, at=hours(3))  # 500 − 300 = 200
 
     # Reversed as usual afterwards: the 100 go back to the closed promo bucket and stay
-    # expired (SPEC §6); the 200 action points are spendable again.
+    # expired (docs/rules.md §6); the 200 action points are spendable again.
     back = release(stubs, order, as_of=hours(3))
     assert back.points_returned == 300
     assert name(back.redemption.state) == "REVERSED"
@@ -712,7 +712,7 @@ def test_a_lapse_before_its_bucket_expires_gives_the_points_back_until_they_expi
 
 
 def test_released_points_pay_debt_first(stubs: Stubs, db_url: str) -> None:
-    """SPEC §5: every credit pays outstanding debt first — points returned by a reversal
+    """docs/rules.md §5: every credit pays outstanding debt first — points returned by a reversal
     too. A release is ReverseRedemption giving held points back, so it pays debt first;
     otherwise holding points while an earning order is returned would dodge its clawback."""
     customer, earned, spent = new_id("c"), new_id("o"), new_id("o")

@@ -1,4 +1,4 @@
-"""Idempotency (SPEC §7): a replay returns the first answer and changes nothing.
+"""Idempotency (docs/rules.md §7): a replay returns the first answer and changes nothing.
 
 "The same request" is every field but `as_of`; the same request_id with anything else is
 ALREADY_EXISTS, reason IDEMPOTENCY_KEY_REUSED. Request ids are scoped to their program.

@@ -1,4 +1,4 @@
-"""The finance reports over a real server (SPEC §8 ReportingService, §11), on both backends.
+"""The finance reports over a real server (docs/rules.md §8, §11), on both backends.
 
 One program-wide history, built once per backend on a database of its own, with every
 figure worked out by hand below. stomatorg: 1 point = 100 minor (RUB); base tier earns

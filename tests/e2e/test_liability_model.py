@@ -1,4 +1,4 @@
-"""The finance reports against the accounts, over random histories (SPEC §8, §11), both backends.
+"""The finance reports against the accounts, over random histories (docs/rules.md §8, §11).
 
 Hypothesis drives grants of every source (spendable at once or later, with and without an
 expiry), accruals, redemptions, holds that are captured or lapse, returns whole or in part

@@ -1,8 +1,8 @@
-"""The order as one aggregate over a real server (SPEC §3, §6, §7; issue 12).
+"""The order as one aggregate over a real server (docs/rules.md §3, §6, §7; issue 12).
 
 Each test is one bullet of issue 12's list, on SQLite and PostgreSQL (the module's
 `stubs` fixture runs once per backend). Every expected number is worked out by hand
-in the comments from SPEC and `programs/*.toml`, never by the code under test:
+in the comments from docs/rules.md and `programs/*.toml`, never by the code under test:
 
 Stomatorg, base tier: an order may take 3 % of its eligible base (services and
 `no_points` goods are not eligible) and earns 3 % of what was paid in money for its
@@ -162,7 +162,7 @@ def test_another_customer_can_neither_accrue_nor_spend_on_an_order(stubs: Stubs)
         PRECONDITION,
         "ORDER_CUSTOMER_MISMATCH",
     )
-    # ORDER_CUSTOMER_MISMATCH comes before ORDER_ALREADY_REDEEMED (SPEC §7) ...
+    # ORDER_CUSTOMER_MISMATCH comes before ORDER_ALREADY_REDEEMED (docs/rules.md §7) ...
     expect_error(
         stubs.redemption.ApplyRedemption,
         apply_request(PROGRAM, bob, order, EVEN, 50, as_of=at),

@@ -1,6 +1,6 @@
 """QuoteRedemption over a real server: caps, binding constraints, promo policies, exclusions.
 
-Every number is worked out by hand from SPEC §4/§5 in the comments; 1 point = 100 minor in
+Every number is worked out by hand from docs/rules.md §4/§5 in the comments; 1 point = 100 minor in
 both reference programs.
 """
 

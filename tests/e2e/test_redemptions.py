@@ -1,7 +1,8 @@
 """ApplyRedemption, ReverseRedemption and GetRedemption over a real server.
 
 Buckets are spent first-expiring-first (never-expiring last) and refilled latest-expiring
-first (SPEC §4, §6); returns follow the cumulative floor floor(P × K / n). 1 point = 100 minor.
+first (docs/rules.md §4, §6); returns follow the cumulative floor floor(P × K / n).
+1 point = 100 minor.
 """
 
 from datetime import UTC, datetime

@@ -1,6 +1,6 @@
 """Configurations the server will not serve with: it says why and exits 2 before listening.
 
-Without tokens it listens only on loopback (SPEC §9) unless told --insecure; token and TLS
+Without tokens it listens only on loopback (docs/rules.md §9) unless told --insecure; token and TLS
 files it cannot use stop it, and no message quotes a token. One case runs the real process;
 the others call `server.main.main` in this process (starting Python and gRPC per case would
 cost seconds each), which returns before it opens the database or a port.

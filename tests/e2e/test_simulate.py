@@ -1,4 +1,4 @@
-"""`loyalty-server simulate` (SPEC §11) on orders recorded by a real server, both backends.
+"""`loyalty-server simulate` (docs/rules.md §11) on orders recorded by a real server, both backends.
 
 Each test records its orders in a window of its own (the module shares one
 database), then replays that window under a draft file and checks every

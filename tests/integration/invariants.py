@@ -1,4 +1,4 @@
-"""The ledger's invariants, checked after a test by the project's own `reconcile` (SPEC §7).
+"""The ledger's invariants, checked after a test by the project's `reconcile` (docs/rules.md §7).
 
 `server/reconcile.py` is what operators run (`loyalty-server reconcile`): buckets, holds,
 redemptions, accruals, debt and the ledger agree, account by account. The tests assert

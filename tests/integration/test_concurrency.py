@@ -1,4 +1,4 @@
-"""Concurrent calls over a real server, on PostgreSQL and on SQLite (SPEC §6, §7).
+"""Concurrent calls over a real server, on PostgreSQL and on SQLite (docs/rules.md §6, §7).
 
 Every call carries `as_of = AS_OF`, so maturity, expiry and the tier are
 exact; the ledger invariants are checked on the database after each test.
@@ -198,7 +198,7 @@ def test_concurrent_applies_for_one_order_redeem_it_once(
 
     The balance (150) covers one apply of 100; had a loser planned against the
     balance left by the winner (50) it would answer EXCEEDS_MAXIMUM, but
-    ORDER_ALREADY_REDEEMED comes first in SPEC §7's order of errors. (A loser
+    ORDER_ALREADY_REDEEMED comes first in docs/rules.md §7's order of errors. (A loser
     only sees a stale order check if it looked before the winner committed:
     a race, hence several rounds.)
     """

@@ -1,4 +1,4 @@
-"""A database stopped under a running server (issue 3, SPEC §7 and §9).
+"""A database stopped under a running server (issue 3, docs/rules.md §7 and §9).
 
 While PostgreSQL is down every call is UNAVAILABLE with reason
 DATABASE_UNAVAILABLE and health is NOT_SERVING; once it is back the same

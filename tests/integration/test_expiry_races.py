@@ -1,4 +1,4 @@
-"""The expiry job racing itself and racing applies, on PostgreSQL (SPEC §7, issue 4).
+"""The expiry job racing itself and racing applies, on PostgreSQL (docs/rules.md §7, issue 4).
 
 The job writes one EXPIRY entry per bucket whose window closed, under the
 account's lock. These tests run it twice at once — on two threads, and as two

@@ -1,4 +1,4 @@
-"""Races on a hold, on PostgreSQL over a real server (SPEC §7, §8; issue 5).
+"""Races on a hold, on PostgreSQL over a real server (docs/rules.md §7, §8; issue 5).
 
 Each race is repeated over rounds, each on a fresh customer and order: the customer is
 granted 500 `action` points (never expiring) and holds 300 of them on one order (program

@@ -1,4 +1,4 @@
-"""The earning side against an in-memory model, on PostgreSQL (SPEC §4–§7, issue 4).
+"""The earning side against an in-memory model, on PostgreSQL (docs/rules.md §4–§7, issue 4).
 
 A Hypothesis state machine drives the use cases in-process (no gRPC) for two
 customers of `stomatorg`: grants of every source (at once or later, with the
@@ -14,12 +14,12 @@ by hours up to ~100 days (and exactly onto, or one microsecond before, a
 maturity or expiry instant), and the expiry job. A customer may start in debt,
 so that credits have debt to pay.
 
-The model below is written from SPEC, not from the server's code:
+The model below is written from docs/rules.md, not from the server's code:
 
 * a bucket per credit, spendable while `available_at ≤ t < expires_at`;
 * spending takes buckets first-expiring-first (never-expiring last, ties by
   creation order); a line's share of a redemption is the largest-remainder
-  split of SPEC §4; the most an order can take is the base tier's 3 % of
+  split of docs/rules.md §4; the most an order can take is the base tier's 3 % of
   the eligible base, the balance, and the lines' granularity;
 * an accrual earns 3 % of the goods' net minus the points spent on them,
   is pending 7 days and expires 90 days after maturity;
@@ -33,7 +33,7 @@ The model below is written from SPEC, not from the server's code:
 * the expiry job writes one EXPIRY entry per bucket with points left once
   it expired, effective at its `expires_at`.
 
-Two readings of SPEC §6 the model states outright: points a return sends
+Two readings of docs/rules.md §6 the model states outright: points a return sends
 into a bucket that has expired stay expired, so — worth nothing — they pay no
 debt (the live ones pay it first); and an accrual is taken back from its own
 bucket whether pending, spendable or expired (points that expired there were
@@ -44,7 +44,7 @@ balances by source, next expiry, tier) against the model, every bucket of
 the database against the model's (remaining ≥ 0, what expired), and the
 ledger as ListLedgerEntries pages it: the entries effective up to the clock
 sum to spendable − debt plus the points whose bucket expired but that the job
-has not written down yet — which is SPEC §7's `spendable − debt`, exactly,
+has not written down yet — which is docs/rules.md §7's `spendable − debt`, exactly,
 once the job ran at the clock (checked to the letter then).
 
 Customers stay in the base tier (checked): an accrual that would bring their
@@ -115,7 +115,7 @@ PROGRAMS = Path(__file__).resolve().parents[2] / "programs"
 PROGRAM = "stomatorg"
 START = datetime(2031, 1, 5, 9, 0, tzinfo=UTC)
 
-# Stomatorg as SPEC §5 states it (base tier only: see the module docstring).
+# Stomatorg as docs/rules.md §5 states it (base tier only: see the module docstring).
 POINT = 100  # minor units per point
 REDEEM_CAP_BP = 300
 EARN_RATE_BP = 300
@@ -232,13 +232,13 @@ def net(line: CartLine) -> int:
 
 
 def eligible(line: CartLine) -> bool:
-    """Stomatorg: services and `no_points` goods take no points (SPEC §5 table)."""
+    """Stomatorg: services and `no_points` goods take no points (docs/rules.md §5 table)."""
     return line.kind is LineKind.GOODS and NO_POINTS_TAG not in line.tags
 
 
 def largest_remainder(total: int, weights: list[int], room: list[int] | None = None) -> list[int]:
-    """SPEC §4: proportional whole parts, largest remainders first, ties to the earlier part;
-    what a part has no room for is split again over the parts that still have room."""
+    """docs/rules.md §4: proportional whole parts, largest remainders first, ties to the earlier
+    part; what a part has no room for is split again over the parts that still have room."""
     parts = [0] * len(weights)
     left_room = list(room) if room is not None else [total] * len(weights)
     left = total
@@ -283,7 +283,7 @@ def take_first_expiring(account: MAccount, points: int, t: datetime, skip: objec
 
 
 def cumulative(points: int, before: int, now: int, of: int) -> int:
-    """SPEC §6: after K of n units, floor(P × K / n) have moved; what moves for this step."""
+    """docs/rules.md §6: after K of n units, floor(P × K / n) have moved; what this step moves."""
     return points * now // of - points * before // of
 
 
@@ -491,7 +491,7 @@ class LedgerModel(RuleBasedStateMachine):
 
     def spend_on(self, order: MOrder, points: int, result: Any) -> None:
         """The model of an accepted apply (or hold) of `points` on `order`: buckets
-        first-expiring-first, the allocation of SPEC §4; checks the use case's answer."""
+        first-expiring-first, the allocation of docs/rules.md §4; checks the use case's answer."""
         account = self.accounts[order.customer]
         order.debits = []
         for b in account.spendable(self.now):
@@ -529,7 +529,7 @@ class LedgerModel(RuleBasedStateMachine):
             if bucket.expired_at(self.now):
                 if give:
                     event("a return went into an expired bucket")
-                bucket.written_expired += give  # stays expired (SPEC §6)
+                bucket.written_expired += give  # stays expired (docs/rules.md §6)
                 continue
             paid = min(to_debt, give)
             to_debt -= paid
@@ -567,7 +567,7 @@ class LedgerModel(RuleBasedStateMachine):
     ) -> None:
         """AccrueOrder for `order`, delivered that many hours before the clock: all of it,
         or only `lines` (whole; the others cancelled before delivery). A delivered line
-        earns on its net minus the points spent on it (SPEC §5, §6)."""
+        earns on its net minus the points spent on it (docs/rules.md §5, §6)."""
         if order.spent:
             event("accrual of an order that spent points")
         spent = order.spent or {}
@@ -650,7 +650,7 @@ class LedgerModel(RuleBasedStateMachine):
     )
     def accrue_part(self, pick: int, keep: list[bool], delivered_hours_ago: int) -> None:
         """Some lines of an order that spent points delivered, the others cancelled before
-        delivery: the accrual names only the delivered lines (SPEC §6)."""
+        delivery: the accrual names only the delivered lines (docs/rules.md §6)."""
         candidates = [
             o
             for o in self.orders
@@ -677,7 +677,7 @@ class LedgerModel(RuleBasedStateMachine):
     @rule(pick=st.integers(0, 10**6), spend=st.booleans(), points=st.integers(1, 5))
     def another_customer_names_the_order(self, pick: int, spend: bool, points: int) -> None:
         """An order is its first customer's: the other's accrual or apply is refused and
-        changes nothing (SPEC §6 ORDER_CUSTOMER_MISMATCH)."""
+        changes nothing (docs/rules.md §6 ORDER_CUSTOMER_MISMATCH)."""
         if not self.orders:
             return
         order = self.orders[pick % len(self.orders)]
@@ -729,7 +729,7 @@ class LedgerModel(RuleBasedStateMachine):
         self, who: int, spec: list[tuple[int, int, str, int]], ask: str, retry: str | None
     ) -> None:
         """Payment failed: the hold is released, every point back; the retry under a new
-        request id spends again as a new redemption, and is then the live one (SPEC §6)."""
+        request id spends again as a new redemption, and is then the live one (docs/rules.md §6)."""
         order = self.hold(who, spec, ask)
         if order is None:
             return
@@ -1068,7 +1068,7 @@ class LedgerModel(RuleBasedStateMachine):
                 f"{customer} at {self.now.isoformat()}: ledger {ledger}, spendable {spendable}, "
                 f"debt {debt}, expired but not yet written {unwritten}"
             )
-            if self.expired_up_to == self.now:  # SPEC §7, to the letter
+            if self.expired_up_to == self.now:  # docs/rules.md §7, to the letter
                 assert unwritten == 0
                 assert ledger == spendable - debt
 
@@ -1102,7 +1102,7 @@ def test_balances_buckets_and_ledger_follow_the_model(harness: Harness) -> None:
 
 
 def test_a_grant_replayed_after_its_expiry_returns_the_first_answer(harness: Harness) -> None:
-    """SPEC §7: the same request id and request (every field but `as_of`) returns the first
+    """docs/rules.md §7: the same request id and request (every field but `as_of`) returns the first
     answer. A grant without `available_at` starts at the call; retried once its explicit
     `expires_at` has passed, it used to fail INVALID_ARGUMENT ("must be after
     available_at", judged against the retry's clock). Found by `replay_last_request`."""

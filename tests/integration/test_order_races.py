@@ -1,4 +1,4 @@
-"""One order, two customers, at once, on PostgreSQL over a real server (SPEC §6, §7; issue 12).
+"""One order, two customers, at once, on PostgreSQL over a real server (docs/rules.md §6, §7).
 
 Before issue 12 an order could be accrued by a customer other than the one who spent
 on it, and reversing it then clawed that accrual back through the spender's account:

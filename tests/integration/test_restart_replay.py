@@ -1,4 +1,4 @@
-"""A replay after the server restarts returns the first answer and changes nothing (SPEC §7).
+"""After a restart, a replay returns the first answer and changes nothing (docs/rules.md §7).
 
 The idempotency record commits with the effect, in the database, so a new
 server process on the same database answers a replay from it. This module

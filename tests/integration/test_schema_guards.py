@@ -103,7 +103,7 @@ def test_one_redemption_per_order_and_one_record_per_request_id(
             select(idempotency_keys).where(idempotency_keys.c.request_id == ids.request("apply"))
         ).one()
 
-    # A second live attempt of the order (SPEC §6: at most one live redemption per order).
+    # A second live attempt of the order (docs/rules.md §6: at most one live redemption per order).
     second = first._asdict() | {"redemption_id": "00000000-0000-4000-8000-000000000002"}
     second["attempt"] = 2
     with pytest.raises(IntegrityError) as twice, engine.begin() as connection:

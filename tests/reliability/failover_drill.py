@@ -1,4 +1,4 @@
-"""The failover drill (issue 18, SPEC §12), shared by tests/reliability/test_failover.py
+"""The failover drill (issue 18, docs/rules.md §12), shared by tests/reliability/test_failover.py
 (synchronous replication, in `make test`) and measure_async_failover.py (asynchronous).
 
 A real primary and a streaming standby of it (tests/support/throwaway_cluster.py),
@@ -88,7 +88,7 @@ def new_customers() -> list[str]:
 
 
 def multi_host_url(primary: ThrowawayCluster, standby: ThrowawayCluster, database: str) -> str:
-    """SPEC §12's form: both servers, and only the one that takes writes will do."""
+    """docs/rules.md §12's form: both servers, and only the one that takes writes will do."""
     return (
         f"postgresql://postgres@127.0.0.1:{primary.port},127.0.0.1:{standby.port}/{database}"
         "?target_session_attrs=read-write"

@@ -1,4 +1,4 @@
-"""PostgreSQL misbehaving under a running server (issue 8, SPEC §7 and §9).
+"""PostgreSQL misbehaving under a running server (issue 8, docs/rules.md §7 and §9).
 
 * restarted under load: calls fail UNAVAILABLE while it is down, health says
   NOT_SERVING, the same server process serves again by itself, and the clients'

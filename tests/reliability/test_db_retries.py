@@ -1,4 +1,4 @@
-"""`Database.transact` under injected database errors, without a server (SPEC §7).
+"""`Database.transact` under injected database errors, without a server (docs/rules.md §7).
 
 The work raises psycopg's own errors (wrapped by SQLAlchemy as it wraps them
 from the driver) a set number of times: serialization failures (40001) and

@@ -1,4 +1,4 @@
-"""A database failover under load (issue 18, SPEC §12): tests/reliability/failover_drill.py.
+"""A database failover under load (docs/rules.md §12): tests/reliability/failover_drill.py.
 
 * **Synchronous replication** (`synchronous_standby_names`, `synchronous_commit
   = on`): every call answered OK before the kill is on the new primary exactly

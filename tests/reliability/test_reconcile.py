@@ -313,7 +313,7 @@ def test_corrupted_rows_are_each_named_with_expected_and_found(
     caught += 1
 
     # 7. An order's accrual under another customer (what AccrueOrder accepted before an
-    # order was one thing, SPEC §6): the order is b's, its accrual says a.
+    # order was one thing, docs/rules.md §6): the order is b's, its accrual says a.
     with engine.begin() as connection:
         connection.execute(
             update(accruals).where(accruals.c.order_id == f"{b}-b1").values(customer_id=a)

@@ -19,7 +19,7 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { parseArgs } from "node:util";
-import { LoyaltyClient, LoyaltyError } from "../src";
+import { CallInfo, LoyaltyClient, LoyaltyError } from "../src";
 import { LineKind } from "../src/gen/loyalty/v1/cart";
 import { BindingConstraint, RedemptionState } from "../src/gen/loyalty/v1/redemption";
 
@@ -35,11 +35,19 @@ async function scenario(client: LoyaltyClient, customerId: string): Promise<void
     ],
   };
 
-  const granted = await client.grantPoints({
+  const welcome = {
     programId: PROGRAM, customerId, points: 500, source: "loyalty", reason: "welcome",
-  });
+    requestId: `welcome-${customerId}`,
+  };
+  const first = new CallInfo();
+  const granted = await client.grantPoints(welcome, first);
   console.log(`grant: balance ${granted.balanceAfter}`);
   assert.equal(granted.balanceAfter, 500);
+  assert.equal(first.replayed, false);
+  const again = new CallInfo(); // the same request id again: the first answer, marked replayed
+  assert.deepEqual(await client.grantPoints(welcome, again), granted);
+  console.log(`grant again: replayed ${again.replayed}`);
+  assert.equal(again.replayed, true);
 
   const quote = await client.quoteRedemption({ programId: PROGRAM, customerId, cart });
   const best = quote.options[quote.recommendedOption];

@@ -10,6 +10,8 @@ import {
   credentials,
   Metadata,
   type ServiceError,
+  status as grpcStatus,
+  type StatusObject,
 } from "@grpc/grpc-js";
 import {
   AccountServiceClient,
@@ -95,6 +97,19 @@ type Unary<Req, Res> = (
   callback: Callback<Res>,
 ) => ClientUnaryCall;
 
+/** Trailing metadata the service adds to an answer served from its idempotency record. */
+export const REPLAYED_KEY = "loyalty-replayed";
+
+/**
+ * What a call's trailing metadata said; pass one to a mutation to learn it.
+ * `replayed` is true when the service answered from its idempotency record: the
+ * request id was seen before, the answer is the first call's, this call changed nothing.
+ */
+export class CallInfo {
+  replayed = false;
+  trailingMetadata?: Metadata;
+}
+
 export class LoyaltyClient {
   readonly accounts: AccountServiceClient;
   readonly redemptions: RedemptionServiceClient;
@@ -130,16 +145,16 @@ export class LoyaltyClient {
     return this.call(this.redemptions, this.redemptions.quoteRedemption, QuoteRedemptionRequest.fromPartial(request));
   }
 
-  applyRedemption(request: DeepPartial<ApplyRedemptionRequest>): Promise<ApplyRedemptionResponse> {
-    return this.call(this.redemptions, this.redemptions.applyRedemption, withRequestId(ApplyRedemptionRequest.fromPartial(request)));
+  applyRedemption(request: DeepPartial<ApplyRedemptionRequest>, info?: CallInfo): Promise<ApplyRedemptionResponse> {
+    return this.call(this.redemptions, this.redemptions.applyRedemption, withRequestId(ApplyRedemptionRequest.fromPartial(request)), info);
   }
 
-  captureRedemption(request: DeepPartial<CaptureRedemptionRequest>): Promise<CaptureRedemptionResponse> {
-    return this.call(this.redemptions, this.redemptions.captureRedemption, withRequestId(CaptureRedemptionRequest.fromPartial(request)));
+  captureRedemption(request: DeepPartial<CaptureRedemptionRequest>, info?: CallInfo): Promise<CaptureRedemptionResponse> {
+    return this.call(this.redemptions, this.redemptions.captureRedemption, withRequestId(CaptureRedemptionRequest.fromPartial(request)), info);
   }
 
-  reverseRedemption(request: DeepPartial<ReverseRedemptionRequest>): Promise<ReverseRedemptionResponse> {
-    return this.call(this.redemptions, this.redemptions.reverseRedemption, withRequestId(ReverseRedemptionRequest.fromPartial(request)));
+  reverseRedemption(request: DeepPartial<ReverseRedemptionRequest>, info?: CallInfo): Promise<ReverseRedemptionResponse> {
+    return this.call(this.redemptions, this.redemptions.reverseRedemption, withRequestId(ReverseRedemptionRequest.fromPartial(request)), info);
   }
 
   getRedemption(request: DeepPartial<GetRedemptionRequest>): Promise<GetRedemptionResponse> {
@@ -150,19 +165,19 @@ export class LoyaltyClient {
     return this.call(this.accounts, this.accounts.getAccount, GetAccountRequest.fromPartial(request));
   }
 
-  grantPoints(request: DeepPartial<GrantPointsRequest>): Promise<GrantPointsResponse> {
-    return this.call(this.accounts, this.accounts.grantPoints, withRequestId(GrantPointsRequest.fromPartial(request)));
+  grantPoints(request: DeepPartial<GrantPointsRequest>, info?: CallInfo): Promise<GrantPointsResponse> {
+    return this.call(this.accounts, this.accounts.grantPoints, withRequestId(GrantPointsRequest.fromPartial(request)), info);
   }
 
-  accrueOrder(request: DeepPartial<AccrueOrderRequest>): Promise<AccrueOrderResponse> {
-    return this.call(this.accounts, this.accounts.accrueOrder, withRequestId(AccrueOrderRequest.fromPartial(request)));
+  accrueOrder(request: DeepPartial<AccrueOrderRequest>, info?: CallInfo): Promise<AccrueOrderResponse> {
+    return this.call(this.accounts, this.accounts.accrueOrder, withRequestId(AccrueOrderRequest.fromPartial(request)), info);
   }
 
   listLedgerEntries(request: DeepPartial<ListLedgerEntriesRequest>): Promise<ListLedgerEntriesResponse> {
     return this.call(this.accounts, this.accounts.listLedgerEntries, ListLedgerEntriesRequest.fromPartial(request));
   }
 
-  private call<Req, Res>(stub: object, method: Unary<Req, Res>, request: Req): Promise<Res> {
+  private call<Req, Res>(stub: object, method: Unary<Req, Res>, request: Req, info?: CallInfo): Promise<Res> {
     return new Promise((resolve, reject) => {
       const metadata = new Metadata();
       if (this.token) {
@@ -172,9 +187,20 @@ export class LoyaltyClient {
         metadata.set("accept-language", this.language);
       }
       const deadline = new Date(Date.now() + this.timeoutMs);
-      method.call(stub, request, metadata, { deadline }, (error, response) => {
+      let answer: Res;
+      const call = method.call(stub, request, metadata, { deadline }, (error, response) => {
         if (error) reject(decodeError(error));
-        else resolve(response);
+        else answer = response;
+      });
+      // The trailers come with the status, which grpc-js emits right after the callback:
+      // resolve then, so that `info` is filled in before the caller sees the answer.
+      call.on("status", (status: StatusObject) => {
+        if (status.code !== grpcStatus.OK) return; // rejected above
+        if (info) {
+          info.trailingMetadata = status.metadata;
+          info.replayed = status.metadata.get(REPLAYED_KEY).includes("true");
+        }
+        resolve(answer);
       });
     });
   }

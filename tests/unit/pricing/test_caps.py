@@ -1,4 +1,4 @@
-"""pricing.caps: the caps of SPEC §4 solved together, and the constraint that binds."""
+"""pricing.caps: the caps of docs/rules.md §4 solved together, and the constraint that binds."""
 
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo

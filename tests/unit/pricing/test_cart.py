@@ -124,7 +124,7 @@ class TestValidation:
         assert "exceed the line total 1000" in violations[0].description
 
     def test_a_promo_discount_must_name_its_promo_code(self) -> None:
-        # SPEC §3: a line with promo_discount_minor > 0 in a cart without promo_code is bad
+        # docs/rules.md §3: a line with promo_discount_minor > 0 in a cart without promo_code is bad
         # input, or EXCLUSIVE could be bypassed; a promo discount of 0 needs no code.
         cart = cart_of(
             good_line("a", promo_discount_minor=0), good_line("b", promo_discount_minor=1)

@@ -1,4 +1,4 @@
-"""pricing.program: both shipped programs load as SPEC §5 says; bad files name file and key."""
+"""pricing.program: both shipped programs load as docs/rules.md §5 says; bad files name the key."""
 
 from pathlib import Path
 
@@ -32,7 +32,7 @@ class TestStomatorg:
         assert stomatorg.zone.key == "Europe/Moscow"
 
     def test_tiers(self, stomatorg: Program) -> None:
-        # SPEC §5: earn / redeem 3/3, 5/5, 7/10, 10/15 %; thresholds in orders and minor units
+        # docs/rules.md §5: earn / redeem 3/3, 5/5, 7/10, 10/15 %; thresholds: orders, minor units
         assert stomatorg.tiers == (
             Tier("base", earn_rate_bp=300, redeem_cap_bp=300),
             Tier("regular", 500, 500, min_spend_minor=10_000_000, min_orders=3),

@@ -1,7 +1,7 @@
 """Hypothesis properties of the pricing core (issue #2 acceptance).
 
-Every expected value here is computed independently from the rules of SPEC §2–§6
-(the reference programs' rates are written out from the SPEC §5 table), never
+Every expected value here is computed independently from the rules of docs/rules.md §2–§6
+(the reference programs' rates are written out from the docs/rules.md §5 table), never
 with the code under test.
 """
 
@@ -118,7 +118,7 @@ def test_allocate_sums_to_total_within_line_capacity(
 
 # --- the maximum ---------------------------------------------------------------------------
 
-# SPEC §5, written out: redeem caps in basis points, per tier and per payment method.
+# docs/rules.md §5, written out: redeem caps in basis points, per tier and per payment method.
 STOMATORG_TIER_BP = {"base": 300, "regular": 500, "partner": 1000, "vip": 1500}
 DENCO_CATEGORIES = {
     "gift_certificates",
@@ -133,7 +133,7 @@ DENCO_BRANDS = {"iqos", "reima", "lassie"}
 
 
 def rules_for(program_id: str, tier_id: str, method: str) -> tuple[int, dict[str, int | None]]:
-    """The total cap and each source's cap, in basis points, straight from SPEC §5."""
+    """The total cap and each source's cap, in basis points, straight from docs/rules.md §5."""
     if program_id == "stomatorg":
         return STOMATORG_TIER_BP[tier_id], {"loyalty": None, "action": None, "promo": None}
     if method == "denco_card":
@@ -250,7 +250,7 @@ def quote_cases(draw: st.DrawFn) -> tuple[Program, str, str, Cart, list[Bucket]]
 
 
 def spendable_now(bucket: Bucket) -> bool:
-    """SPEC §4, written out: available_at ≤ now < expires_at."""
+    """docs/rules.md §4, written out: available_at ≤ now < expires_at."""
     return bucket.available_at <= NOW and (bucket.expires_at is None or bucket.expires_at > NOW)
 
 

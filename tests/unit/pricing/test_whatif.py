@@ -104,7 +104,7 @@ class TestStomatorg:
         # An order delivered with its promo kept: 100,000 of 1,000,000 off by the promo.
         recorded = order(CartLine("l1", 1, 1_000_000, promo_discount_minor=100_000), loyalty=1_000)
         result = replay(stomatorg, stomatorg, recorded)
-        # spending drops the promo (SPEC §4): 3 % of 1,000,000 = 300 points
+        # spending drops the promo (docs/rules.md §4): 3 % of 1,000,000 = 300 points
         assert result.then.max_points == 300
         # earning is on what was paid, the promo kept: 900,000 × 3 % = 27,000 → 270 points
         assert result.then.points_earned == 270

@@ -105,7 +105,7 @@ def test_admin_may_call_every_rpc_and_the_others_a_part() -> None:
         "/loyalty.v1.AccountService/AccrueOrder",
         *reports,
     }
-    assert ALLOWED[Role.FINANCE] == reports  # SPEC §9: the reports and nothing else
+    assert ALLOWED[Role.FINANCE] == reports  # docs/rules.md §9: the reports and nothing else
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,5 @@
 """Database URLs and errors: the multi-host form a failover needs, and the errors after which
-the pool is dropped (SPEC §12)."""
+the pool is dropped (docs/rules.md §12)."""
 
 from dataclasses import dataclass
 

@@ -8,7 +8,7 @@ from pricing.reversal import ReturnedLine
 from server.service import commands
 from server.service.accrue import AccrueResult, accrue_order
 from server.service.apply import ApplyResult, apply_redemption
-from server.service.capture import capture_redemption
+from server.service.capture import Captured, capture_redemption
 from server.service.grant import GrantResult, grant_points
 from server.service.reverse import ReverseResult, reverse_redemption
 from tests.unit.service.fakes import NOW, FakeStore, deps_on, key
@@ -69,7 +69,15 @@ class Calls:
         """The redemption as captured (the answer); `captured()` counts the points."""
         command = commands.CaptureRedemption(self._key(None), P, order)
         capture_redemption(self.deps, command, now=now, render=self._keep)
-        return self.last(Redemption)
+        answer = self.last(Captured)
+        assert isinstance(answer, Captured)
+        return answer.redemption
+
+    def capture_answer(self) -> Captured:
+        """The last capture's whole answer: the redemption, what it captured, the balance."""
+        answer = self.last(Captured)
+        assert isinstance(answer, Captured)
+        return answer
 
     def captured(self) -> int:
         return int(self.deps.metrics.captured.labels(P)._value.get())

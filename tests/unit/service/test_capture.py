@@ -45,3 +45,13 @@ def test_an_order_without_a_redemption() -> None:
     calls.accrue("alice", "o2")  # an order with only an accrual has nothing to capture
     with pytest.raises(OrderNotFound):
         calls.capture("o2")
+
+
+def test_the_capture_answer_says_the_balance_after() -> None:
+    calls = Calls()
+    calls.grant("alice", 500)
+    calls.apply("alice", "o1", 300, hold_seconds=600)
+    calls.capture("o1")
+    # 500 granted − 300 held = 200 spendable; capturing spends the held points, not these
+    assert calls.capture_answer().balance_after == 200
+    assert calls.capture_answer().captured == 300

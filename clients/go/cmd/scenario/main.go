@@ -7,6 +7,7 @@
 // The numbers, by hand (program stomatorg, a new customer in the base tier):
 //
 //	grant 500 loyalty points                            → balance 500
+//	the same grant again (same request id)              → the first answer, replayed
 //	cart: 2 × 5,000 ₽ = 1,000,000 kopecks, + 300 ₽ delivery
 //	  the base tier may pay 3 % of the eligible base (delivery never counts):
 //	  floor(1,000,000 × 300 / 10,000) = 30,000 kopecks = 300 points (TIER_CAP)
@@ -79,16 +80,27 @@ func run(server, customer, lang string, timeout time.Duration) error {
 		}},
 	}
 
-	granted, err := accounts.GrantPoints(ctx, &loyaltyv1.GrantPointsRequest{
+	welcome := &loyaltyv1.GrantPointsRequest{
 		RequestId: "grant-" + newID(), ProgramId: program, CustomerId: customer,
 		Points: 500, Source: "loyalty", Reason: "welcome",
-	})
+	}
+	granted, err := accounts.GrantPoints(ctx, welcome)
 	if err != nil {
 		return err
 	}
 	fmt.Printf("grant: balance %d\n", granted.BalanceAfter)
 	check := expect{}
 	check.equal("grant balance_after", granted.BalanceAfter, 500)
+
+	// The same request id again: the first answer, marked in the trailers as a replay.
+	var trailer metadata.MD
+	again, err := accounts.GrantPoints(ctx, welcome, grpc.Trailer(&trailer))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("grant again: replayed %t\n", replayed(trailer))
+	check.equal("grant again balance_after", again.BalanceAfter, 500)
+	check.equal("grant again replayed", boolInt(replayed(trailer)), 1)
 
 	quote, err := checkout.QuoteRedemption(ctx, &loyaltyv1.QuoteRedemptionRequest{
 		ProgramId: program, CustomerId: customer, Cart: cart,
@@ -216,6 +228,24 @@ func details(err error) (reason, locale, message string) {
 		}
 	}
 	return reason, locale, message
+}
+
+// replayed: whether the service answered from its idempotency record (trailing
+// metadata loyalty-replayed: true): the first answer again, nothing changed.
+func replayed(trailer metadata.MD) bool {
+	for _, value := range trailer.Get("loyalty-replayed") {
+		if value == "true" {
+			return true
+		}
+	}
+	return false
+}
+
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func newID() string {

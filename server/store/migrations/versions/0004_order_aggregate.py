@@ -1,6 +1,6 @@
 """the order as one aggregate: orders and their whole lines; redemption attempts
 
-An order (SPEC §6) is one customer's: `orders` records it and `order_lines` its lines,
+An order (docs/rules.md §6) is one customer's: `orders` records it and `order_lines` its lines,
 whole; redemptions and accruals refer to it. An order may have several redemption
 attempts (a payment retry after a released or lapsed hold), at most one of them live,
 so UNIQUE(program_id, order_id) on redemptions becomes a partial unique index over the

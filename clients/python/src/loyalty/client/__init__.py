@@ -4,11 +4,12 @@ Every call has a deadline (10 s unless told otherwise); UNAVAILABLE is retried
 by the channel (its service config), which is safe because every mutation
 carries a request_id fixed before the first attempt; failures raise a
 `LoyaltyError` subclass with the service's reason, metadata and field
-violations. The generated messages and stubs are in `loyalty.v1`.
+violations. A mutation given `info=CallInfo()` says there whether its answer was a replay.
+The generated messages and stubs are in `loyalty.v1` (the loyalty-stubs distribution).
 """
 
 from loyalty.client.aio import AsyncLoyaltyClient
-from loyalty.client.channel import ChannelConfig, TlsConfig, service_config
+from loyalty.client.channel import CallInfo, ChannelConfig, TlsConfig, service_config
 from loyalty.client.errors import (
     AbortedError,
     AlreadyExistsError,
@@ -30,6 +31,7 @@ __all__ = [
     "AbortedError",
     "AlreadyExistsError",
     "AsyncLoyaltyClient",
+    "CallInfo",
     "ChannelConfig",
     "DeadlineExceededError",
     "FailedPreconditionError",

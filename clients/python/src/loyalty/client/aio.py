@@ -8,7 +8,13 @@ from typing import TypeVar
 import grpc
 
 from loyalty.client import requests
-from loyalty.client.channel import DEFAULT_TARGET, DEFAULT_TIMEOUT, ChannelConfig, TlsConfig
+from loyalty.client.channel import (
+    DEFAULT_TARGET,
+    DEFAULT_TIMEOUT,
+    CallInfo,
+    ChannelConfig,
+    TlsConfig,
+)
 from loyalty.client.errors import decode_rpc_error
 from loyalty.v1 import account_service_pb2 as account_pb
 from loyalty.v1 import account_service_pb2_grpc, cart_pb2, redemption_service_pb2_grpc
@@ -63,14 +69,21 @@ class AsyncLoyaltyClient:
         await self.close()
 
     async def _call(
-        self, method: "grpc.aio.UnaryUnaryMultiCallable[Req, Res]", request: Req
+        self,
+        method: "grpc.aio.UnaryUnaryMultiCallable[Req, Res]",
+        request: Req,
+        info: CallInfo | None = None,
     ) -> Res:
         try:
-            return await method(
+            call = method(
                 request, timeout=self.config.timeout, metadata=self.config.call_metadata()
             )
+            response = await call
+            if info is not None:
+                info.record(await call.trailing_metadata())
         except grpc.RpcError as error:
             raise decode_rpc_error(error) from error
+        return response
 
     # ---- RedemptionService -----------------------------------------------------------
 
@@ -101,13 +114,14 @@ class AsyncLoyaltyClient:
         hold_seconds: int = 0,
         request_id: str | None = None,
         as_of: datetime | None = None,
+        info: CallInfo | None = None,
     ) -> redemption_pb.ApplyRedemptionResponse:
         request = requests.apply_redemption(
             program_id=program_id, customer_id=customer_id, order_id=order_id, cart=cart,
             points=points, payment_method=payment_method, hold_seconds=hold_seconds,
             request_id=request_id, as_of=as_of,
         )  # fmt: skip
-        return await self._call(self.redemptions.ApplyRedemption, request)
+        return await self._call(self.redemptions.ApplyRedemption, request, info)
 
     async def capture_redemption(
         self,
@@ -116,11 +130,12 @@ class AsyncLoyaltyClient:
         order_id: str,
         request_id: str | None = None,
         as_of: datetime | None = None,
+        info: CallInfo | None = None,
     ) -> redemption_pb.CaptureRedemptionResponse:
         request = requests.capture_redemption(
             program_id=program_id, order_id=order_id, request_id=request_id, as_of=as_of
         )
-        return await self._call(self.redemptions.CaptureRedemption, request)
+        return await self._call(self.redemptions.CaptureRedemption, request, info)
 
     async def reverse_redemption(
         self,
@@ -131,12 +146,13 @@ class AsyncLoyaltyClient:
         reason: str = "",
         request_id: str | None = None,
         as_of: datetime | None = None,
+        info: CallInfo | None = None,
     ) -> redemption_pb.ReverseRedemptionResponse:
         request = requests.reverse_redemption(
             program_id=program_id, order_id=order_id, lines=lines, reason=reason,
             request_id=request_id, as_of=as_of,
         )  # fmt: skip
-        return await self._call(self.redemptions.ReverseRedemption, request)
+        return await self._call(self.redemptions.ReverseRedemption, request, info)
 
     async def get_redemption(
         self, *, program_id: str, order_id: str, as_of: datetime | None = None
@@ -164,13 +180,14 @@ class AsyncLoyaltyClient:
         expires_at: datetime | None = None,
         request_id: str | None = None,
         as_of: datetime | None = None,
+        info: CallInfo | None = None,
     ) -> account_pb.GrantPointsResponse:
         request = requests.grant_points(
             program_id=program_id, customer_id=customer_id, points=points, source=source,
             reason=reason, available_at=available_at, expires_at=expires_at,
             request_id=request_id, as_of=as_of,
         )  # fmt: skip
-        return await self._call(self.accounts.GrantPoints, request)
+        return await self._call(self.accounts.GrantPoints, request, info)
 
     async def accrue_order(
         self,
@@ -182,12 +199,13 @@ class AsyncLoyaltyClient:
         delivered_at: datetime,
         request_id: str | None = None,
         as_of: datetime | None = None,
+        info: CallInfo | None = None,
     ) -> account_pb.AccrueOrderResponse:
         request = requests.accrue_order(
             program_id=program_id, customer_id=customer_id, order_id=order_id, cart=cart,
             delivered_at=delivered_at, request_id=request_id, as_of=as_of,
         )  # fmt: skip
-        return await self._call(self.accounts.AccrueOrder, request)
+        return await self._call(self.accounts.AccrueOrder, request, info)
 
     async def list_ledger_entries(
         self,

@@ -1,6 +1,7 @@
 """How the clients connect: target, TLS, bearer token, deadline and the retry policy."""
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,6 +11,25 @@ DEFAULT_TARGET = "127.0.0.1:50051"
 DEFAULT_TIMEOUT = 10.0  # seconds; every call gets a deadline
 DEFAULT_MAX_ATTEMPTS = 4  # the first attempt included
 SERVICES = ("loyalty.v1.RedemptionService", "loyalty.v1.AccountService")
+# Trailing metadata the service adds to an answer served from its idempotency record.
+REPLAYED_KEY = "loyalty-replayed"
+
+
+@dataclass
+class CallInfo:
+    """What a call's trailing metadata said. Pass one as `info=` to a mutation to learn it.
+
+    `replayed` is True when the service answered from its idempotency record: the
+    request id was seen before, the answer is the first call's, this call changed nothing.
+    """
+
+    replayed: bool = False
+    trailing_metadata: tuple[tuple[str, str | bytes], ...] = ()
+
+    def record(self, metadata: Iterable[tuple[str, str | bytes]] | None) -> None:
+        pairs = tuple((key, value) for key, value in metadata or ())
+        self.trailing_metadata = pairs
+        self.replayed = (REPLAYED_KEY, "true") in pairs
 
 
 @dataclass(frozen=True)

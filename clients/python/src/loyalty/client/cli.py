@@ -6,10 +6,11 @@ its reason), 2 for bad usage or an unreadable cart.
 """
 
 import argparse
+import difflib
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
@@ -18,7 +19,13 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from loyalty.client import reports, tables
-from loyalty.client.channel import DEFAULT_TARGET, DEFAULT_TIMEOUT, ChannelConfig, TlsConfig
+from loyalty.client.channel import (
+    DEFAULT_TARGET,
+    DEFAULT_TIMEOUT,
+    CallInfo,
+    ChannelConfig,
+    TlsConfig,
+)
 from loyalty.client.errors import LoyaltyError
 from loyalty.client.requests import parse_cart
 from loyalty.client.sync import LoyaltyClient
@@ -32,6 +39,13 @@ CART_HELP = (
     "cart JSON file, '-' for stdin (the default when stdin is not a terminal); "
     "the proto3 JSON mapping of loyalty.v1.Cart"
 )
+CUSTOMER_HELP = "customer id, e.g. c-42"
+ORDER_HELP = "order id, e.g. o-1001"
+REQUEST_ID_HELP = (
+    "idempotency key (default: a new uuid4); the same key and request again returns the "
+    "first answer, marked 'replayed'"
+)
+PAYMENT_HELP = "payment method id, e.g. denco_card (default: none)"
 
 
 class UsageError(Exception):
@@ -62,11 +76,18 @@ def read_cart(path: str | None, stdin: TextIO) -> cart_pb2.Cart:
         if stdin.isatty():
             raise UsageError("no cart: give --cart FILE, or pipe the cart's JSON on stdin")
         path = "-"
+    where = "stdin" if path == "-" else path
     try:
         text = stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read the cart from {where}: {exc.strerror or exc}") from exc
+    if not text.strip():
+        raise UsageError(f"no cart: {where} is empty; give the cart's JSON (see --help)")
+    try:
         return parse_cart(text)
-    except (OSError, ValueError, json_format.ParseError) as exc:
-        raise UsageError(f"cannot read the cart from {path}: {exc}") from exc
+    except (ValueError, json_format.ParseError) as exc:
+        reason = " ".join(str(exc).split())  # one line
+        raise UsageError(f"cannot read the cart from {where}: {reason}") from exc
 
 
 # ---- the parser --------------------------------------------------------------------------
@@ -129,72 +150,131 @@ def _connection_options(parser: argparse.ArgumentParser, *, suppress: bool) -> N
     add("--json", action="store_true", default=default, help="print the response as proto3 JSON")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+class Parser(argparse.ArgumentParser):
+    """argparse, but a mistyped option is reported as unknown before any missing required one."""
+
+    commands: Mapping[str, argparse.ArgumentParser]
+
+    def parse_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: None = None
+    ) -> argparse.Namespace:
+        argv = list(sys.argv[1:] if args is None else args)
+        unknown = unknown_options(self, argv)
+        if unknown:
+            self.error(unknown)
+        return super().parse_args(argv, namespace)
+
+
+def _option_strings(parser: argparse.ArgumentParser) -> set[str]:
+    return {name for action in parser._actions for name in action.option_strings}
+
+
+def unknown_options(parser: Parser, argv: Sequence[str]) -> str | None:
+    """'unrecognized argument: --custmer (did you mean --customer?)', or None.
+
+    argparse checks required options before it complains of unknown ones, so a typo in a
+    required option's name would be reported as that option missing.
+    """
+    words = list(argv[: argv.index("--")] if "--" in argv else argv)
+    command = next((word for word in words if word in parser.commands), None)
+    known = _option_strings(parser)
+    if command is not None:
+        known |= _option_strings(parser.commands[command])
+    for word in words:
+        name = word.split("=", 1)[0]
+        if name.startswith("--") and name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            return f"unrecognized argument: {name}{hint}"
+    return None
+
+
+def build_parser() -> Parser:
+    parser = Parser(
         prog="loyalty",
+        allow_abbrev=False,
         description="Call the loyalty checkout pricing service.",
         epilog="Exit status: 0 ok, 1 the service answered with an error, 2 bad usage or input.",
     )
     _connection_options(parser, suppress=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.commands = commands.choices
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub = commands.add_parser(name, help=help_text, description=help_text, allow_abbrev=False)
         _connection_options(sub, suppress=True)
         sub.add_argument("--program", required=True, help="program id, e.g. stomatorg")
         return sub
 
     quote = command("quote", "how many points a cart may take (writes nothing)")
-    quote.add_argument("--customer", required=True)
+    quote.add_argument("--customer", required=True, help=CUSTOMER_HELP)
     quote.add_argument("--cart", help=CART_HELP)
-    quote.add_argument("--payment-method", default="", help="e.g. denco_card")
+    quote.add_argument("--payment-method", default="", help=PAYMENT_HELP)
 
     apply = command("apply", "spend (or hold) points on an order")
-    apply.add_argument("--customer", required=True)
-    apply.add_argument("--order", required=True)
+    apply.add_argument("--customer", required=True, help=CUSTOMER_HELP)
+    apply.add_argument("--order", required=True, help=ORDER_HELP)
     apply.add_argument("--cart", help=CART_HELP)
-    apply.add_argument("--points", type=int, required=True)
-    apply.add_argument("--payment-method", default="")
+    apply.add_argument(
+        "--points", type=int, required=True, help="whole points to spend (at most the quote's)"
+    )
+    apply.add_argument("--payment-method", default="", help=PAYMENT_HELP)
     apply.add_argument(
         "--hold-seconds", type=int, default=0, help="> 0: only hold the points until capture"
     )
-    apply.add_argument("--request-id", help="idempotency key (default: a new uuid4)")
+    apply.add_argument("--request-id", help=REQUEST_ID_HELP)
 
     capture = command("capture", "turn a held redemption into spent points")
-    capture.add_argument("--order", required=True)
-    capture.add_argument("--request-id")
+    capture.add_argument("--order", required=True, help=ORDER_HELP)
+    capture.add_argument("--request-id", help=REQUEST_ID_HELP)
 
     reverse = command("reverse", "give points back for a cancelled order or returned units")
-    reverse.add_argument("--order", required=True)
+    reverse.add_argument("--order", required=True, help=ORDER_HELP)
     reverse.add_argument(
         "--line", dest="lines", action="append", type=returned_line, default=[],
         metavar="LINE_ID:QTY",
         help="returned units of a line, repeated per line; none: everything that remains",
     )  # fmt: skip
-    reverse.add_argument("--reason", default="")
-    reverse.add_argument("--request-id")
+    reverse.add_argument("--reason", default="", help="free text kept with the reversal")
+    reverse.add_argument("--request-id", help=REQUEST_ID_HELP)
+
+    get_redemption = command("get-redemption", "an order's redemption: state, points, money")
+    get_redemption.add_argument("--order", required=True, help=ORDER_HELP)
 
     grant = command("grant", "credit points of a source")
-    grant.add_argument("--customer", required=True)
-    grant.add_argument("--points", type=int, required=True)
+    grant.add_argument("--customer", required=True, help=CUSTOMER_HELP)
+    grant.add_argument("--points", type=int, required=True, help="whole points to credit (> 0)")
     grant.add_argument("--source", required=True, help="e.g. loyalty, promo, action")
-    grant.add_argument("--reason", default="")
-    grant.add_argument("--available-at", type=instant, metavar="INSTANT")
-    grant.add_argument("--expires-at", type=instant, metavar="INSTANT")
-    grant.add_argument("--request-id")
+    grant.add_argument("--reason", default="", help="free text kept in the ledger")
+    grant.add_argument(
+        "--available-at", type=instant, metavar="INSTANT", help="spendable from (default: now)"
+    )
+    grant.add_argument(
+        "--expires-at",
+        type=instant,
+        metavar="INSTANT",
+        help="expiry (default: the source's expiry days after --available-at)",
+    )
+    grant.add_argument("--request-id", help=REQUEST_ID_HELP)
 
     accrue = command("accrue", "record what a delivered order earns")
-    accrue.add_argument("--customer", required=True)
-    accrue.add_argument("--order", required=True)
+    accrue.add_argument("--customer", required=True, help=CUSTOMER_HELP)
+    accrue.add_argument("--order", required=True, help=ORDER_HELP)
     accrue.add_argument("--cart", help=CART_HELP)
-    accrue.add_argument("--delivered-at", type=instant, required=True, metavar="INSTANT")
-    accrue.add_argument("--request-id")
+    accrue.add_argument(
+        "--delivered-at",
+        type=instant,
+        required=True,
+        metavar="INSTANT",
+        help="when the order was delivered (maturity counts from it)",
+    )
+    accrue.add_argument("--request-id", help=REQUEST_ID_HELP)
 
     account = command("account", "balances, next expiry, tier and debt of a customer")
-    account.add_argument("--customer", required=True)
+    account.add_argument("--customer", required=True, help=CUSTOMER_HELP)
 
     ledger = command("ledger", "every ledger entry of a customer, oldest first")
-    ledger.add_argument("--customer", required=True)
+    ledger.add_argument("--customer", required=True, help=CUSTOMER_HELP)
     ledger.add_argument(
         "--page-size", type=int, default=0, help="entries per call (default: the server's)"
     )
@@ -208,7 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--to", dest="end", type=instant, metavar="INSTANT",
         help="roll-forward: the window's end (default: now)",
     )  # fmt: skip
-    report.add_argument("--format", choices=reports.FORMATS, default="text")
+    report.add_argument(
+        "--format", choices=reports.FORMATS, default="text", help="text (default), csv or json"
+    )
     report.add_argument("--chart", type=Path, metavar="FILE", help="also draw it (.png or .svg)")
     return parser
 
@@ -235,11 +317,17 @@ def channel_config(args: argparse.Namespace, environ: dict[str, str]) -> Channel
 
 # ---- the commands ------------------------------------------------------------------------
 
-Run = Callable[[LoyaltyClient, argparse.Namespace, TextIO], tuple[Message, str]]
+# A command: the client, its arguments, stdin, and the CallInfo its mutation fills in.
+Run = Callable[[LoyaltyClient, argparse.Namespace, TextIO, CallInfo], tuple[Message, str]]
+
+REPLAYED = (
+    "replayed: this request id was answered before; the answer above is that first one, "
+    "and nothing changed now"
+)
 
 
 def run_quote(
-    client: LoyaltyClient, args: argparse.Namespace, stdin: TextIO
+    client: LoyaltyClient, args: argparse.Namespace, stdin: TextIO, info: CallInfo
 ) -> tuple[Message, str]:
     cart = read_cart(args.cart, stdin)
     response = client.quote_redemption(
@@ -253,60 +341,69 @@ def run_quote(
 
 
 def run_apply(
-    client: LoyaltyClient, args: argparse.Namespace, stdin: TextIO
+    client: LoyaltyClient, args: argparse.Namespace, stdin: TextIO, info: CallInfo
 ) -> tuple[Message, str]:
     cart = read_cart(args.cart, stdin)
     response = client.apply_redemption(
         program_id=args.program, customer_id=args.customer, order_id=args.order, cart=cart,
         points=args.points, payment_method=args.payment_method, hold_seconds=args.hold_seconds,
-        request_id=args.request_id, as_of=args.as_of,
+        request_id=args.request_id, as_of=args.as_of, info=info,
     )  # fmt: skip
     return response, tables.applied(response, currency=cart.currency)
 
 
 def run_capture(
-    client: LoyaltyClient, args: argparse.Namespace, stdin: TextIO
+    client: LoyaltyClient, args: argparse.Namespace, stdin: TextIO, info: CallInfo
 ) -> tuple[Message, str]:
     response = client.capture_redemption(
-        program_id=args.program, order_id=args.order, request_id=args.request_id, as_of=args.as_of
-    )
+        program_id=args.program, order_id=args.order, request_id=args.request_id,
+        as_of=args.as_of, info=info,
+    )  # fmt: skip
+    return response, tables.captured(response)
+
+
+def run_get_redemption(
+    client: LoyaltyClient, args: argparse.Namespace, stdin: TextIO, info: CallInfo
+) -> tuple[Message, str]:
+    response = client.get_redemption(program_id=args.program, order_id=args.order, as_of=args.as_of)
     return response, tables.redemption(response.redemption)
 
 
 def run_reverse(
-    client: LoyaltyClient, args: argparse.Namespace, stdin: TextIO
+    client: LoyaltyClient, args: argparse.Namespace, stdin: TextIO, info: CallInfo
 ) -> tuple[Message, str]:
     response = client.reverse_redemption(
         program_id=args.program, order_id=args.order, lines=args.lines, reason=args.reason,
-        request_id=args.request_id, as_of=args.as_of,
+        request_id=args.request_id, as_of=args.as_of, info=info,
     )  # fmt: skip
     return response, tables.reversed_(response, order_id=args.order)
 
 
 def run_grant(
-    client: LoyaltyClient, args: argparse.Namespace, stdin: TextIO
+    client: LoyaltyClient, args: argparse.Namespace, stdin: TextIO, info: CallInfo
 ) -> tuple[Message, str]:
     response = client.grant_points(
         program_id=args.program, customer_id=args.customer, points=args.points,
         source=args.source, reason=args.reason, available_at=args.available_at,
-        expires_at=args.expires_at, request_id=args.request_id, as_of=args.as_of,
+        expires_at=args.expires_at, request_id=args.request_id, as_of=args.as_of, info=info,
     )  # fmt: skip
     return response, tables.granted(response)
 
 
 def run_accrue(
-    client: LoyaltyClient, args: argparse.Namespace, stdin: TextIO
+    client: LoyaltyClient, args: argparse.Namespace, stdin: TextIO, info: CallInfo
 ) -> tuple[Message, str]:
     cart = read_cart(args.cart, stdin)
     response = client.accrue_order(
         program_id=args.program, customer_id=args.customer, order_id=args.order, cart=cart,
         delivered_at=args.delivered_at, request_id=args.request_id, as_of=args.as_of,
+        info=info,
     )  # fmt: skip
     return response, tables.accrued(response, order_id=args.order)
 
 
 def run_account(
-    client: LoyaltyClient, args: argparse.Namespace, stdin: TextIO
+    client: LoyaltyClient, args: argparse.Namespace, stdin: TextIO, info: CallInfo
 ) -> tuple[Message, str]:
     response = client.get_account(
         program_id=args.program, customer_id=args.customer, as_of=args.as_of
@@ -316,7 +413,7 @@ def run_account(
 
 
 def run_ledger(
-    client: LoyaltyClient, args: argparse.Namespace, stdin: TextIO
+    client: LoyaltyClient, args: argparse.Namespace, stdin: TextIO, info: CallInfo
 ) -> tuple[Message, str]:
     entries = list(
         client.ledger_entries(
@@ -328,7 +425,7 @@ def run_ledger(
 
 
 def run_report(
-    client: LoyaltyClient, args: argparse.Namespace, stdin: TextIO
+    client: LoyaltyClient, args: argparse.Namespace, stdin: TextIO, info: CallInfo
 ) -> tuple[Message, str]:
     response: Message
     if args.kind == "liability":
@@ -353,6 +450,7 @@ COMMANDS: dict[str, Run] = {
     "apply": run_apply,
     "capture": run_capture,
     "reverse": run_reverse,
+    "get-redemption": run_get_redemption,
     "grant": run_grant,
     "accrue": run_accrue,
     "account": run_account,
@@ -408,10 +506,11 @@ def main(
         args.__dict__.setdefault(name, None)
     for name in ("tls", "json"):
         args.__dict__[name] = bool(args.__dict__.get(name))
+    info = CallInfo()
     try:
         config = channel_config(args, dict(os.environ) if environ is None else environ)
         with LoyaltyClient(config=config) as client:
-            response, text = COMMANDS[args.command](client, args, stdin)
+            response, text = COMMANDS[args.command](client, args, stdin, info)
     except UsageError as exc:
         print(f"loyalty: {exc}", file=stderr)
         return EXIT_USAGE
@@ -419,9 +518,19 @@ def main(
         print_error(error, as_json=args.json, stderr=stderr)
         return EXIT_SERVICE_ERROR
     print(to_json(response) if args.json and args.command != "report" else text, file=stdout)
+    if info.replayed and args.json:  # stdout stays the response's JSON
+        print(f"loyalty: {REPLAYED}", file=stderr)
+    elif info.replayed:
+        print(REPLAYED, file=stdout)
     return 0
 
 
 def entry_point() -> None:
     """The `loyalty` console script."""
-    sys.exit(main())
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:  # `loyalty ledger ... | head`: the reader left early
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        code = 1
+    sys.exit(code)

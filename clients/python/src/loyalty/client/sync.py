@@ -8,7 +8,13 @@ from typing import TypeVar
 import grpc
 
 from loyalty.client import requests
-from loyalty.client.channel import DEFAULT_TARGET, DEFAULT_TIMEOUT, ChannelConfig, TlsConfig
+from loyalty.client.channel import (
+    DEFAULT_TARGET,
+    DEFAULT_TIMEOUT,
+    CallInfo,
+    ChannelConfig,
+    TlsConfig,
+)
 from loyalty.client.errors import decode_rpc_error
 from loyalty.v1 import account_service_pb2 as account_pb
 from loyalty.v1 import (
@@ -69,13 +75,21 @@ class LoyaltyClient:
     ) -> None:
         self.close()
 
-    def _call(self, method: "grpc.UnaryUnaryMultiCallable[Req, Res]", request: Req) -> Res:
+    def _call(
+        self,
+        method: "grpc.UnaryUnaryMultiCallable[Req, Res]",
+        request: Req,
+        info: CallInfo | None = None,
+    ) -> Res:
         try:
-            return method(
+            response, call = method.with_call(
                 request, timeout=self.config.timeout, metadata=self.config.call_metadata()
             )
         except grpc.RpcError as error:
             raise decode_rpc_error(error) from error
+        if info is not None:
+            info.record(call.trailing_metadata())
+        return response
 
     # ---- RedemptionService -----------------------------------------------------------
 
@@ -106,13 +120,14 @@ class LoyaltyClient:
         hold_seconds: int = 0,
         request_id: str | None = None,
         as_of: datetime | None = None,
+        info: CallInfo | None = None,
     ) -> redemption_pb.ApplyRedemptionResponse:
         request = requests.apply_redemption(
             program_id=program_id, customer_id=customer_id, order_id=order_id, cart=cart,
             points=points, payment_method=payment_method, hold_seconds=hold_seconds,
             request_id=request_id, as_of=as_of,
         )  # fmt: skip
-        return self._call(self.redemptions.ApplyRedemption, request)
+        return self._call(self.redemptions.ApplyRedemption, request, info)
 
     def capture_redemption(
         self,
@@ -121,11 +136,12 @@ class LoyaltyClient:
         order_id: str,
         request_id: str | None = None,
         as_of: datetime | None = None,
+        info: CallInfo | None = None,
     ) -> redemption_pb.CaptureRedemptionResponse:
         request = requests.capture_redemption(
             program_id=program_id, order_id=order_id, request_id=request_id, as_of=as_of
         )
-        return self._call(self.redemptions.CaptureRedemption, request)
+        return self._call(self.redemptions.CaptureRedemption, request, info)
 
     def reverse_redemption(
         self,
@@ -136,12 +152,13 @@ class LoyaltyClient:
         reason: str = "",
         request_id: str | None = None,
         as_of: datetime | None = None,
+        info: CallInfo | None = None,
     ) -> redemption_pb.ReverseRedemptionResponse:
         request = requests.reverse_redemption(
             program_id=program_id, order_id=order_id, lines=lines, reason=reason,
             request_id=request_id, as_of=as_of,
         )  # fmt: skip
-        return self._call(self.redemptions.ReverseRedemption, request)
+        return self._call(self.redemptions.ReverseRedemption, request, info)
 
     def get_redemption(
         self, *, program_id: str, order_id: str, as_of: datetime | None = None
@@ -169,13 +186,14 @@ class LoyaltyClient:
         expires_at: datetime | None = None,
         request_id: str | None = None,
         as_of: datetime | None = None,
+        info: CallInfo | None = None,
     ) -> account_pb.GrantPointsResponse:
         request = requests.grant_points(
             program_id=program_id, customer_id=customer_id, points=points, source=source,
             reason=reason, available_at=available_at, expires_at=expires_at,
             request_id=request_id, as_of=as_of,
         )  # fmt: skip
-        return self._call(self.accounts.GrantPoints, request)
+        return self._call(self.accounts.GrantPoints, request, info)
 
     def accrue_order(
         self,
@@ -187,12 +205,13 @@ class LoyaltyClient:
         delivered_at: datetime,
         request_id: str | None = None,
         as_of: datetime | None = None,
+        info: CallInfo | None = None,
     ) -> account_pb.AccrueOrderResponse:
         request = requests.accrue_order(
             program_id=program_id, customer_id=customer_id, order_id=order_id, cart=cart,
             delivered_at=delivered_at, request_id=request_id, as_of=as_of,
         )  # fmt: skip
-        return self._call(self.accounts.AccrueOrder, request)
+        return self._call(self.accounts.AccrueOrder, request, info)
 
     def list_ledger_entries(
         self,

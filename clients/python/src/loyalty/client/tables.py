@@ -148,13 +148,15 @@ def _option_body(option: redemption_pb2.RedemptionOption, currency: str) -> str:
 
 
 def redemption(item: redemption_pb2.Redemption, currency: str = "") -> str:
+    currency = item.currency or currency  # a server before 0.2 does not say its currency
     state = enum_name(redemption_pb2.RedemptionState, item.state)
     pairs: list[tuple[str, object]] = [
         ("points", f"{item.points} (discount {money(item.discount_minor, currency)})"),
         ("reversed so far", item.points_reversed),
         ("created at", when(item.created_at)),
     ]
-    if item.HasField("hold_expires_at"):
+    # The deadline means something only while the points are held.
+    if item.state == redemption_pb2.REDEMPTION_STATE_HELD and item.HasField("hold_expires_at"):
         pairs.append(("hold expires at", when(item.hold_expires_at)))
     head = f"order {item.order_id} · customer {item.customer_id} · {state}"
     return "\n".join([head, fields(pairs), "", allocations(item.allocations, currency)])
@@ -164,6 +166,16 @@ def applied(response: redemption_pb.ApplyRedemptionResponse, *, currency: str) -
     return "\n".join(
         [
             redemption(response.redemption, currency),
+            "",
+            f"balance after: {response.balance_after} points spendable",
+        ]
+    )
+
+
+def captured(response: redemption_pb.CaptureRedemptionResponse) -> str:
+    return "\n".join(
+        [
+            redemption(response.redemption),
             "",
             f"balance after: {response.balance_after} points spendable",
         ]

@@ -337,6 +337,11 @@ export interface Redemption {
    * made; reversals use it even if the program has changed since.
    */
   programVersion: number;
+  /**
+   * ISO 4217 code of the program's currency, in which discount_minor and the
+   * allocations' discount_minor are counted.
+   */
+  currency: string;
 }
 
 /** Units of one cart line returned by the shopper. */
@@ -858,6 +863,7 @@ function createBaseRedemption(): Redemption {
     createdAt: undefined,
     holdExpiresAt: undefined,
     programVersion: 0,
+    currency: "",
   };
 }
 
@@ -898,6 +904,9 @@ export const Redemption: MessageFns<Redemption> = {
     }
     if (message.programVersion !== 0) {
       writer.uint32(96).int64(message.programVersion);
+    }
+    if (message.currency !== "") {
+      writer.uint32(106).string(message.currency);
     }
     return writer;
   },
@@ -1011,6 +1020,14 @@ export const Redemption: MessageFns<Redemption> = {
             message.programVersion = longToNumber(reader.int64());
             continue;
           }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.currency = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1075,6 +1092,7 @@ export const Redemption: MessageFns<Redemption> = {
         : isSet(object.program_version)
         ? globalThis.Number(object.program_version)
         : 0,
+      currency: isSet(object.currency) ? globalThis.String(object.currency) : "",
     };
   },
 
@@ -1116,6 +1134,9 @@ export const Redemption: MessageFns<Redemption> = {
     if (message.programVersion !== 0) {
       obj.programVersion = Math.round(message.programVersion);
     }
+    if (message.currency !== "") {
+      obj.currency = message.currency;
+    }
     return obj;
   },
 
@@ -1136,6 +1157,7 @@ export const Redemption: MessageFns<Redemption> = {
     message.createdAt = object.createdAt ?? undefined;
     message.holdExpiresAt = object.holdExpiresAt ?? undefined;
     message.programVersion = object.programVersion ?? 0;
+    message.currency = object.currency ?? "";
     return message;
   },
 };

@@ -156,7 +156,14 @@ export interface CaptureRedemptionRequest {
 /** Response of RedemptionService.CaptureRedemption. */
 export interface CaptureRedemptionResponse {
   /** The captured redemption. */
-  redemption?: Redemption | undefined;
+  redemption?:
+    | Redemption
+    | undefined;
+  /**
+   * The customer's spendable points after the call (a capture spends points
+   * already held, so it is what it was before the call).
+   */
+  balanceAfter: number;
 }
 
 /** Request of RedemptionService.ReverseRedemption. */
@@ -984,13 +991,16 @@ export const CaptureRedemptionRequest: MessageFns<CaptureRedemptionRequest> = {
 };
 
 function createBaseCaptureRedemptionResponse(): CaptureRedemptionResponse {
-  return { redemption: undefined };
+  return { redemption: undefined, balanceAfter: 0 };
 }
 
 export const CaptureRedemptionResponse: MessageFns<CaptureRedemptionResponse> = {
   encode(message: CaptureRedemptionResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.redemption !== undefined) {
       Redemption.encode(message.redemption, writer.uint32(10).fork()).join();
+    }
+    if (message.balanceAfter !== 0) {
+      writer.uint32(16).int64(message.balanceAfter);
     }
     return writer;
   },
@@ -1016,6 +1026,14 @@ export const CaptureRedemptionResponse: MessageFns<CaptureRedemptionResponse> = 
             message.redemption = Redemption.decode(reader, reader.uint32());
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.balanceAfter = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1029,13 +1047,23 @@ export const CaptureRedemptionResponse: MessageFns<CaptureRedemptionResponse> = 
   },
 
   fromJSON(object: any): CaptureRedemptionResponse {
-    return { redemption: isSet(object.redemption) ? Redemption.fromJSON(object.redemption) : undefined };
+    return {
+      redemption: isSet(object.redemption) ? Redemption.fromJSON(object.redemption) : undefined,
+      balanceAfter: isSet(object.balanceAfter)
+        ? globalThis.Number(object.balanceAfter)
+        : isSet(object.balance_after)
+        ? globalThis.Number(object.balance_after)
+        : 0,
+    };
   },
 
   toJSON(message: CaptureRedemptionResponse): unknown {
     const obj: any = {};
     if (message.redemption !== undefined) {
       obj.redemption = Redemption.toJSON(message.redemption);
+    }
+    if (message.balanceAfter !== 0) {
+      obj.balanceAfter = Math.round(message.balanceAfter);
     }
     return obj;
   },
@@ -1048,6 +1076,7 @@ export const CaptureRedemptionResponse: MessageFns<CaptureRedemptionResponse> = 
     message.redemption = (object.redemption !== undefined && object.redemption !== null)
       ? Redemption.fromPartial(object.redemption)
       : undefined;
+    message.balanceAfter = object.balanceAfter ?? 0;
     return message;
   },
 };

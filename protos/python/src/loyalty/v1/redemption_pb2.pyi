@@ -314,6 +314,7 @@ class Redemption(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     HOLD_EXPIRES_AT_FIELD_NUMBER: _builtins.int
     PROGRAM_VERSION_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
     redemption_id: _builtins.str
     """Server-assigned identifier of the redemption."""
     order_id: _builtins.str
@@ -333,6 +334,10 @@ class Redemption(_message.Message):
     program_version: _builtins.int
     """Version of the program configuration in force when the redemption was
     made; reversals use it even if the program has changed since.
+    """
+    currency: _builtins.str
+    """ISO 4217 code of the program's currency, in which discount_minor and the
+    allocations' discount_minor are counted.
     """
     @_builtins.property
     def allocations(self) -> _containers.RepeatedCompositeFieldContainer[Global___LineAllocation]:
@@ -363,10 +368,11 @@ class Redemption(_message.Message):
         created_at: _timestamp_pb2.Timestamp | None = ...,
         hold_expires_at: _timestamp_pb2.Timestamp | None = ...,
         program_version: _builtins.int = ...,
+        currency: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "hold_expires_at", b"hold_expires_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocations", b"allocations", "created_at", b"created_at", "customer_id", b"customer_id", "discount_minor", b"discount_minor", "hold_expires_at", b"hold_expires_at", "order_id", b"order_id", "points", b"points", "points_reversed", b"points_reversed", "program_id", b"program_id", "program_version", b"program_version", "redemption_id", b"redemption_id", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocations", b"allocations", "created_at", b"created_at", "currency", b"currency", "customer_id", b"customer_id", "discount_minor", b"discount_minor", "hold_expires_at", b"hold_expires_at", "order_id", b"order_id", "points", b"points", "points_reversed", b"points_reversed", "program_id", b"program_id", "program_version", b"program_version", "redemption_id", b"redemption_id", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

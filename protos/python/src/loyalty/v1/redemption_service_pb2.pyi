@@ -268,6 +268,11 @@ class CaptureRedemptionResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     REDEMPTION_FIELD_NUMBER: _builtins.int
+    BALANCE_AFTER_FIELD_NUMBER: _builtins.int
+    balance_after: _builtins.int
+    """The customer's spendable points after the call (a capture spends points
+    already held, so it is what it was before the call).
+    """
     @_builtins.property
     def redemption(self) -> _redemption_pb2.Redemption:
         """The captured redemption."""
@@ -276,10 +281,11 @@ class CaptureRedemptionResponse(_message.Message):
         self,
         *,
         redemption: _redemption_pb2.Redemption | None = ...,
+        balance_after: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["redemption", b"redemption"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["redemption", b"redemption"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance_after", b"balance_after", "redemption", b"redemption"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,1 +1,0 @@
-"""Client stubs for the loyalty checkout pricing service."""
