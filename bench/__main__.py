@@ -21,7 +21,7 @@ from bench.report import markdown
 from bench.suite import Options, Suite
 
 # quote-plain: the same quotes from a second server started with --no-explanations, each
-# cell right after its quote cell (SPEC §10's texts must cost ≤ 10 % of a quote).
+# cell right after its quote cell (docs/rules.md §10's texts must cost ≤ 10 % of a quote).
 WORKLOADS = ["quote", "quote-plain", "apply", "apply-hot", "reverse", "mix"]
 
 

@@ -98,7 +98,7 @@ def targets(cells: list[Row]) -> list[tuple[str, str, bool | None]]:
 
 
 def _explanation_cost(cells: list[Row]) -> list[tuple[str, str, bool | None]]:
-    """Server CPU of a quote with explanations over the same quote without (SPEC §10)."""
+    """Server CPU of a quote with explanations over the same quote without (docs/rules.md §10)."""
     out: list[tuple[str, str, bool | None]] = []
     for plain in (c for c in cells if c["workload"] == "quote-plain"):
         quote = _find(

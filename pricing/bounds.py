@@ -1,4 +1,4 @@
-"""The bounds of SPEC §3 that keep every later computation inside its types.
+"""The bounds of docs/rules.md §3 that keep every later computation inside its types.
 
 Instants: a caller's timestamp (`as_of`, `delivered_at`, `available_at`,
 `expires_at`) lies in [1970-01-01, 9000-01-01). Every date the service derives
@@ -35,5 +35,5 @@ def instant_in_bounds(value: datetime) -> bool:
 
 
 def clamp_int64(value: int) -> int:
-    """A sum for an int64 field: exact when it fits, else the nearest int64 (SPEC §7)."""
+    """A sum for an int64 field: exact when it fits, else the nearest int64 (docs/rules.md §7)."""
     return max(INT64_MIN, min(value, INT64_MAX))

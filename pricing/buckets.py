@@ -67,7 +67,7 @@ def first_expiring_first(bucket: Bucket | DebitRecord) -> tuple[bool, datetime |
 
 
 def before_written_expiry(buckets: Iterable[Bucket], now: datetime) -> list[Bucket]:
-    """The buckets as they stood at `now` before the expiry written down since (SPEC §7).
+    """The buckets as they stood at `now` before the expiry written down since (docs/rules.md §7).
 
     Points are written off only once their bucket has expired; a bucket that has not
     expired by `now` still held them then. A read at an `as_of` earlier than what the

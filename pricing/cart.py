@@ -9,13 +9,13 @@ from pricing.money import INT64_MAX
 
 MAX_LINES = 1_000
 MAX_STRING = 256
-# SPEC §3: a cart's total (lines before discounts, plus delivery) is at most 10^15 minor
+# docs/rules.md §3: a cart's total (lines before discounts, plus delivery) is at most 10^15 minor
 # units. Every sum of a cart's amounts then stays far inside int64 (≈ 9.22 × 10^18).
 MAX_CART_TOTAL_MINOR = 10**15
 
 
 def match_key(value: str) -> str:
-    """A match key (category, brand, sku, tag, payment method) as rules compare it (SPEC §3):
+    """A match key (category, brand, sku, tag, payment method) as rules compare it (rules.md §3):
     surrounding whitespace trimmed, case ignored."""
     return value.strip().casefold()
 

@@ -1,4 +1,4 @@
-"""GrantPoints (SPEC §5): a grant's window, and how its points meet the account's debt."""
+"""GrantPoints (docs/rules.md §5): a grant's window, and how its points meet the account's debt."""
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -61,7 +61,7 @@ class GrantCredit:
 
 
 def grant_credit(*, points: int, debt: int, window: GrantWindow, now: datetime) -> GrantCredit:
-    """Every credit pays debt first when it becomes spendable (SPEC §5): at the call for a
+    """Every credit pays debt first when it becomes spendable (docs/rules.md §5): at the call for a
     grant spendable at once, at `available_at` for one that matures later."""
     if window.available_at > now:
         return GrantCredit(to_debt=0, remaining=points, settled=False, spendable_now=0)

@@ -84,7 +84,7 @@ def before_written_lapses(
 ) -> tuple[list[Bucket], int, list[Hold]]:
     """The account before lapses that were written down but fall after the read's `now`.
 
-    A read at an `as_of` before a hold's deadline sees the hold live (SPEC §7: lapses are
+    A read at an `as_of` before a hold's deadline sees the hold live (docs/rules.md §7: lapses are
     decided at each call's `as_of`, whatever the job already wrote). Its lapse gave each
     debit back: the part whose bucket had expired by the deadline stayed expired, the rest
     paid `paid_debt` of the debt first (in `release`'s order) and went to its bucket. This

@@ -130,7 +130,7 @@ class Redemption:
 
     def seen_at(self, now: datetime) -> "Redemption":
         """A hold lapses exactly at its deadline, whether or not that is written down yet; a
-        lapse written down already is not seen at an `as_of` before the deadline (SPEC §7)."""
+        lapse written down already is not seen at an `as_of` before the deadline (rules.md §7)."""
         deadline = self.hold_expires_at
         if deadline is None:
             return self

@@ -13,7 +13,7 @@ from pricing.cart import CartLine, LineKind, match_key
 from pricing.money import BP_WHOLE
 
 SERVICES_RULE_ID = "services"
-# Languages every program can be answered in (SPEC §10); a program file may add more.
+# Languages every program can be answered in (docs/rules.md §10); a program file may add more.
 SHIPPED_LANGUAGES = ("ru", "en")
 # A display name per language ("ru" → «Базовый»); the id stands in where one is missing.
 Names = Mapping[str, str]
@@ -125,7 +125,7 @@ class Program:
         raise KeyError(tier_id)
 
     def payment_override(self, payment_method: str) -> PaymentMethodOverride | None:
-        """The caps paying with `payment_method` sets, compared as a match key (SPEC §3)."""
+        """The caps paying with `payment_method` sets, compared as a match key (rules.md §3)."""
         return self.payment_methods.get(match_key(payment_method))
 
     def exclusion_for(self, line: CartLine) -> str | None:

@@ -92,7 +92,7 @@ def solve_maximum(
     payment_method: str,
     balances: Mapping[str, int],
 ) -> tuple[int, Constraint]:
-    """The most the eligible lines may take, and the constraint that binds (SPEC §4)."""
+    """The most the eligible lines may take, and the constraint that binds (docs/rules.md §4)."""
     maximum, binding, _, _ = solve_limits(
         program, eligibility, tier=tier, payment_method=payment_method, balances=balances
     )

@@ -148,7 +148,7 @@ def fingerprint(method: str, request: Message) -> bytes:
 
 
 def instant(message: Timestamp, field: str = "as_of") -> datetime:
-    """A valid Timestamp inside SPEC §3's bounds (pricing/bounds.py); otherwise bad input."""
+    """A valid Timestamp inside rules.md §3's bounds (pricing/bounds.py); otherwise bad input."""
     try:
         value: datetime | None = message.ToDatetime(tzinfo=UTC)
     except (ValueError, OverflowError):  # seconds or nanos out of the Timestamp's range
@@ -396,7 +396,7 @@ def account_response(
     """The account, with its tiers' names and what the next one needs in the call's language."""
     status = account.tier
     # Sums that grow across calls are exact integers until here; the int64 fields get
-    # them clamped (SPEC §7: nothing stored can break a later call).
+    # them clamped (docs/rules.md §7: nothing stored can break a later call).
     message = account_pb.GetAccountResponse(
         spendable_points=clamp_int64(account.spendable_points),
         pending_points=clamp_int64(account.pending_points),

@@ -20,8 +20,8 @@ from server.api.errors import to_status
 from server.metrics import Metrics
 from server.service.deps import Deps
 from server.service.errors import ClockOverrideDisabled, DatabaseUnavailable, call_deadline
-from server.texts.texts import Languages, Texts
 from server.service.replay import ReplayNote, replay_note
+from server.texts.texts import Languages, Texts
 
 access = logging.getLogger("loyalty.access")
 
@@ -102,7 +102,7 @@ class Edge:
         return datetime.now(UTC)
 
     def texts(self, context: grpc.aio.ServicerContext[Any, Any], program_id: str | None) -> Texts:
-        """The texts of this call: its accept-language, else the program's default (SPEC §10)."""
+        """This call's texts: its accept-language, else the program's default (rules.md §10)."""
         return self.languages.texts(program_id, accept_language(context))
 
     async def answer(

@@ -77,7 +77,7 @@ _PUBLIC_MESSAGES = {
 def to_status(exc: Exception, texts: Texts) -> grpc.Status:
     """The status a caller sees for `exc` (never a trace, never SQL).
 
-    Every status from the table carries a LocalizedMessage in `texts`' language (SPEC §10).
+    Every status from the table carries a LocalizedMessage in `texts`' language (docs/rules.md §10).
     """
     entry = next((TABLE[kind] for kind in TABLE if isinstance(exc, kind)), None)
     if entry is None:

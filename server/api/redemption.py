@@ -8,7 +8,6 @@ import grpc
 from loyalty.v1 import redemption_service_pb2 as pb
 from loyalty.v1 import redemption_service_pb2_grpc as pb_grpc
 from pricing.bounds import clamp_int64
-from pricing.order import Redemption
 from server.api import convert
 from server.api.edge import Edge, rpc
 from server.service.apply import ApplyResult, apply_redemption

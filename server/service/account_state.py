@@ -141,7 +141,7 @@ def read_state(
 ) -> AccountState:
     """The same view as `locked_state`, without locking or writing anything.
 
-    Time's effects are decided at `now` both ways (SPEC §7): lapses and expiry due by
+    Time's effects are decided at `now` both ways (docs/rules.md §7): lapses and expiry due by
     `now` but not yet written are applied; those written already but due after `now`
     (a read at an earlier `as_of`) are undone.
     """

@@ -33,7 +33,7 @@ class ClockOverrideDisabled(DomainError):
 
 @dataclass(eq=False)
 class IdempotencyKeyReused(DomainError):
-    """The request id was already used, in this program, for a different request (SPEC §7)."""
+    """The request id was already used, in this program, for a different request (rules.md §7)."""
 
     request_id: str
 

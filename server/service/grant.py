@@ -34,7 +34,7 @@ def grant_points(
         raise UnknownSource(field="source", source=command.source, known=sorted(program.sources))
     # What the request says of itself is bad input before its request id is looked at.
     # Whether the window is already over depends on `now`: judged in the effect, so that a
-    # replay at a later `as_of` returns the first answer (SPEC §7).
+    # replay at a later `as_of` returns the first answer (docs/rules.md §7).
     check_window(available_at=command.available_at, expires_at=command.expires_at)
     effect = functools.partial(_grant, program=program, source=source, command=command, now=now)
     outcome = deps.once(
@@ -72,7 +72,7 @@ def _grant(
         debt = state.debt - credit.to_debt
         uow.accounts.set_debt(program_id=program.id, customer_id=customer, debt_points=debt)
     # One entry, effective when the points become spendable: what pays debt and what
-    # stays both count then, so the ledger sums to spendable − debt (SPEC §7).
+    # stays both count then, so the ledger sums to spendable − debt (docs/rules.md §7).
     entry = LedgerEntry(
         "GRANT", command.points, source.id, window.available_at, bucket_id, reason=command.reason
     )

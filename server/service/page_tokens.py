@@ -1,4 +1,4 @@
-"""ListLedgerEntries page tokens (SPEC §7): opaque, bound to a program and customer, signed.
+"""ListLedgerEntries page tokens (rules.md §7): opaque, bound to a program and customer, signed.
 
 A walk is a snapshot: the first page fixes the highest entry id of the account and the
 instant it reads up to, and every later page reads within those, after the last entry

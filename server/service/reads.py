@@ -75,7 +75,7 @@ class LedgerPage:
 def list_ledger_entries(
     deps: Deps, request: commands.LedgerPageRequest, *, now: datetime
 ) -> LedgerPage:
-    """One page of a walk (SPEC §7): every entry that existed at its first page, once."""
+    """One page of a walk (docs/rules.md §7): every entry that existed at its first page, once."""
     program = deps.program(request.program_id)
     size = min(request.page_size or DEFAULT_PAGE, MAX_PAGE)
     account = {"program_id": program.id, "customer_id": request.customer_id}

@@ -157,7 +157,7 @@ def _sqlite_connect(dbapi_connection: Any, busy_ms: int) -> None:
 
 
 # The execution options `Database.read` runs under. A read that needs several statements
-# sees one snapshot (SPEC §7: `GetAccount` never counts a point as both held and
+# sees one snapshot (docs/rules.md §7: `GetAccount` never counts a point as both held and
 # spendable): PostgreSQL reads in a read-only REPEATABLE READ transaction (its snapshot is
 # taken at the first statement; a read-only transaction never fails to serialize); SQLite
 # reads in one deferred transaction, so that they share the database with each other and

@@ -214,7 +214,7 @@ redemptions = Table(
     # 1 for the order's first attempt; a retry after a released or lapsed hold is the next.
     Column("attempt", Integer, nullable=False, server_default="1"),
     # What a lapsed hold's points paid of the account's debt when the lapse was written
-    # down: a read at an `as_of` before the deadline puts them back exactly (SPEC §7).
+    # down: a read at an `as_of` before the deadline puts them back exactly (docs/rules.md §7).
     Column("lapse_paid_debt_points", BigInteger, nullable=False, server_default="0"),
     _account_fk(),
     _order_fk(),

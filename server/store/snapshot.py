@@ -22,7 +22,7 @@ _live_bucket = or_(
     and_(_b.remaining > 0, or_(_b.expires_at.is_(None), _b.expires_at > bindparam("now"))),
     _b.settled.is_(False),
     # written off by the expiry job, but not yet expired at `now` (a read at an earlier
-    # `as_of` than the job ran at: SPEC §7)
+    # `as_of` than the job ran at: docs/rules.md §7)
     and_(_b.expired_points > 0, _b.expires_at > bindparam("now")),
 )
 _has_holds = exists().where(

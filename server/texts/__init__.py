@@ -1,1 +1,1 @@
-"""What the service says to shoppers, in their language (SPEC §10)."""
+"""What the service says to shoppers, in their language (docs/rules.md §10)."""

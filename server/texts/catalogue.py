@@ -1,4 +1,4 @@
-"""The shipped messages, Russian and English (SPEC §10), and the placeholders each takes.
+"""The shipped messages, Russian and English (docs/rules.md §10), and the placeholders each takes.
 
 A message is a `str.format` template with named placeholders; the values arrive already
 formatted for the language (money, points with their plural form, names). Counted nouns

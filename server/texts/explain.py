@@ -1,4 +1,4 @@
-"""Sentences from what the quote, the tier status or an error already decided (SPEC §10).
+"""Sentences from what the quote, the tier status or an error already decided (docs/rules.md §10).
 
 Nothing here computes a limit again: every number comes from the decision it explains.
 """

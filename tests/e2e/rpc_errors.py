@@ -50,7 +50,7 @@ def decode(err: grpc.RpcError) -> Failure:
             localized.append((message.locale, message.message))
     assert len(infos) == 1, f"expected one ErrorInfo, got {len(infos)}: {status}"
     assert len(bad) <= 1, f"expected at most one BadRequest: {status}"
-    assert len(localized) == 1, f"expected one LocalizedMessage (SPEC §10): {status}"
+    assert len(localized) == 1, f"expected one LocalizedMessage (docs/rules.md §10): {status}"
     return Failure(
         code=err.code(),  # type: ignore[attr-defined]
         domain=infos[0].domain,

@@ -185,7 +185,7 @@ def test_ledger_pagination_is_stable_across_pages(stubs: Stubs) -> None:
     second = page(first.next_page_token)
     assert second == page(first.next_page_token)
     assert [e.points for e in second.entries] == [2, 3, 4]
-    # entries written while paging (SPEC §7) are left to the next walk, whether effective
+    # entries written while paging (docs/rules.md §7) are left to the next walk, whether effective
     # later (T0, newest) or earlier (a day before, before the walk's position)
     grant(stubs, "stomatorg", customer, 8, "action")
     grant(stubs, "stomatorg", customer, 9, "action", as_of=days(-1))

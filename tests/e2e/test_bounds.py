@@ -1,4 +1,4 @@
-"""Every RPC at and beyond each bound of SPEC §3, on both backends (issue 13).
+"""Every RPC at and beyond each bound of docs/rules.md §3, on both backends (issue 13).
 
 Each example is a fresh customer and a few calls, drawn with values at and just past each
 bound: int64's edges, 10^12 (the largest grant) and 10^15 ± 1 (the largest cart), 1,000
@@ -6,7 +6,7 @@ lines at the largest price a line may then have, instants from the year 1 to 999
 the accepted [1970-01-01, 9000-01-01). No call may answer INTERNAL or UNKNOWN, and after
 every accepted call every read of the account still answers: GetAccount and a whole
 ListLedgerEntries walk at the call's instant and at both ends of time, GetRedemption of
-each order (SPEC §7: nothing stored can break a later call).
+each order (docs/rules.md §7: nothing stored can break a later call).
 """
 
 import os

@@ -31,7 +31,7 @@ def test_grant_quote_apply_partial_reverse_account(server: ServerProcess, go_sce
         "grant: balance 500",
         "grant again: replayed true",
         "quote: tier base, max 300 points, pays 1000000, bound by BINDING_CONSTRAINT_TIER_CAP",
-        # SPEC §10: accept-language en; the numbers as above
+        # docs/rules.md §10: accept-language en; the numbers as above
         "quote says: The Basic tier lets points pay up to 3% of RUB10,000.00: 300 points",
         "refused: EXCEEDS_MAXIMUM (en) You asked for 301 points, but this cart takes at most "
         "300 points",

@@ -211,7 +211,7 @@ BAD_INPUT: dict[str, tuple[str, Any, list[str]]] = {
         ["cart.delivery_minor"],
     ),
     "a total of 10^15 + 1": (
-        # 10^15 line + 1 delivery (SPEC §3: lines before discounts, plus delivery)
+        # 10^15 line + 1 delivery (docs/rules.md §3: lines before discounts, plus delivery)
         "QuoteRedemption",
         quote_of(cart(line("a", 1, 10**15), delivery_minor=1)),
         ["cart.lines"],

@@ -1,6 +1,6 @@
 """Issue 13 over a real server, on both backends: each bullet of the issue with its numbers.
 
-Nothing stored can break a later call (SPEC §3 bounds, §5 grants, §7 paging and reads).
+Nothing stored can break a later call (docs/rules.md §3 bounds, §5 grants, §7 paging and reads).
 """
 
 from datetime import UTC, datetime, timedelta
@@ -34,7 +34,7 @@ from tests.support.server import Stubs, run_expiry_job
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 INT64_MAX = 2**63 - 1
 DAY = timedelta(days=1)
-# The latest instant a caller may send: 9000-01-01 is the first one refused (SPEC §3).
+# The latest instant a caller may send: 9000-01-01 is the first one refused (docs/rules.md §3).
 LAST_SECOND = datetime(8999, 12, 31, 23, 59, 59, tzinfo=UTC)
 
 

@@ -323,7 +323,7 @@ def test_a_hold_lapses_exactly_at_its_deadline_and_the_expiry_job_writes_it_down
     # 300 effective at the deadline (not at the job's instant).
     job_at = deadline + timedelta(hours=1)
     run_expiry_job(db_url, job_at)
-    # A read at an `as_of` before the deadline still sees that moment (SPEC §7): held.
+    # A read at an `as_of` before the deadline still sees that moment (docs/rules.md §7): held.
     assert state(stubs, order, as_of=just_before) == "HELD"
     assert points_of(stubs, customer, as_of=just_before) == (200, 300)
     assert state(stubs, order, as_of=deadline) == "EXPIRED"
@@ -386,7 +386,7 @@ def test_the_next_mutation_on_the_account_writes_the_lapse_down(
         balance = 50
 
     # Written down by that call, RELEASE at the deadline; a read before the deadline still
-    # sees that moment (SPEC §7): HELD.
+    # sees that moment (docs/rules.md §7): HELD.
     assert state(stubs, order, as_of=deadline - SECOND) == "HELD"
     assert state(stubs, order, as_of=deadline) == "EXPIRED"
     expected = [
@@ -417,7 +417,7 @@ def test_two_holds_lapse_each_at_its_own_deadline(stubs: Stubs, db_url: str) -> 
     run_expiry_job(db_url, T0 + 90 * SECOND)
     assert state(stubs, first, as_of=T0 + MINUTE) == "EXPIRED"
     assert state(stubs, second, as_of=T0 + MINUTE) == "HELD"
-    # read before its deadline, the written lapse is not seen yet (SPEC §7)
+    # read before its deadline, the written lapse is not seen yet (docs/rules.md §7)
     assert state(stubs, first, as_of=T0) == "HELD"
     assert points_of(stubs, customer, as_of=T0) == (250, 250)
     assert points_of(stubs, customer, as_of=T0 + 90 * SECOND) == (350, 150)
@@ -619,7 +619,7 @@ def test_lapsed_after_its_bucket_expired_the_points_come_back_expired(
     assert state(stubs, order, as_of=D) == "EXPIRED"
     run_expiry_job(db_url, D)
     assert state(stubs, order, as_of=D) == "EXPIRED"
-    # a second before D, the written lapse and expiry are not seen yet (SPEC §7)
+    # a second before D, the written lapse and expiry are not seen yet (docs/rules.md §7)
     assert state(stubs, order, as_of=D - SECOND) == "HELD"
     assert points_of(stubs, customer, as_of=D - SECOND) == (200, 300)
     assert_entries(

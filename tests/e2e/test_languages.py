@@ -1,4 +1,4 @@
-"""SPEC §10 over a real server: the call's language, explanations, names, localized errors.
+"""docs/rules.md §10 over a real server: the call's language, explanations, names, localized errors.
 
 stomatorg's base tier pays 3 % with points; 1 point = 100 minor. Russian texts use CLDR's
 no-break space (U+00A0) between digit groups and before ₽ and %.

@@ -226,7 +226,7 @@ def _lapse_round(stubs: Stubs, db_url: str, n: int, *, order: tuple[str, ...]) -
         ),
         timeout=RPC_TIMEOUT,
     ).redemption
-    # at the deadline (a read before it sees the hold as it was then: SPEC §7)
+    # at the deadline (a read before it sees the hold as it was then: docs/rules.md §7)
     assert _state_name(seen.state) == final
     # Whoever comes next is told the same: capture succeeds iff the hold was captured.
     if final == "APPLIED":

@@ -406,7 +406,7 @@ class LedgerModel(RuleBasedStateMachine):
                 reason="model",
             ),
         )
-        # A grant pays debt when it becomes spendable (SPEC §5): at the call, or, like an
+        # A grant pays debt when it becomes spendable (docs/rules.md §5): at the call, or, like an
         # accrual, when it matures.
         matures_later = available_at is not None and available_at > self.now
         to_debt = 0 if matures_later else min(points, account.debt)
@@ -796,7 +796,7 @@ class LedgerModel(RuleBasedStateMachine):
         delivered_hours_ago: int,
         top_up: int,
     ) -> None:
-        """Delivered and accrued before the capture: held points count as spent (SPEC §6).
+        """Delivered and accrued before the capture: held points count as spent (docs/rules.md §6).
         A top-up makes the hold large enough (34 points or more) to change what is earned."""
         if top_up:
             self.grant(who, top_up, "loyalty", later=None, lasts=None)

@@ -1,4 +1,4 @@
-"""A ListLedgerEntries walk while backdated entries are written (SPEC §7; issue 13), on
+"""A ListLedgerEntries walk while backdated entries are written (docs/rules.md §7; issue 13), on
 both backends.
 
 An account starts with 40 entries: grants of `action` points (never expiring) effective

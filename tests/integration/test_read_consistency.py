@@ -1,4 +1,4 @@
-"""Reads in one snapshot on PostgreSQL (SPEC §7: "GetAccount never counts a point as both
+"""Reads in one snapshot on PostgreSQL (docs/rules.md §7: "GetAccount never counts a point as both
 held and spendable"; issue 13).
 
 One account owns 1,000 `action` points (never expiring) and spends nothing. A writer keeps

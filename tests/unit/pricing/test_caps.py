@@ -175,7 +175,7 @@ class TestBindingConstraint:
 
     @pytest.mark.parametrize("method", ["DENCO_CARD", " denco_card ", "\tDenco_Card\n"])
     def test_the_card_is_a_match_key(self, denco: Program, method: str) -> None:
-        # Issue 13: "DENCO_CARD" got the ordinary cap. Trimmed and case ignored (SPEC §3), it
+        # Issue 13: "DENCO_CARD" got the ordinary cap. Trimmed and case ignored (rules.md §3), it
         # is the card: 99.99 % of 100 000 = 99 990 minor → 999 points (loyalty 2 000).
         option = best(denco, one_line(100_000), payment_method=method, loyalty=2_000)
         assert option.max_points == 999

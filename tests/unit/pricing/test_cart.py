@@ -161,7 +161,7 @@ class TestValidation:
         assert "overflows int64" in violations[0].description
 
     def test_a_line_at_int64_max_is_above_the_cart_bound(self) -> None:
-        # SPEC §3: a total above 10^15 is refused; 1 × INT64_MAX = 9 223 372 036 854 775 807
+        # rules.md §3: a total above 10^15 is refused; 1 × INT64_MAX = 9 223 372 036 854 775 807
         violations = validate_cart(cart_of(good_line(quantity=1, unit_price_minor=INT64_MAX)))
         assert violations == [
             Violation(

@@ -1,4 +1,4 @@
-"""GrantPoints' window and credit (SPEC §5)."""
+"""GrantPoints' window and credit (docs/rules.md §5)."""
 
 from datetime import UTC, datetime, timedelta
 

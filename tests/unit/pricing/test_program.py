@@ -186,7 +186,7 @@ def test_valid_small_program(tmp_path: Path) -> None:
 
 
 def test_match_keys_are_trimmed_and_casefolded_once_at_load(tmp_path: Path) -> None:
-    # SPEC §3: match keys compare after trimming surrounding whitespace and ignoring case.
+    # docs/rules.md §3: match keys compare after trimming surrounding whitespace and ignoring case.
     text = VALID.replace('skus = ["SKU-1"]', 'skus = [" SKU-1 "]').replace(
         'id = "card"', 'id = " Card "'
     )
@@ -353,7 +353,7 @@ def test_program_id_defined_twice(tmp_path: Path) -> None:
 
 
 def test_languages_and_names_of_the_shipped_programs(stomatorg: Program, denco: Program) -> None:
-    # SPEC §10: stomatorg's tier names from its rules; both programs answer in Russian
+    # docs/rules.md §10: stomatorg's tier names from its rules; both programs answer in Russian
     assert [t.names["ru"] for t in stomatorg.tiers] == [
         "Базовый", "Постоянный клиент", "Партнер", "VIP клиент",
     ]  # fmt: skip

@@ -1,4 +1,4 @@
-"""Reads before what was written down (SPEC §7): expiry and lapses undone at an earlier now."""
+"""Reads before what was written down (rules.md §7): expiry and lapses undone at an earlier now."""
 
 from datetime import UTC, datetime, timedelta
 

@@ -1,11 +1,11 @@
 """service secrets, and what a lapsed hold paid of the debt
 
-ListLedgerEntries page tokens carry an HMAC (SPEC §7: bound to their program and
+ListLedgerEntries page tokens carry an HMAC (docs/rules.md §7: bound to their program and
 customer, tamper-evident). The key is made here, once per database, so that every
 process and host serving it shares it.
 
 A read at an `as_of` before a hold's deadline sees the hold live even when its lapse
-is written down already (SPEC §7); `lapse_paid_debt_points` keeps what the lapse paid
+is written down already (docs/rules.md §7); `lapse_paid_debt_points` keeps what the lapse paid
 of the debt so the read can put it back exactly. Existing lapses get 0: before this
 revision a lapse wrote no record of it (a read of one that paid debt at an earlier
 `as_of` puts back the points, not the debt).

@@ -1,4 +1,4 @@
-"""Page tokens (SPEC §7): opaque, bound to their program and customer, tamper-evident."""
+"""Page tokens (docs/rules.md §7): opaque, bound to their program and customer, tamper-evident."""
 
 import base64
 from datetime import UTC, datetime

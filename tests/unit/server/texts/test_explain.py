@@ -63,7 +63,7 @@ def test_tier_cap(languages: Languages, stomatorg: Program) -> None:
     answer = priced(stomatorg, [TEN_THOUSAND], loyalty=1_000)
     assert answer.options[0].binding is Constraint.TIER_CAP
     assert said(languages, stomatorg, answer) == {
-        # SPEC §10's example, word for word
+        # docs/rules.md §10's example, word for word
         "ru": [
             f"Уровень «Базовый» позволяет оплатить баллами до 3{NBSP}% "
             f"от 10{NBSP}000,00{NBSP}₽ — 300 баллов"
@@ -279,7 +279,7 @@ def _status(program: Program, *, spend: int, orders: int) -> TierStatus:
 @pytest.mark.parametrize(
     ("spend", "orders", "ru", "en"),
     [
-        # 3 − 1 = 2 orders and 10,000,000 − 8,500,000 = 1,500,000 minor missing (SPEC §10)
+        # 3 − 1 = 2 orders and 10,000,000 − 8,500,000 = 1,500,000 minor missing (docs/rules.md §10)
         (
             8_500_000,
             1,

@@ -44,7 +44,7 @@ def test_orders_plural_forms(languages: Languages, count: int, ru: str, en: str)
 @pytest.mark.parametrize(
     ("minor", "ru", "en"),
     [
-        (1_000_000, f"10{NBSP}000,00{NBSP}₽", "RUB10,000.00"),  # SPEC §10's «10 000,00 ₽»
+        (1_000_000, f"10{NBSP}000,00{NBSP}₽", "RUB10,000.00"),  # docs/rules.md §10's «10 000,00 ₽»
         (5, f"0,05{NBSP}₽", "RUB0.05"),
         (123_456_789, f"1{NBSP}234{NBSP}567,89{NBSP}₽", "RUB1,234,567.89"),
     ],
