@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bloyalty/v1/redemption.proto\x12\nloyalty.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"I\n\x0eLineAllocation\x12\x0f\n\x07line_id\x18\x01 \x01(\t\x12\x0e\n\x06points\x18\x02 \x01(\x03\x12\x16\n\x0e\x64iscount_minor\x18\x03 \x01(\x03\"0\n\x0c\x45xcludedLine\x12\x0f\n\x07line_id\x18\x01 \x01(\t\x12\x0f\n\x07rule_id\x18\x02 \x01(\t\"\xf4\x02\n\x10RedemptionOption\x12\x13\n\x0bkeeps_promo\x18\x01 \x01(\x08\x12\x12\n\nmax_points\x18\x02 \x01(\x03\x12\x1a\n\x12max_discount_minor\x18\x03 \x01(\x03\x12\x1b\n\x13\x65ligible_base_minor\x18\x04 \x01(\x03\x12\x15\n\rpayable_minor\x18\x05 \x01(\x03\x12\x39\n\x12\x62inding_constraint\x18\x06 \x01(\x0e\x32\x1d.loyalty.v1.BindingConstraint\x12\x31\n\x0eselection_mode\x18\x07 \x01(\x0e\x32\x19.loyalty.v1.SelectionMode\x12/\n\x0b\x61llocations\x18\x08 \x03(\x0b\x32\x1a.loyalty.v1.LineAllocation\x12\x30\n\x0e\x65xcluded_lines\x18\t \x03(\x0b\x32\x18.loyalty.v1.ExcludedLine\x12\x16\n\x0epoints_to_earn\x18\n \x01(\x03\"\x8c\x03\n\nRedemption\x12\x15\n\rredemption_id\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12\x12\n\nprogram_id\x18\x04 \x01(\t\x12\x0e\n\x06points\x18\x05 \x01(\x03\x12\x16\n\x0e\x64iscount_minor\x18\x06 \x01(\x03\x12/\n\x0b\x61llocations\x18\x07 \x03(\x0b\x32\x1a.loyalty.v1.LineAllocation\x12\x17\n\x0fpoints_reversed\x18\x08 \x01(\x03\x12*\n\x05state\x18\t \x01(\x0e\x32\x1b.loyalty.v1.RedemptionState\x12.\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0fhold_expires_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fprogram_version\x18\x0c \x01(\x03\x12\x10\n\x08\x63urrency\x18\r \x01(\t\"1\n\x0cReturnedLine\x12\x0f\n\x07line_id\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x03*\xb2\x02\n\x11\x42indingConstraint\x12\"\n\x1e\x42INDING_CONSTRAINT_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x42INDING_CONSTRAINT_NONE\x10\x01\x12(\n$BINDING_CONSTRAINT_NO_ELIGIBLE_LINES\x10\x02\x12%\n!BINDING_CONSTRAINT_PROMO_CONFLICT\x10\x03\x12\x1f\n\x1b\x42INDING_CONSTRAINT_TIER_CAP\x10\x04\x12!\n\x1d\x42INDING_CONSTRAINT_SOURCE_CAP\x10\x05\x12\x1e\n\x1a\x42INDING_CONSTRAINT_BALANCE\x10\x06\x12\'\n#BINDING_CONSTRAINT_LINE_GRANULARITY\x10\x07*t\n\rSelectionMode\x12\x1e\n\x1aSELECTION_MODE_UNSPECIFIED\x10\x00\x12 \n\x1cSELECTION_MODE_ANY_UP_TO_MAX\x10\x01\x12!\n\x1dSELECTION_MODE_ALL_OR_NOTHING\x10\x02*\xf1\x01\n\x0fRedemptionState\x12 \n\x1cREDEMPTION_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15REDEMPTION_STATE_HELD\x10\x01\x12\x1c\n\x18REDEMPTION_STATE_APPLIED\x10\x02\x12\'\n#REDEMPTION_STATE_PARTIALLY_REVERSED\x10\x03\x12\x1d\n\x19REDEMPTION_STATE_REVERSED\x10\x04\x12\x1d\n\x19REDEMPTION_STATE_RELEASED\x10\x05\x12\x1c\n\x18REDEMPTION_STATE_EXPIRED\x10\x06\x42\x44ZBgithub.com/loyalty-pricing/loyalty/clients/go/loyalty/v1;loyaltyv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bloyalty/v1/redemption.proto\x12\nloyalty.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"I\n\x0eLineAllocation\x12\x0f\n\x07line_id\x18\x01 \x01(\t\x12\x0e\n\x06points\x18\x02 \x01(\x03\x12\x16\n\x0e\x64iscount_minor\x18\x03 \x01(\x03\"E\n\x0c\x45xcludedLine\x12\x0f\n\x07line_id\x18\x01 \x01(\t\x12\x0f\n\x07rule_id\x18\x02 \x01(\t\x12\x13\n\x0b\x65xplanation\x18\x03 \x01(\t\"\x89\x03\n\x10RedemptionOption\x12\x13\n\x0bkeeps_promo\x18\x01 \x01(\x08\x12\x12\n\nmax_points\x18\x02 \x01(\x03\x12\x1a\n\x12max_discount_minor\x18\x03 \x01(\x03\x12\x1b\n\x13\x65ligible_base_minor\x18\x04 \x01(\x03\x12\x15\n\rpayable_minor\x18\x05 \x01(\x03\x12\x39\n\x12\x62inding_constraint\x18\x06 \x01(\x0e\x32\x1d.loyalty.v1.BindingConstraint\x12\x31\n\x0eselection_mode\x18\x07 \x01(\x0e\x32\x19.loyalty.v1.SelectionMode\x12/\n\x0b\x61llocations\x18\x08 \x03(\x0b\x32\x1a.loyalty.v1.LineAllocation\x12\x30\n\x0e\x65xcluded_lines\x18\t \x03(\x0b\x32\x18.loyalty.v1.ExcludedLine\x12\x16\n\x0epoints_to_earn\x18\n \x01(\x03\x12\x13\n\x0b\x65xplanation\x18\x0b \x01(\t\"\x8c\x03\n\nRedemption\x12\x15\n\rredemption_id\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12\x12\n\nprogram_id\x18\x04 \x01(\t\x12\x0e\n\x06points\x18\x05 \x01(\x03\x12\x16\n\x0e\x64iscount_minor\x18\x06 \x01(\x03\x12/\n\x0b\x61llocations\x18\x07 \x03(\x0b\x32\x1a.loyalty.v1.LineAllocation\x12\x17\n\x0fpoints_reversed\x18\x08 \x01(\x03\x12*\n\x05state\x18\t \x01(\x0e\x32\x1b.loyalty.v1.RedemptionState\x12.\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0fhold_expires_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fprogram_version\x18\x0c \x01(\x03\x12\x10\n\x08\x63urrency\x18\r \x01(\t\"1\n\x0cReturnedLine\x12\x0f\n\x07line_id\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x03*\xb2\x02\n\x11\x42indingConstraint\x12\"\n\x1e\x42INDING_CONSTRAINT_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x42INDING_CONSTRAINT_NONE\x10\x01\x12(\n$BINDING_CONSTRAINT_NO_ELIGIBLE_LINES\x10\x02\x12%\n!BINDING_CONSTRAINT_PROMO_CONFLICT\x10\x03\x12\x1f\n\x1b\x42INDING_CONSTRAINT_TIER_CAP\x10\x04\x12!\n\x1d\x42INDING_CONSTRAINT_SOURCE_CAP\x10\x05\x12\x1e\n\x1a\x42INDING_CONSTRAINT_BALANCE\x10\x06\x12\'\n#BINDING_CONSTRAINT_LINE_GRANULARITY\x10\x07*t\n\rSelectionMode\x12\x1e\n\x1aSELECTION_MODE_UNSPECIFIED\x10\x00\x12 \n\x1cSELECTION_MODE_ANY_UP_TO_MAX\x10\x01\x12!\n\x1dSELECTION_MODE_ALL_OR_NOTHING\x10\x02*\xf1\x01\n\x0fRedemptionState\x12 \n\x1cREDEMPTION_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15REDEMPTION_STATE_HELD\x10\x01\x12\x1c\n\x18REDEMPTION_STATE_APPLIED\x10\x02\x12\'\n#REDEMPTION_STATE_PARTIALLY_REVERSED\x10\x03\x12\x1d\n\x19REDEMPTION_STATE_REVERSED\x10\x04\x12\x1d\n\x19REDEMPTION_STATE_RELEASED\x10\x05\x12\x1c\n\x18REDEMPTION_STATE_EXPIRED\x10\x06\x42\x44ZBgithub.com/loyalty-pricing/loyalty/clients/go/loyalty/v1;loyaltyv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,20 +33,20 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'loyalty.v1.redemption_pb2',
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'ZBgithub.com/loyalty-pricing/loyalty/clients/go/loyalty/v1;loyaltyv1'
-  _globals['_BINDINGCONSTRAINT']._serialized_start=1027
-  _globals['_BINDINGCONSTRAINT']._serialized_end=1333
-  _globals['_SELECTIONMODE']._serialized_start=1335
-  _globals['_SELECTIONMODE']._serialized_end=1451
-  _globals['_REDEMPTIONSTATE']._serialized_start=1454
-  _globals['_REDEMPTIONSTATE']._serialized_end=1695
+  _globals['_BINDINGCONSTRAINT']._serialized_start=1069
+  _globals['_BINDINGCONSTRAINT']._serialized_end=1375
+  _globals['_SELECTIONMODE']._serialized_start=1377
+  _globals['_SELECTIONMODE']._serialized_end=1493
+  _globals['_REDEMPTIONSTATE']._serialized_start=1496
+  _globals['_REDEMPTIONSTATE']._serialized_end=1737
   _globals['_LINEALLOCATION']._serialized_start=76
   _globals['_LINEALLOCATION']._serialized_end=149
   _globals['_EXCLUDEDLINE']._serialized_start=151
-  _globals['_EXCLUDEDLINE']._serialized_end=199
-  _globals['_REDEMPTIONOPTION']._serialized_start=202
-  _globals['_REDEMPTIONOPTION']._serialized_end=574
-  _globals['_REDEMPTION']._serialized_start=577
-  _globals['_REDEMPTION']._serialized_end=973
-  _globals['_RETURNEDLINE']._serialized_start=975
-  _globals['_RETURNEDLINE']._serialized_end=1024
+  _globals['_EXCLUDEDLINE']._serialized_end=220
+  _globals['_REDEMPTIONOPTION']._serialized_start=223
+  _globals['_REDEMPTIONOPTION']._serialized_end=616
+  _globals['_REDEMPTION']._serialized_start=619
+  _globals['_REDEMPTION']._serialized_end=1015
+  _globals['_RETURNEDLINE']._serialized_start=1017
+  _globals['_RETURNEDLINE']._serialized_end=1066
 # @@protoc_insertion_point(module_scope)
