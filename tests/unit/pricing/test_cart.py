@@ -171,6 +171,19 @@ class TestValidation:
             )
         ]
 
+    def test_a_line_at_int64_max_with_another_fault_is_not_also_an_overflow(self) -> None:
+        # 1 × INT64_MAX fits int64: only the long sku and the cart bound are reported
+        faulty = good_line(quantity=1, unit_price_minor=INT64_MAX, sku="s" * 257)
+        assert paths(validate_cart(cart_of(faulty))) == ["cart.lines[0].sku", "cart.lines"]
+
+    def test_delivery_at_10_to_the_15_is_accepted_and_then_no_line_may_cost_more(self) -> None:
+        # a free line + 10^15 of delivery = 10^15: at the bound
+        free = good_line(quantity=1, unit_price_minor=0)
+        assert validate_cart(cart_of(free, delivery_minor=10**15)) == []
+        # 1 minor of goods + 10^15 of delivery = 10^15 + 1: the lines are what is too much
+        one = good_line(quantity=1, unit_price_minor=1)
+        assert paths(validate_cart(cart_of(one, delivery_minor=10**15))) == ["cart.lines"]
+
     def test_total_at_10_to_the_15_is_accepted_and_one_more_is_not(self) -> None:
         # 999 999 999 999 999 + 1 = 10^15 (delivery counts); + 2 = 10^15 + 1
         at = cart_of(good_line(quantity=1, unit_price_minor=10**15 - 1), delivery_minor=1)
