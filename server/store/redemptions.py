@@ -296,6 +296,8 @@ _lapsed_after = select(
     _r.customer_id == bindparam("customer_id"),
     _r.state == "EXPIRED",
     _r.hold_expires_at > bindparam("now"),
+    # A hold placed after `now` did not exist then: nothing of it to undo.
+    _r.created_at <= bindparam("now"),
 )
 
 

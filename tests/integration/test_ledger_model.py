@@ -809,7 +809,7 @@ class LedgerModel(RuleBasedStateMachine):
             capture_redemption,
             commands.CaptureRedemption(key=self.key(), program_id=PROGRAM, order_id=order.order_id),
         )
-        assert captured.state.value == "APPLIED"
+        assert captured.redemption.state.value == "APPLIED"
 
     @rule(
         pick=st.integers(0, 10**6),

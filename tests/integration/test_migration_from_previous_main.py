@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tarfile
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -54,7 +54,7 @@ from tests.e2e.builders import (
 )
 from tests.integration.invariants import check_invariants
 from tests.support.databases import database_url
-from tests.support.server import ROOT, ServerProcess, Stubs, run_expiry_job
+from tests.support.server import ROOT, ServerProcess, Stubs, free_port, run_expiry_job
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -75,6 +75,7 @@ INSTANTS = [
     days(41),  # after the previous expiry job
     days(200),  # o9 lapsed, written down by nobody; most buckets expired, none written
 ]
+EXPIRY_JOB_RAN = days(40)
 ACCOUNTS = [("stomatorg", c) for c in ("c1", "c2", "c3", "c4", "c5")] + [("denco", "d1")]
 ORDERS = [("stomatorg", f"o{n}") for n in range(1, 11)] + [("denco", "o11")]
 
@@ -186,7 +187,7 @@ def _drive(stubs: Stubs, db_url: str, tree: Path) -> list[tuple[str, Message, Me
     call("ApplyRedemption", apply_request("denco", "d1", "o11", ONE_MILLION, 1_000))
     call("ReverseRedemption", reverse_request("denco", "o11", as_of=days(1)))
     # The previous expiry job, on day 40: c5's 50 promo expired on day 20.
-    run_expiry_job(db_url, days(40), cwd=tree, env=_pythonpath(tree))
+    run_expiry_job(db_url, EXPIRY_JOB_RAN, cwd=tree, env=_pythonpath(tree))
     return calls
 
 
@@ -200,7 +201,10 @@ def test_a_database_of_the_previous_main_migrates_and_reads_as_before(
     previous_main: Path, db_url: str, tmp_path: Path
 ) -> None:
     log = tmp_path / "server.log"
-    old = ServerProcess(db_url, log_path=log, cwd=previous_main, env=_pythonpath(previous_main))
+    # The old code logs its port as configured: give it one (it cannot report port 0's).
+    old = ServerProcess(
+        db_url, log_path=log, cwd=previous_main, env=_pythonpath(previous_main), port=free_port()
+    )
     old.start()
     try:
         mutations = _drive(old.stubs(), db_url, previous_main)
@@ -219,11 +223,17 @@ def test_a_database_of_the_previous_main_migrates_and_reads_as_before(
         after = _reads(new.address, previous_main)
         assert len(after) == len(before)
         for was, now in zip(before, after, strict=True):
+            if _sees_before_the_job(was["read"]):
+                # Issue 13 changed these on purpose (docs/rules.md §7): a read at an
+                # instant before what the expiry job (or a lapse) wrote sees that instant,
+                # where the previous main showed the state written since. They must answer.
+                assert "ok" in now or now == was, now
+                continue
             assert now == was, f"{was['read']} answered differently after the migration"
         # The previous server's mutations replayed: their first answers, nothing changed.
         for name, request, response in mutations:
             assert rpc(stubs, name)(request, timeout=TIMEOUT) == response, request
-        assert _reads(new.address, previous_main) == before
+        assert _reads(new.address, previous_main) == after  # the replays changed nothing
         check_invariants(db_url, days(41))
 
         # New writes on migrated orders. c1 returns the rest of o1 on day 41: x had 150
@@ -252,3 +262,10 @@ def test_a_database_of_the_previous_main_migrates_and_reads_as_before(
         check_invariants(db_url, days(41) + MINUTE)
     finally:
         new.stop()
+
+
+def _sees_before_the_job(read: list[str]) -> bool:
+    """An account or redemption read at an instant before the previous expiry job ran."""
+    return read[0] in ("GetAccount", "GetRedemption") and (
+        datetime.fromisoformat(read[-1]) < EXPIRY_JOB_RAN
+    )

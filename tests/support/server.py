@@ -39,7 +39,8 @@ class Stubs:
     reporting: reporting_service_pb2_grpc.ReportingServiceStub
 
 
-SERVING_ON = re.compile(r"serving on (\S+):(\d+) \(")
+# "listening on" comes first (before migrations and readiness), "serving on" once ready.
+SERVING_ON = re.compile(r"(?:listening|serving) on (\S+?):(\d+)[ ;]")
 METRICS_ON = re.compile(r"metrics on (\S+:\d+)")
 
 
@@ -62,10 +63,13 @@ class ServerProcess:
         env: Mapping[str, str] | None = None,
         credentials: grpc.ChannelCredentials | None = None,
         cwd: Path = ROOT,
+        port: int | None = None,
     ) -> None:
         self.database_url = database_url
         self.host = host  # what it listens on; tests always reach it over 127.0.0.1
-        self.port: int | None = None  # known once started
+        # Known once started; given only for a server that cannot name the port 0 bound
+        # (an older version's code, which logs the port as configured).
+        self.port: int | None = port
         self.metrics_address: str | None = None  # with --metrics-listen HOST:0, once started
         self.log_path = log_path
         self.allow_clock_override = allow_clock_override
@@ -116,7 +120,7 @@ class ServerProcess:
                 text = log.read().decode(errors="replace")
             serving = SERVING_ON.search(text)
             if serving:
-                self.port = int(serving[2])
+                self.port = int(serving[2]) or self.port
                 metrics = METRICS_ON.search(text)
                 self.metrics_address = metrics[1] if metrics else None
                 return
