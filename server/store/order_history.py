@@ -7,7 +7,6 @@ the customers' accruals (for tiers). They are merged customer by customer,
 so memory holds one customer's history at a time, whatever the window.
 """
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,9 +15,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, and_, func, literal_column, select
 
-from pricing.cart import Cart, CartLine, LineKind
+from pricing.cart import Cart
 from pricing.tiers import QualifyingOrder
 from pricing.whatif import RecordedOrder
+from server.store.orders import cart_line
 from server.store.schema import (
     LIVE_REDEMPTION,
     accruals,
@@ -213,7 +213,7 @@ def _order(
     history: tuple[QualifyingOrder, ...],
 ) -> RecordedOrder:
     first = lines[0]
-    cart = Cart(window.currency, tuple(_line(row) for row in lines))
+    cart = Cart(window.currency, tuple(cart_line(row) for row in lines))
     return RecordedOrder(
         order_id=first.order_id,
         customer_id=first.customer_id,
@@ -225,19 +225,4 @@ def _order(
         balances=wallet.balances_at(first.created_at, order_id=first.order_id),
         history=history,
         whole=all(row.whole for row in lines),
-    )
-
-
-def _line(row: Row[Any]) -> CartLine:
-    return CartLine(
-        row.line_id,
-        row.quantity,
-        row.unit_price_minor,
-        sku=row.sku,
-        category=row.category,
-        brand=row.brand,
-        tags=() if row.tags == "[]" else tuple(json.loads(row.tags)),
-        kind=LineKind(row.kind),
-        discount_minor=row.discount_minor,
-        promo_discount_minor=row.promo_discount_minor,
     )

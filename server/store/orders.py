@@ -3,6 +3,7 @@
 import json
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
@@ -85,6 +86,23 @@ def add_order(connection: Connection, order: Order, *, now: datetime) -> None:
     )
 
 
+def cart_line(row: Any) -> CartLine:
+    """A recorded line (a row of `order_lines`) as the cart line it was."""
+    tags = () if row.tags == "[]" else tuple(json.loads(row.tags))
+    return CartLine(
+        row.line_id,
+        row.quantity,
+        row.unit_price_minor,
+        row.sku,
+        row.category,
+        row.brand,
+        tags,
+        LineKind(row.kind),
+        row.discount_minor,
+        row.promo_discount_minor,
+    )
+
+
 def find_order(connection: Connection, *, program_id: str, order_id: str) -> Order | None:
     """The order with its lines, every redemption attempt and its accrual."""
     key = {"program_id": program_id, "order_id": order_id}
@@ -93,18 +111,7 @@ def find_order(connection: Connection, *, program_id: str, order_id: str) -> Ord
         return None
     lines = tuple(
         OrderLine(
-            CartLine(
-                row.line_id,
-                row.quantity,
-                row.unit_price_minor,
-                row.sku,
-                row.category,
-                row.brand,
-                tuple(json.loads(row.tags)),
-                LineKind(row.kind),
-                row.discount_minor,
-                row.promo_discount_minor,
-            ),
+            cart_line(row),
             row.returned_units,
             row.whole,
         )
