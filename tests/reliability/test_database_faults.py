@@ -181,11 +181,18 @@ def test_server_connections_terminated_under_load(
         with psycopg.connect(cluster.url(), autocommit=True) as admin:
             for _ in range(rounds):
                 served = stats.answers
-                # the server has answered calls since the last round: it has connections
-                wait_until(
-                    lambda served=served: stats.answers > served,
-                    what="an answer between the rounds",
-                )
+
+                def reconnected(served: int = served) -> bool:
+                    # an answer since the last round (it may have been on its way back
+                    # when that round ran) and a connection open again to terminate
+                    backends = admin.execute(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE datname = %s AND pid <> pg_backend_pid()",
+                        (name,),
+                    ).fetchone()
+                    return stats.answers > served and backends is not None and backends[0] > 0
+
+                wait_until(reconnected, what="an answer and a server connection between the rounds")
                 killed = admin.execute(
                     "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) "
                     "FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
