@@ -3,6 +3,7 @@
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from enum import Enum
+from functools import lru_cache
 
 from pricing.errors import Violation
 from pricing.money import INT64_MAX
@@ -20,12 +21,27 @@ def match_key(value: str) -> str:
     return value.strip().casefold()
 
 
+# Category, brand, sku and tags as `match_key` normalises them. Catalogues repeat these
+# values across lines and orders, so each combination is normalised once (a bounded cache).
+MatchKeys = tuple[str, str, str, frozenset[str]]
+
+
+@lru_cache(maxsize=16_384)
+def match_keys(category: str, brand: str, sku: str, tags: tuple[str, ...]) -> MatchKeys:
+    return (
+        match_key(category),
+        match_key(brand),
+        match_key(sku),
+        frozenset(match_key(tag) for tag in tags),
+    )
+
+
 class LineKind(Enum):
     GOODS = "GOODS"
     SERVICE = "SERVICE"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CartLine:
     line_id: str
     quantity: int
@@ -42,21 +58,14 @@ class CartLine:
     gross_minor: int = field(init=False, repr=False, compare=False)
     net_minor: int = field(init=False, repr=False, compare=False)  # after markdown and promo
     # Category, brand, sku and tags as `match_key` normalises them, for exclusion rules.
-    match_keys: tuple[str, str, str, frozenset[str]] = field(init=False, repr=False, compare=False)
+    match_keys: MatchKeys = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         gross = self.quantity * self.unit_price_minor
-        object.__setattr__(self, "gross_minor", gross)
-        object.__setattr__(
-            self, "net_minor", gross - self.discount_minor - self.promo_discount_minor
-        )
-        keys = (
-            match_key(self.category),
-            match_key(self.brand),
-            match_key(self.sku),
-            frozenset(match_key(tag) for tag in self.tags),
-        )
-        object.__setattr__(self, "match_keys", keys)
+        setter = object.__setattr__
+        setter(self, "gross_minor", gross)
+        setter(self, "net_minor", gross - self.discount_minor - self.promo_discount_minor)
+        setter(self, "match_keys", match_keys(self.category, self.brand, self.sku, self.tags))
 
     def without_promo(self) -> "CartLine":
         if not self.promo_discount_minor:
@@ -93,6 +102,8 @@ class Cart:
 
     def without_promo(self) -> "Cart":
         """The cart with its promo code dropped: each line's promo discount comes back."""
+        if not self.promo_code and not any(line.promo_discount_minor for line in self.lines):
+            return self  # nothing to drop
         lines = tuple(line.without_promo() for line in self.lines)
         return replace(self, lines=lines, promo_code="")
 

@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError
 from tqdm import tqdm
 
 from pricing.program import Program, ProgramConfigError, load_program, load_programs
-from pricing.whatif import Replay, Summary, Totals, replay, summarize
+from pricing.whatif import Replay, Replayer, Summary, Totals, summarize
 from server.config import DEFAULT_DATABASE_URL, SHIPPED_PROGRAMS
 from server.store.db import create_database_engine
 from server.store.order_history import Window, count_orders, recorded_orders
@@ -158,11 +158,12 @@ def run(
 def _replays(
     connection: Connection, request: Request, *, kept: list[Replay], not_whole: list[str]
 ) -> Iterator[Replay]:
+    replayer = Replayer(request.program, request.draft)
     for order in recorded_orders(connection, request.window):
         if not order.whole:
             not_whole.append(order.order_id)
             continue
-        replayed = replay(request.program, request.draft, order)
+        replayed = replayer.replay(order)
         if request.per_order:
             kept.append(replayed)
         yield replayed

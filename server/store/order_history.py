@@ -10,10 +10,21 @@ so memory holds one customer's history at a time, whatever the window.
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import groupby
-from typing import Any
+from itertools import groupby, islice
+from operator import itemgetter
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Row, and_, func, literal_column, select
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Row,
+    and_,
+    bindparam,
+    func,
+    literal_column,
+    select,
+    type_coerce,
+)
 
 from pricing.cart import Cart
 from pricing.tiers import QualifyingOrder
@@ -32,6 +43,28 @@ from server.store.schema import (
 
 _o, _l, _r, _rl = orders.c, order_lines.c, redemptions.c, redemption_lines.c
 _STREAM = {"stream_results": True, "yield_per": 2_000}
+_CHUNK = 500  # orders whose lines one query fetches
+_LINE_FIELDS = (
+    "line_id", "quantity", "unit_price_minor", "sku", "category", "brand", "tags", "kind",
+    "discount_minor", "promo_discount_minor",
+)  # fmt: skip
+
+
+class _Line(NamedTuple):
+    """A recorded line as `cart_line` reads it."""
+
+    position: int
+    line_id: str
+    quantity: int
+    unit_price_minor: int
+    sku: str
+    category: str
+    brand: str
+    tags: str  # a JSON array of strings, as stored
+    kind: str
+    discount_minor: int
+    promo_discount_minor: int
+    whole: bool
 
 
 @dataclass(frozen=True)
@@ -48,13 +81,14 @@ def recorded_orders(connection: Connection, window: Window) -> Iterator[Recorded
     entry_rows = _stream(connection, _entries_query(connection, window))
     accrual_rows = _stream(connection, _accruals_query(connection, window))
     entries, history = _ByCustomer(entry_rows), _ByCustomer(accrual_rows)
-    for customer_id, rows in groupby(order_rows, key=lambda row: row.customer_id):
+    with_lines = _with_lines(connection, window, order_rows)
+    for customer_id, rows in groupby(with_lines, key=lambda each: each[0].customer_id):
         wallet = _Wallet(entries.take(customer_id))
         tiers = tuple(
             QualifyingOrder(row.available_at, row.amount) for row in history.take(customer_id)
         )
-        for _, lines in groupby(rows, key=lambda row: row.order_id):
-            yield _order(list(lines), window=window, wallet=wallet, history=tiers)
+        for row, lines, spent in rows:
+            yield _order(row, lines, spent, window=window, wallet=wallet, history=tiers)
 
 
 def count_orders(connection: Connection, window: Window) -> int:
@@ -64,7 +98,9 @@ def count_orders(connection: Connection, window: Window) -> int:
 
 
 def _stream(connection: Connection, query: Any) -> Iterator[Row[Any]]:
-    return iter(connection.execution_options(**_STREAM).execute(query))
+    # Options of this statement only: `Connection.execution_options` would stream every
+    # later statement on the connection too (the lines' lookups, read whole, included).
+    return iter(connection.execute(query, execution_options=_STREAM))
 
 
 def _in_window(window: Window) -> Any:
@@ -83,37 +119,73 @@ def _by_customer(connection: Connection, column: Any) -> Any:
 
 
 def _orders_query(connection: Connection, window: Window) -> Any:
-    spent = (
-        select(_rl.line_id, _rl.points, _r.order_id, _r.payment_method, _r.points.label("total"))
-        .join(redemptions, _r.redemption_id == _rl.redemption_id)
-        .where(_r.program_id == window.program_id, literal_column(LIVE_REDEMPTION))
-        .subquery()
+    """One row per order: its customer, instant, and live redemption (method, points)."""
+    live = and_(
+        _r.program_id == _o.program_id, _r.order_id == _o.order_id, literal_column(LIVE_REDEMPTION)
     )
     return (
         select(
             _o.customer_id,
             _o.order_id,
             _o.created_at,
-            _l.line_id,
-            _l.quantity,
-            _l.unit_price_minor,
-            _l.sku,
-            _l.category,
-            _l.brand,
-            _l.tags,
-            _l.kind,
-            _l.discount_minor,
-            _l.promo_discount_minor,
-            _l.whole,
-            spent.c.points.label("spent"),
-            spent.c.payment_method,
-            spent.c.total,
+            _r.redemption_id,
+            _r.payment_method,
+            _r.points,
         )
-        .join(order_lines, and_(_l.program_id == _o.program_id, _l.order_id == _o.order_id))
-        .outerjoin(spent, and_(spent.c.order_id == _o.order_id, spent.c.line_id == _l.line_id))
+        .select_from(orders.outerjoin(redemptions, live))
         .where(_in_window(window))
-        .order_by(_by_customer(connection, _o.customer_id), _o.created_at, _o.order_id, _l.position)
+        .order_by(_by_customer(connection, _o.customer_id), _o.created_at, _o.order_id)
     )
+
+
+def _with_lines(
+    connection: Connection, window: Window, order_rows: Iterator[Row[Any]]
+) -> Iterator[tuple[Row[Any], list[_Line], dict[str, int]]]:
+    """Each order row with its lines and the points its redemption spent on each.
+
+    They are read for `_CHUNK` orders at a time, one query each, by primary key.
+    """
+    lines_query, spent_query = _lines_queries(connection)
+    while chunk := list(islice(order_rows, _CHUNK)):
+        order_ids = [row.order_id for row in chunk]
+        found = connection.execute(lines_query, {"program_id": window.program_id, "ids": order_ids})
+        lines = {order_id: _lines(values) for order_id, values in found}
+        redemption_ids = [row.redemption_id for row in chunk if row.redemption_id]
+        spent: dict[str, list[list[Any]]] = {}
+        if redemption_ids:
+            spent = dict(iter(connection.execute(spent_query, {"ids": redemption_ids})))
+        for row in chunk:
+            by_line = dict(spent.get(row.redemption_id, ()))
+            yield row, lines.get(row.order_id, []), by_line
+
+
+def _lines(values: list[list[Any]]) -> list[_Line]:
+    """An order's lines in their position order, from its aggregated JSON arrays."""
+    return [_Line._make(each) for each in sorted(values, key=itemgetter(0))]
+
+
+def _lines_queries(connection: Connection) -> tuple[Any, Any]:
+    """Some orders' lines, and some redemptions' points per line: one row per order each.
+
+    Each row aggregates the order's lines as JSON arrays (fewer rows to fetch and decode).
+    """
+    if connection.dialect.name == "postgresql":
+        aggregate, array = func.json_agg, func.json_build_array
+    else:
+        aggregate, array = func.json_group_array, func.json_array
+    ids: Any = bindparam("ids", expanding=True)
+    fields = (_l.position, *(_l[name] for name in _LINE_FIELDS), _l.whole)
+    lines = (
+        select(_l.order_id, type_coerce(aggregate(array(*fields)), JSON))
+        .where(_l.program_id == bindparam("program_id"), _l.order_id.in_(ids))
+        .group_by(_l.order_id)
+    )
+    spent = (
+        select(_rl.redemption_id, type_coerce(aggregate(array(_rl.line_id, _rl.points)), JSON))
+        .where(_rl.redemption_id.in_(ids))
+        .group_by(_rl.redemption_id)
+    )
+    return lines, spent
 
 
 def _customers(window: Window) -> Any:
@@ -206,23 +278,23 @@ class _Wallet:
 
 
 def _order(
-    lines: list[Row[Any]],
+    row: Row[Any],
+    lines: list[_Line],
+    spent: dict[str, int],
     *,
     window: Window,
     wallet: _Wallet,
     history: tuple[QualifyingOrder, ...],
 ) -> RecordedOrder:
-    first = lines[0]
-    cart = Cart(window.currency, tuple(cart_line(row) for row in lines))
     return RecordedOrder(
-        order_id=first.order_id,
-        customer_id=first.customer_id,
-        placed_at=first.created_at,
-        cart=cart,
-        payment_method=first.payment_method or "",
-        points_spent=first.total or 0,
-        spent_by_line={row.line_id: row.spent for row in lines if row.spent},
-        balances=wallet.balances_at(first.created_at, order_id=first.order_id),
+        order_id=row.order_id,
+        customer_id=row.customer_id,
+        placed_at=row.created_at,
+        cart=Cart(window.currency, tuple(cart_line(line) for line in lines)),
+        payment_method=row.payment_method or "",
+        points_spent=row.points or 0,
+        spent_by_line={line_id: points for line_id, points in spent.items() if points},
+        balances=wallet.balances_at(row.created_at, order_id=row.order_id),
         history=history,
-        whole=all(row.whole for row in lines),
+        whole=bool(lines) and all(line.whole for line in lines),
     )

@@ -1,14 +1,19 @@
 """pricing.whatif: recorded orders priced again under the program and under a draft."""
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from pricing.caps import Constraint
-from pricing.cart import Cart, CartLine
-from pricing.program import Program, load_program
+from pricing.cart import Cart, CartLine, LineKind
+from pricing.program import ExclusionRule, Program, load_program
 from pricing.tiers import QualifyingOrder
-from pricing.whatif import RecordedOrder, replay, summarize
+from pricing.whatif import RecordedOrder, Replay, Replayer, price_recorded, replay, summarize
 
 from .conftest import PROGRAMS
 
@@ -161,3 +166,89 @@ class TestDenco:
         summary = summarize(denco, lower, [result])
         assert summary.total.binding_changed == 1
         assert summary.total.max_points_change == -100
+
+
+SHIPPED = {name: load_program(PROGRAMS / f"{name}.toml") for name in ("stomatorg", "denco")}
+
+
+def _edit(program: Program, edit: str) -> Program:
+    """A draft that changes one thing a replay may share between the program and the draft."""
+    tiers = program.tiers
+    if edit == "cap":
+        return replace(
+            program, tiers=tuple(replace(t, redeem_cap_bp=t.redeem_cap_bp + 200) for t in tiers)
+        )
+    if edit == "earn":
+        return replace(
+            program, tiers=(replace(tiers[0], earn_rate_bp=tiers[0].earn_rate_bp + 100), *tiers[1:])
+        )
+    if edit == "orders":  # the top tier needs one order (and its spend)
+        return replace(program, tiers=(*tiers[:-1], replace(tiers[-1], min_orders=1)))
+    if edit == "spend":  # the second tier (stomatorg's regular) needs 10,000.00, not 100,000.00
+        i = min(1, len(tiers) - 1)
+        cheaper = replace(tiers[i], min_spend_minor=1_000_000)
+        return replace(program, tiers=(*tiers[:i], cheaper, *tiers[i + 1 :]))
+    if edit == "window":
+        return replace(program, tier_window_days=30)
+    if edit == "exclusion":
+        return replace(
+            program, exclusions=(*program.exclusions, ExclusionRule("x", tags=frozenset({"sale"})))
+        )
+    if edit == "services":
+        return replace(program, services_redeemable=not program.services_redeemable)
+    if edit == "point_value":
+        return replace(program, point_value_minor=37)
+    return program
+
+
+@st.composite
+def recorded_orders(draw: st.DrawFn) -> RecordedOrder:
+    lines = []
+    for index in range(draw(st.integers(1, 5))):
+        quantity, unit = draw(st.integers(1, 3)), draw(st.integers(0, 300_000))
+        promo = draw(st.just(0) | st.integers(0, quantity * unit))
+        lines.append(
+            CartLine(
+                f"l{index}", quantity, unit,
+                brand=draw(st.sampled_from(["", "Reima", "Nike"])),
+                tags=draw(st.sampled_from([(), ("sale",), ("no_points",)])),
+                kind=draw(st.sampled_from([LineKind.GOODS, LineKind.GOODS, LineKind.SERVICE])),
+                promo_discount_minor=promo,
+            )
+        )  # fmt: skip
+    # Orders of one size, so that tiers' spend and order thresholds are both met and missed.
+    amount = draw(st.sampled_from([1_000_000, 5_000_000, 20_000_000, 60_000_000]))
+    days = draw(st.lists(st.integers(1, 400), max_size=16))  # in a 30 or 365 days' window
+    history = tuple(QualifyingOrder(PLACED - timedelta(days=d), amount) for d in days)
+    spent = {line.line_id: draw(st.integers(0, 500)) for line in lines if draw(st.booleans())}
+    return RecordedOrder(
+        order_id="o1",
+        customer_id="c1",
+        placed_at=PLACED,
+        cart=Cart("RUB", tuple(lines)),
+        payment_method=draw(st.sampled_from(["", "denco_card", "cash"])),
+        points_spent=sum(spent.values()),
+        spent_by_line=spent,
+        balances={"loyalty": draw(st.integers(0, 20_000)), "action": draw(st.integers(0, 500))},
+        history=history,
+    )
+
+
+EDITS = ["none", "cap", "earn", "orders", "spend", "window", "exclusion", "services", "point_value"]
+
+
+@pytest.mark.parametrize("edit", EDITS)
+@settings(max_examples=150, deadline=None)
+@given(
+    name=st.sampled_from(sorted(SHIPPED)), other=st.sampled_from(EDITS), recorded=recorded_orders()
+)
+def test_what_a_replay_shares_never_changes_a_figure(
+    edit: str, name: str, other: str, recorded: RecordedOrder
+) -> None:
+    """The draft reuses what it leaves unchanged (the eligible lines, the tier, the earnings):
+    every figure is still the one each program prices on its own."""
+    program = SHIPPED[name]
+    changed = _edit(_edit(program, edit), other)
+    for then, draft in ((program, changed), (changed, program)):
+        alone = Replay(recorded, price_recorded(then, recorded), price_recorded(draft, recorded))
+        assert Replayer(then, draft).replay(recorded) == alone
