@@ -11,6 +11,7 @@ resident memory after each window, which stays flat when the replay streams.
 
 import argparse
 import json
+import os
 import resource
 import time
 from datetime import UTC, datetime, timedelta
@@ -113,7 +114,7 @@ def seed(url: str, *, orders: int) -> None:
             connection.execute(statement, params)  # type: ignore[arg-type]
 
 
-def measure(url: str, *, orders: int, draft: Path) -> dict[str, float]:
+def measure(url: str, *, orders: int, draft: Path, workers: int) -> dict[str, float]:
     program = load_program(SHIPPED_PROGRAMS / "stomatorg.toml")
     request = Request(
         program,
@@ -121,24 +122,38 @@ def measure(url: str, *, orders: int, draft: Path) -> dict[str, float]:
         draft,
         Window("stomatorg", "RUB", START, START + timedelta(seconds=orders)),
         per_order=False,
+        workers=workers,
     )
     engine = create_database_engine(url, pool_size=1)
-    began, cpu = time.perf_counter(), time.process_time()
+    began, cpu = time.perf_counter(), _cpu_seconds()
     summary, _ = run(engine, request)
-    seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
+    seconds, cpu = time.perf_counter() - began, _cpu_seconds() - cpu
     engine.dispose()
     assert summary.total.orders == orders, (summary.total.orders, orders)
     return {
         "orders": orders,
+        "workers": workers or "auto",
         "seconds": round(seconds, 2),
         "orders_per_second": round(orders / seconds),
-        # This process's CPU per order: the figure that least depends on the machine's load.
+        # CPU per order of this process and its workers: the figure that least depends on
+        # the machine's load (the database's own CPU is not in it).
         "cpu_ms_per_order": round(1000 * cpu / orders, 3),
-        # Peak resident memory of this process so far (KiB on Linux): windows run smallest
-        # first, so a flat column means the replay does not hold the window in memory.
+        # Peak resident memory so far (KiB on Linux) of this process, and of the largest
+        # worker: windows run smallest first, so a flat column means the replay streams.
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "worker_peak_rss_mib": round(
+            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1
+        ),
+        "load_average": round(os.getloadavg()[0], 2),
         "max_points_change": summary.total.max_points_change,
     }
+
+
+def _cpu_seconds() -> float:
+    """User and system CPU of this process and of its finished workers."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + workers.ru_utime + workers.ru_stime
 
 
 def main() -> None:
@@ -146,6 +161,7 @@ def main() -> None:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--orders", default="10000,50000,100000", help="window sizes, comma-separated")
     p.add_argument("--out", type=Path, default=Path("var/bench"))
+    p.add_argument("--workers", type=int, help="worker processes (default: as simulate decides)")
     args = p.parse_args()
     sizes = [int(n) for n in args.orders.split(",")]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -158,15 +174,18 @@ def main() -> None:
         seed(url, orders=max(sizes))
         print(f"seeded {max(sizes):,} orders × 20 lines in {time.perf_counter() - began:.0f} s")
         for size in sizes:
-            results.append(measure(url, orders=size, draft=draft))
+            results.append(measure(url, orders=size, draft=draft, workers=args.workers))
             print(json.dumps(results[-1]))
     (args.out / "whatif.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
-    print("| orders in window | seconds | orders/s | CPU ms/order | peak RSS (MiB) |")
-    print("|---:|---:|---:|---:|---:|")
+    print(
+        "| orders in window | workers | seconds | orders/s | CPU ms/order "
+        "| peak RSS (MiB) | worker peak RSS (MiB) | load average |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
-        print(f"| {r['orders']:,} | {r['seconds']} | {r['orders_per_second']:,} "
-              f"| {r['cpu_ms_per_order']} "
-              f"| {r['peak_rss_mib']} |")  # fmt: skip
+        print(f"| {r['orders']:,} | {r['workers']} | {r['seconds']} | {r['orders_per_second']:,} "
+              f"| {r['cpu_ms_per_order']} | {r['peak_rss_mib']} | {r['worker_peak_rss_mib']} "
+              f"| {r['load_average']} |")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ The replay asks the very functions a live quote asks (`solve_maximum`,
 """
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 
 from pricing.accrual import points_to_earn
@@ -168,6 +168,11 @@ class Totals:
         self.points_earned_draft += replayed.draft.points_earned
         self.binding_changed += replayed.binding_changed
 
+    def merge(self, other: "Totals") -> None:
+        """Add another group's sums (a part of the orders replayed elsewhere)."""
+        for name in _SUMS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
     @property
     def max_points_change(self) -> int:
         return self.max_points_draft - self.max_points_then
@@ -175,6 +180,9 @@ class Totals:
     @property
     def points_earned_change(self) -> int:
         return self.points_earned_draft - self.points_earned_then
+
+
+_SUMS = tuple(f.name for f in fields(Totals))
 
 
 @dataclass
@@ -190,6 +198,13 @@ class Summary:
     def add(self, replayed: Replay) -> None:
         self.by_tier.setdefault(replayed.then.tier_id, Totals()).add(replayed)
         self.total.add(replayed)
+
+    def merge(self, other: "Summary") -> None:
+        """Add a summary of other orders of the same program and draft."""
+        for tier_id, totals in other.by_tier.items():
+            self.by_tier.setdefault(tier_id, Totals()).merge(totals)
+        self.total.merge(other.total)
+        self.not_whole += other.not_whole
 
     def share_of_change(self, tier_id: str) -> tuple[int, int]:
         """A tier's part of the total change in spendable points, as (part, whole)."""

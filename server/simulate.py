@@ -10,11 +10,16 @@ import argparse
 import csv
 import io
 import json
+import multiprocessing
 import os
+import queue
+import re
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -27,7 +32,7 @@ from pricing.program import Program, ProgramConfigError, load_program, load_prog
 from pricing.whatif import Replay, Replayer, Summary, Totals, summarize
 from server.config import DEFAULT_DATABASE_URL, SHIPPED_PROGRAMS
 from server.store.db import create_database_engine
-from server.store.order_history import Window, count_orders, recorded_orders
+from server.store.order_history import Window, count_orders, customer_ranges, recorded_orders
 
 FORMATS = ("text", "csv", "json")
 _COLUMNS = (
@@ -54,6 +59,11 @@ class Request:
     draft_path: Path
     window: Window
     per_order: bool
+    workers: int | None = None  # processes; None: one per CPU for a large window
+
+
+# Below this many orders a window is replayed in this process: starting workers costs more.
+PARALLEL_FROM = 20_000
 
 
 def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
@@ -71,6 +81,9 @@ def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     p.add_argument("--per-order", action="store_true", help="also one row per order")
     p.add_argument("--format", choices=FORMATS, default="text", help="text (default), csv, json")
     p.add_argument("--chart", type=Path, help="draw the comparison to FILE (.png or .svg)")
+    p.add_argument("--workers", type=_positive, help="worker processes on PostgreSQL, each "
+                   f"replaying a range of customers (default: one per CPU from {PARALLEL_FROM:,} "
+                   "orders on)")  # fmt: skip
     p.add_argument(
         "--database-url",
         default=env.get("LOYALTY_DATABASE_URL", DEFAULT_DATABASE_URL),
@@ -83,6 +96,13 @@ def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         help="directory of the program files in force (LOYALTY_PROGRAMS)",
     )
     return p
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
 
 
 def _instant(text: str) -> datetime:
@@ -130,48 +150,128 @@ def _request(args: argparse.Namespace) -> Request:
     if args.end <= args.start:
         raise SimulateError("--to must be after --from")
     window = Window(program.id, program.currency, args.start, args.end)
-    return Request(program, draft, args.draft, window, args.per_order)
+    return Request(program, draft, args.draft, window, args.per_order, args.workers)
 
 
 def run(
     engine: Engine, request: Request, *, progress: TextIO | None = None
 ) -> tuple[Summary, list[Replay]]:
-    """Replay every order of the window; keep each replay only when asked for per order."""
-    kept: list[Replay] = []
-    not_whole: list[str] = []
+    """Replay every order of the window; keep each replay only when asked for per order.
+
+    On PostgreSQL a large window is split by customer over worker processes, each reading
+    the snapshot of this transaction (`pg_export_snapshot`): the figures are the same.
+    """
     tiers = [tier.id for tier in request.program.tiers]
+    summary = summarize(request.program, request.draft, (), tiers=tiers)
+    kept: list[Replay] = []
     with _snapshot(engine) as connection:
         total = count_orders(connection, request.window)
-        replays = _replays(connection, request, kept=kept, not_whole=not_whole)
-        bar = tqdm(
-            replays,
-            total=total,
-            unit="order",
-            file=progress,
-            disable=progress is None or not progress.isatty(),
-        )
-        summary = summarize(request.program, request.draft, bar, tiers=tiers)
-    summary.not_whole = len(not_whole)
+        bar = tqdm(total=total, unit="order", file=progress,
+                   disable=progress is None or not progress.isatty())  # fmt: skip
+        with bar:
+            workers = _workers(engine, request, total)
+            if workers == 1:
+                parts = [_replay_part(connection, request, bar.update)]
+            else:
+                snapshot = connection.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one()
+                windows = customer_ranges(connection, request.window, workers)
+                url = engine.url.render_as_string(hide_password=False)
+                parts = _in_workers(url, request, snapshot, windows, bar.update)
+    for part in parts:
+        summary.merge(part.summary)
+        kept += part.kept
     return summary, kept
 
 
-def _replays(
-    connection: Connection, request: Request, *, kept: list[Replay], not_whole: list[str]
-) -> Iterator[Replay]:
+@dataclass
+class _Part:
+    """What one process replayed: its summary, and its replays when kept per order."""
+
+    summary: Summary
+    kept: list[Replay]
+
+
+def _workers(engine: Engine, request: Request, total: int) -> int:
+    if engine.dialect.name != "postgresql":
+        return 1  # SQLite: one reader
+    if request.workers is not None:
+        return request.workers
+    return (os.cpu_count() or 1) if total >= PARALLEL_FROM else 1
+
+
+def _replay_part(
+    connection: Connection, request: Request, advance: Callable[[int], object]
+) -> _Part:
     replayer = Replayer(request.program, request.draft)
+    kept: list[Replay] = []
+    summary = summarize(request.program, request.draft, ())
+    done = 0
     for order in recorded_orders(connection, request.window):
         if not order.whole:
-            not_whole.append(order.order_id)
+            summary.not_whole += 1
             continue
         replayed = replayer.replay(order)
+        summary.add(replayed)
         if request.per_order:
             kept.append(replayed)
-        yield replayed
+        done += 1
+        if done == _PROGRESS_EVERY:
+            advance(done)
+            done = 0
+    advance(done)
+    return _Part(summary, kept)
+
+
+_PROGRESS_EVERY = 500  # orders a process replays between two reports to the progress bar
+_updates: Any = None  # in a worker: the queue its progress goes to
+
+
+def _in_workers(
+    url: str,
+    request: Request,
+    snapshot: str,
+    windows: list[Window],
+    advance: Callable[[int], object],
+) -> list[_Part]:
+    """Each window's part replayed by a worker process of its own, in the exported snapshot."""
+    context = multiprocessing.get_context("spawn")  # nothing of this process's connections
+    updates = context.Queue()
+    with ProcessPoolExecutor(
+        len(windows), mp_context=context, initializer=_start_worker, initargs=(updates,)
+    ) as pool:
+        futures = [
+            pool.submit(_worker, url, replace(request, window=window), snapshot)
+            for window in windows
+        ]
+        while not all(future.done() for future in futures):
+            with suppress(queue.Empty):
+                advance(updates.get(timeout=0.2))
+        try:
+            return [future.result() for future in futures]
+        except BrokenProcessPool as exc:
+            raise SimulateError(f"a worker process ended abruptly: {exc}") from exc
+
+
+def _start_worker(updates: Any) -> None:
+    global _updates  # a worker's one queue, set as it starts
+    _updates = updates
+
+
+def _worker(url: str, request: Request, snapshot: str) -> _Part:
+    engine = create_database_engine(url, pool_size=1)
+    try:
+        with _snapshot(engine, snapshot=snapshot) as connection:
+            return _replay_part(connection, request, _updates.put)
+    finally:
+        engine.dispose()
 
 
 @contextmanager
-def _snapshot(engine: Engine) -> Iterator[Connection]:
-    """One read-only transaction: every figure comes from the same moment."""
+def _snapshot(engine: Engine, *, snapshot: str | None = None) -> Iterator[Connection]:
+    """One read-only transaction: every figure comes from the same moment.
+
+    `snapshot` (PostgreSQL): the one another transaction exported, so workers read as it does.
+    """
     if engine.dialect.name == "postgresql":
         options: dict[str, Any] = {
             "isolation_level": "REPEATABLE READ",
@@ -183,9 +283,19 @@ def _snapshot(engine: Engine) -> Iterator[Connection]:
         with engine.connect() as connection:
             connection = connection.execution_options(**options)
             with connection.begin():
+                if engine.dialect.name == "postgresql":
+                    if snapshot is not None:
+                        if not _SNAPSHOT_ID.fullmatch(snapshot):
+                            raise SimulateError(f"not a snapshot id: {snapshot!r}")
+                        connection.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+                    # A replay's few large reads: compiling them costs more than it saves.
+                    connection.exec_driver_sql("SET LOCAL jit = off")
                 yield connection
     except DBAPIError as exc:
         raise SimulateError(f"the database cannot be read: {exc.orig}") from exc
+
+
+_SNAPSHOT_ID = re.compile(r"[0-9A-F]+(-[0-9A-F]+)+")
 
 
 def totals_row(totals: Totals) -> dict[str, int]:

@@ -8,9 +8,9 @@ so memory holds one customer's history at a time, whatever the window.
 """
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-from itertools import groupby, islice
+from itertools import groupby, islice, pairwise
 from operator import itemgetter
 from typing import Any, NamedTuple
 
@@ -23,6 +23,7 @@ from sqlalchemy import (
     func,
     literal_column,
     select,
+    true,
     type_coerce,
 )
 
@@ -73,6 +74,8 @@ class Window:
     currency: str
     start: datetime  # inclusive
     end: datetime  # exclusive
+    # Only customers in [first, after) in byte order (None: unbounded), for one worker's part.
+    customers: tuple[str | None, str | None] = (None, None)
 
 
 def recorded_orders(connection: Connection, window: Window) -> Iterator[RecordedOrder]:
@@ -93,7 +96,7 @@ def recorded_orders(connection: Connection, window: Window) -> Iterator[Recorded
 
 def count_orders(connection: Connection, window: Window) -> int:
     """How many orders the window holds (for a progress bar)."""
-    query = select(func.count()).select_from(orders).where(_in_window(window))
+    query = select(func.count()).select_from(orders).where(_in_window(connection, window))
     return int(connection.execute(query).scalar_one())
 
 
@@ -103,12 +106,27 @@ def _stream(connection: Connection, query: Any) -> Iterator[Row[Any]]:
     return iter(connection.execute(query, execution_options=_STREAM))
 
 
-def _in_window(window: Window) -> Any:
+def _in_window(connection: Connection, window: Window) -> Any:
+    first, after = window.customers
+    customer = _by_customer(connection, _o.customer_id)
     return and_(
         _o.program_id == window.program_id,
         _o.created_at >= window.start,
         _o.created_at < window.end,
+        true() if first is None else customer >= first,
+        true() if after is None else customer < after,
     )
+
+
+def customer_ranges(connection: Connection, window: Window, parts: int) -> list[Window]:
+    """The window split by customer (byte order) into up to `parts` of about as many orders."""
+    tile = func.ntile(parts).over(order_by=_by_customer(connection, _o.customer_id))
+    tiles = select(_o.customer_id, tile.label("tile")).where(_in_window(connection, window))
+    sub = tiles.subquery()
+    query = select(func.min(_by_customer(connection, sub.c.customer_id))).group_by(sub.c.tile)
+    firsts = sorted({first for (first,) in connection.execute(query)})
+    bounds: list[str | None] = [None, *firsts[1:], None]
+    return [replace(window, customers=pair) for pair in pairwise(bounds)]
 
 
 def _by_customer(connection: Connection, column: Any) -> Any:
@@ -133,7 +151,7 @@ def _orders_query(connection: Connection, window: Window) -> Any:
             _r.points,
         )
         .select_from(orders.outerjoin(redemptions, live))
-        .where(_in_window(window))
+        .where(_in_window(connection, window))
         .order_by(_by_customer(connection, _o.customer_id), _o.created_at, _o.order_id)
     )
 
@@ -188,8 +206,8 @@ def _lines_queries(connection: Connection) -> tuple[Any, Any]:
     return lines, spent
 
 
-def _customers(window: Window) -> Any:
-    return select(_o.customer_id).where(_in_window(window)).distinct()
+def _customers(connection: Connection, window: Window) -> Any:
+    return select(_o.customer_id).where(_in_window(connection, window)).distinct()
 
 
 def _entries_query(connection: Connection, window: Window) -> Any:
@@ -200,7 +218,7 @@ def _entries_query(connection: Connection, window: Window) -> Any:
         .add_columns(b.available_at, b.expires_at)
         .where(
             e.program_id == window.program_id,
-            e.customer_id.in_(_customers(window)),
+            e.customer_id.in_(_customers(connection, window)),
             e.effective_at <= window.end,
         )
         .order_by(_by_customer(connection, e.customer_id), e.effective_at, e.entry_id)
@@ -215,7 +233,10 @@ def _accruals_query(connection: Connection, window: Window) -> Any:
             a.available_at,
             (a.base_minor - a.base_returned_minor).label("amount"),
         )
-        .where(a.program_id == window.program_id, a.customer_id.in_(_customers(window)))
+        .where(
+            a.program_id == window.program_id,
+            a.customer_id.in_(_customers(connection, window)),
+        )
         .order_by(_by_customer(connection, a.customer_id), a.available_at)
     )
 

@@ -191,6 +191,43 @@ def test_denco_an_added_excluded_brand_and_a_lower_card_cap(
     assert result["total"]["max_value_change_minor"] == -19_900
 
 
+def test_workers_over_customer_ranges_report_what_one_process_does(
+    stubs: Stubs, db_url: str, tmp_path: Path
+) -> None:
+    """Three workers, each in the snapshot the command exported, give the one-process report
+    figure for figure and order for order (on SQLite one process replays, whatever asked)."""
+    t0 = datetime(2025, 2, 3, 9, 0, tzinfo=UTC)
+    at = t0 + timedelta(days=10)
+    customers = [new_id("w") for _ in range(6)]
+    for n, customer in enumerate(customers):
+        if n % 2:
+            partner(stubs, customer, at=t0)
+        grant(stubs, "stomatorg", customer, 2_000 + 700 * n, "action", as_of=t0)
+        for k in range(2):
+            moment = at + timedelta(minutes=n + 10 * k)
+            apply(
+                stubs,
+                "stomatorg",
+                customer,
+                new_id("o"),
+                TEN_THOUSAND,
+                100 * (n % 3 + 1),
+                at=moment,
+            )
+    draft = draft_file(tmp_path, "stomatorg", ("redeem_cap_bp = 1000", "redeem_cap_bp = 1200"))
+    window = (at, at + timedelta(hours=1))
+
+    one = simulate(db_url, "stomatorg", draft, *window, "--format", "json", "--per-order",
+                   "--workers", "1")  # fmt: skip
+    three = simulate(db_url, "stomatorg", draft, *window, "--format", "json", "--per-order",
+                     "--workers", "3")  # fmt: skip
+    assert one.returncode == three.returncode == 0, one.stderr + three.stderr
+    assert json.loads(three.stdout) == json.loads(one.stdout)
+    total = json.loads(one.stdout)["total"]
+    # three partners × 2 orders: 10 % → 12 % of 10,000 ₽, +200 points each
+    assert (total["orders"], total["max_points_change"]) == (12, 1_200)
+
+
 def test_text_csv_and_chart(stubs: Stubs, db_url: str, tmp_path: Path) -> None:
     """The run docs/whatif.md shows: its output is this test's, word for word."""
     at = datetime(2025, 4, 10, 9, 0, tzinfo=UTC)
