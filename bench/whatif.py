@@ -1,12 +1,13 @@
 """What-if throughput: recorded 20-line orders replayed per second, and memory as the window grows.
 
-    python -m bench.whatif [--orders 10000,50000,100000] [--out var/bench]
+    python -m bench.whatif [--orders 10000,50000,100000] [--out var/bench] [--workers N]
 
 Seeds a fresh PostgreSQL database set-wise (orders of stomatorg customers, 20 lines each, half
 of them with a redemption, a quarter delivered and accrued, one never-expiring grant per
 customer), then runs `loyalty-server simulate`'s own code (`server.simulate.run`) on windows of
-growing size with the partner cap lifted from 10 % to 12 %: orders per second, and the peak
-resident memory after each window, which stays flat when the replay streams.
+growing size with the partner cap lifted from 10 % to 12 %: orders per second, CPU per order
+of the command and its worker processes, and the peak resident memory after each window,
+which stays flat when the replay streams.
 """
 
 import argparse
@@ -16,12 +17,13 @@ import resource
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
 from pricing.program import load_program
 from server.config import SHIPPED_PROGRAMS
-from server.simulate import Request, run
+from server.simulate import Request, run, worker_count
 from server.store.db import create_database_engine
 from server.store.migrate import migrate
 from server.store.order_history import Window
@@ -114,7 +116,7 @@ def seed(url: str, *, orders: int) -> None:
             connection.execute(statement, params)  # type: ignore[arg-type]
 
 
-def measure(url: str, *, orders: int, draft: Path, workers: int) -> dict[str, float]:
+def measure(url: str, *, orders: int, draft: Path, workers: int | None) -> dict[str, Any]:
     program = load_program(SHIPPED_PROGRAMS / "stomatorg.toml")
     request = Request(
         program,
@@ -128,11 +130,11 @@ def measure(url: str, *, orders: int, draft: Path, workers: int) -> dict[str, fl
     began, cpu = time.perf_counter(), _cpu_seconds()
     summary, _ = run(engine, request)
     seconds, cpu = time.perf_counter() - began, _cpu_seconds() - cpu
-    engine.dispose()
     assert summary.total.orders == orders, (summary.total.orders, orders)
+    engine.dispose()
     return {
         "orders": orders,
-        "workers": workers or "auto",
+        "workers": worker_count(engine, request, orders),
         "seconds": round(seconds, 2),
         "orders_per_second": round(orders / seconds),
         # CPU per order of this process and its workers: the figure that least depends on
@@ -143,7 +145,8 @@ def measure(url: str, *, orders: int, draft: Path, workers: int) -> dict[str, fl
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "worker_peak_rss_mib": round(
             resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1
-        ),
+        )
+        or "-",  # none yet
         "load_average": round(os.getloadavg()[0], 2),
         "max_points_change": summary.total.max_points_change,
     }

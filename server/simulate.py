@@ -169,7 +169,7 @@ def run(
         bar = tqdm(total=total, unit="order", file=progress,
                    disable=progress is None or not progress.isatty())  # fmt: skip
         with bar:
-            workers = _workers(engine, request, total)
+            workers = worker_count(engine, request, total)
             if workers == 1:
                 parts = [_replay_part(connection, request, bar.update)]
             else:
@@ -191,7 +191,8 @@ class _Part:
     kept: list[Replay]
 
 
-def _workers(engine: Engine, request: Request, total: int) -> int:
+def worker_count(engine: Engine, request: Request, total: int) -> int:
+    """How many processes replay a window of `total` orders."""
     if engine.dialect.name != "postgresql":
         return 1  # SQLite: one reader
     if request.workers is not None:

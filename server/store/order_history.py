@@ -2,9 +2,10 @@
 
 Three result streams share one read-only transaction, each ordered by
 customer (byte order, so all three agree) and then by time: the orders of
-the window with their lines, the customers' ledger entries on buckets, and
+the window (one row each), the customers' ledger entries on buckets, and
 the customers' accruals (for tiers). They are merged customer by customer,
-so memory holds one customer's history at a time, whatever the window.
+so memory holds one customer's history at a time, whatever the window. The
+orders' lines are read by primary key, 500 orders at a time.
 """
 
 from collections.abc import Iterator
