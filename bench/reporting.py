@@ -190,13 +190,15 @@ def run(sizes: list[int], *, admin_url: str, out: Path, keep: bool = False) -> l
 def markdown(results: list[dict[str, Any]]) -> str:
     lines = [
         "| accounts | buckets | GetLiability s (each run) | roll-forward, 1 year, s (each run) "
-        "| load s |",
-        "|---:|---:|---|---|---:|",
+        "| load s (totals rebuilt s) | load average (1, 5, 15 min) |",
+        "|---:|---:|---|---|---:|---|",
     ]
     for r in results:
+        load = ", ".join(f"{x:.1f}" for x in r.get("load_average", ()))
         lines.append(
             f"| {r['accounts']:,} | {r['buckets']:,} | {', '.join(map(str, r['liability_s']))} "
-            f"| {', '.join(map(str, r['roll_forward_s']))} | {r['load_s']} |"
+            f"| {', '.join(map(str, r['roll_forward_s']))} | {r['load_s']} "
+            f"({r.get('totals_s', '–')}) | {load} |"
         )
     for r in results:
         lines += ["", f"Plans at {r['accounts']:,} accounts:", ""]
@@ -218,11 +220,20 @@ def main(argv: list[str]) -> int:
     p.add_argument("--measure", metavar="URL", help="measure a kept database again, no load")
     p.add_argument("--repeat", type=int, default=3, help="timed runs of each report")
     p.add_argument("--liability-only", action="store_true", help="--measure GetLiability only")
+    p.add_argument(
+        "--minutes-after",
+        type=int,
+        default=0,
+        help="--measure this many minutes after the instant the data is laid out around "
+        "(it is on the hour: no hour of expiries is split by a band's edge)",
+    )
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.measure:
-        again = measure(args.measure, now=NOW, repeat=args.repeat, roll=not args.liability_only)
-        row = {"accounts": again["customers"], "buckets": 0, "load_s": 0, **again}
+        at = NOW + timedelta(minutes=args.minutes_after)
+        again = measure(args.measure, now=at, repeat=args.repeat, roll=not args.liability_only)
+        row = {"accounts": again["customers"], "buckets": 0, "load_s": 0,
+               "load_average": os.getloadavg(), **again}  # fmt: skip
         (args.out / f"reporting-{row['accounts']}.json").write_text(json.dumps(row, indent=1))
         print(markdown([row]))
         return 0
