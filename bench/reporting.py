@@ -33,6 +33,7 @@ from pricing.program import load_programs
 from server.service.deps import Deps
 from server.service.reporting import get_liability, get_roll_forward
 from server.store.db import Database, create_database_engine
+from server.store.reporting import PLANNER_SETTINGS
 
 PROGRAMS = Path(__file__).resolve().parents[1] / "programs"
 PROGRAM = "stomatorg"
@@ -123,7 +124,8 @@ def _timed(work: Callable[[], Any], repeat: int) -> list[float]:
 def _explain(url: str, statements: list[tuple[str, Any]]) -> list[str]:
     plans = []
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
-        conn.execute("SET jit = off")  # as the reports run (server/store/reporting.py)
+        for setting in PLANNER_SETTINGS:  # as the reports run
+            conn.execute(f"SET {setting}")
         for statement, params in statements:
             rows = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS) {statement}", params).fetchall()
             plans.append("\n".join(row[0] for row in rows))

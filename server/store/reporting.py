@@ -144,6 +144,17 @@ SELECT count(*) FROM moved
 _EMPTIED = "DELETE FROM reporting_bucket_totals WHERE points = 0"
 
 
+# What the reports' transactions set on PostgreSQL (the benchmark explains under them too):
+# * no JIT: compiling these few big aggregates costs more than it saves (2 of 14.6 s at
+#   100,000 accounts went to it);
+# * the roll-forward's join of the ledger with its buckets hashes the buckets: at 4 MB
+#   it spilled in 16 batches at 100,000 accounts, 256 at a million;
+# * no sort: the planner cannot tell that the roll-forward's groups (kind, source, period,
+#   cohort) are a few dozen; it guessed one per entry and sorted 32 million of them on
+#   disk at a million accounts (105 of 155 s) to group them, where hashing needs no sort.
+PLANNER_SETTINGS = ("jit = off", "work_mem = '64MB'", "enable_sort = off")
+
+
 @contextmanager
 def _snapshot_connection(db: Database) -> Iterator[Connection]:
     with db.connect() as connection:
@@ -155,12 +166,8 @@ def _snapshot_connection(db: Database) -> Iterator[Connection]:
             connection = connection.execution_options(loyalty_read=True)
         with connection.begin():
             if connection.dialect.name == "postgresql":
-                # Compiling these few big aggregates costs more than it saves (measured:
-                # 2 of 14.6 s at 100,000 accounts went to JIT).
-                connection.exec_driver_sql("SET LOCAL jit = off")
-                # The roll-forward's join of the ledger with its buckets hashes the buckets:
-                # at 4 MB it spilled to disk in 16 batches at 100,000 accounts.
-                connection.exec_driver_sql("SET LOCAL work_mem = '64MB'")
+                for setting in PLANNER_SETTINGS:
+                    connection.exec_driver_sql(f"SET LOCAL {setting}")
             yield connection
 
 
