@@ -461,6 +461,16 @@ def due_expiry_sums(
 
 # --- The running totals against the buckets (`loyalty-server reconcile`) -------------------
 
+
+_ISO = """'YYYY-MM-DD"T"HH24:MI:SS"Z"'"""
+
+
+def _utc(instant: str) -> str:
+    """An instant as text whatever the session's time zone: 2026-03-01T10:00:00Z, or never."""
+    return (f"CASE WHEN {instant} = 'infinity' THEN 'never' "
+            f"ELSE to_char({instant} AT TIME ZONE 'UTC', {_ISO}) END")  # fmt: skip
+
+
 _TOTALS_DISAGREE = """
 WITH kept AS (
     SELECT program_id, source, available_hour, expires_hour, sum(points) AS points
@@ -475,12 +485,14 @@ WITH kept AS (
            reporting_hour(expires_at) AS expires_hour, sum(remaining) AS points
     FROM buckets WHERE remaining > 0 GROUP BY 1, 2, 3, 4
 )
-SELECT program_id, source || ' ' || available_hour::text || ' → ' || expires_hour::text,
-       due.points, kept.points
+SELECT program_id,
+       source || ' ' || {available} || ' → ' || {expires}, due.points, kept.points
 FROM kept FULL JOIN due USING (program_id, source, available_hour, expires_hour)
 WHERE kept.points IS DISTINCT FROM due.points
 ORDER BY 1, 2
-"""
+""".format(available=_utc("available_hour"), expires=_utc("expires_hour"))
+
+
 _LIVE_DISAGREE = """
 WITH due AS (
     SELECT program_id, customer_id, max(coalesce(expires_at, 'infinity')) AS live_until
@@ -489,11 +501,11 @@ WITH due AS (
     SELECT program_id, customer_id, live_until FROM reporting_accounts_live
     WHERE live_until <> '-infinity'
 )
-SELECT program_id, customer_id, due.live_until::text, kept.live_until::text
+SELECT program_id, customer_id, {due}, {kept}
 FROM kept FULL JOIN due USING (program_id, customer_id)
 WHERE kept.live_until IS DISTINCT FROM due.live_until
 ORDER BY 1, 2
-"""
+""".format(due=_utc("due.live_until"), kept=_utc("kept.live_until"))
 
 
 @dataclass(frozen=True)
