@@ -28,11 +28,12 @@ import psycopg
 from sqlalchemy import event
 
 from bench.processes import fresh_postgres, migrate
-from bench.seed import _without_checks
+from bench.seed import _without_checks, rebuild_totals
 from pricing.program import load_programs
 from server.service.deps import Deps
 from server.service.reporting import get_liability, get_roll_forward
 from server.store.db import Database, create_database_engine
+from server.store.reporting import PLANNER_SETTINGS
 
 PROGRAMS = Path(__file__).resolve().parents[1] / "programs"
 PROGRAM = "stomatorg"
@@ -83,23 +84,32 @@ SELECT %(program)s, 'r-' || i, %(now)s FROM generate_series(%(lo)s::int, %(hi)s:
 """
 
 
-def seed(url: str, *, count: int, now: datetime, batch: int = 100_000) -> None:
+def seed(url: str, *, count: int, now: datetime, batch: int = 100_000) -> float:
+    """Load the program; returns the seconds the reports' running totals took to rebuild."""
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
         conn.execute("SET synchronous_commit = off")
         conn.execute("SET maintenance_work_mem = '512MB'")
+        # No trigger per row: the reports' running totals are rebuilt once at the end.
+        conn.execute("SET session_replication_role = replica")
         ddl = _without_checks(conn)
+        after = conn.execute("SELECT coalesce(max(bucket_id), 0) FROM buckets").fetchone()
         for lo in range(0, count, batch):
             args = {"program": PROGRAM, "now": now, "lo": lo, "hi": min(count, lo + batch) - 1}
-            after = conn.execute("SELECT coalesce(max(bucket_id), 0) FROM buckets").fetchone()
             conn.execute(_ACCOUNTS, args)
             conn.execute(_BUCKETS, args)
-            conn.execute(_ENTRIES, {"after": after[0] if after else 0})
             conn.commit()
+        # One pass over the new buckets (per batch, each pass read every bucket loaded so far).
+        conn.execute(_ENTRIES, {"after": after[0] if after else 0})
+        conn.commit()
         for statement in ddl:
             conn.execute(statement)
+        began = time.monotonic()
+        rebuild_totals(conn)
         conn.commit()
+        rebuilt = round(time.monotonic() - began, 1)
         conn.autocommit = True
         conn.execute("VACUUM ANALYZE")
+    return rebuilt
 
 
 def _timed(work: Callable[[], Any], repeat: int) -> list[float]:
@@ -114,6 +124,8 @@ def _timed(work: Callable[[], Any], repeat: int) -> list[float]:
 def _explain(url: str, statements: list[tuple[str, Any]]) -> list[str]:
     plans = []
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        for setting in PLANNER_SETTINGS:  # as the reports run
+            conn.execute(f"SET {setting}")
         for statement, params in statements:
             rows = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS) {statement}", params).fetchall()
             plans.append("\n".join(row[0] for row in rows))
@@ -163,10 +175,12 @@ def run(sizes: list[int], *, admin_url: str, out: Path, keep: bool = False) -> l
         with fresh_postgres(admin_url, keep=keep) as url:
             migrate(url, log_path=out / "servers.log")
             began = time.monotonic()
-            seed(url, count=n, now=now)
+            rebuilt = seed(url, count=n, now=now)
             loaded = round(time.monotonic() - began)
-            print(f"reporting: {n} accounts loaded in {loaded} s into {url}", flush=True)
+            print(f"reporting: {n} accounts loaded in {loaded} s (totals rebuilt in {rebuilt} s) "
+                  f"into {url}", flush=True)  # fmt: skip
             result = {"accounts": n, "buckets": n * PER_ACCOUNT, "load_s": loaded,
+                      "totals_s": rebuilt, "load_average": os.getloadavg(),
                       **measure(url, now=now)}  # fmt: skip
             print(f"reporting: {n}: GetLiability {result['liability_s']} s, roll-forward "
                   f"{result['roll_forward_s']} s", flush=True)  # fmt: skip
@@ -178,13 +192,15 @@ def run(sizes: list[int], *, admin_url: str, out: Path, keep: bool = False) -> l
 def markdown(results: list[dict[str, Any]]) -> str:
     lines = [
         "| accounts | buckets | GetLiability s (each run) | roll-forward, 1 year, s (each run) "
-        "| load s |",
-        "|---:|---:|---|---|---:|",
+        "| load s (totals rebuilt s) | load average (1, 5, 15 min) |",
+        "|---:|---:|---|---|---:|---|",
     ]
     for r in results:
+        load = ", ".join(f"{x:.1f}" for x in r.get("load_average", ()))
         lines.append(
             f"| {r['accounts']:,} | {r['buckets']:,} | {', '.join(map(str, r['liability_s']))} "
-            f"| {', '.join(map(str, r['roll_forward_s']))} | {r['load_s']} |"
+            f"| {', '.join(map(str, r['roll_forward_s']))} | {r['load_s']} "
+            f"({r.get('totals_s', '–')}) | {load} |"
         )
     for r in results:
         lines += ["", f"Plans at {r['accounts']:,} accounts:", ""]
@@ -206,11 +222,20 @@ def main(argv: list[str]) -> int:
     p.add_argument("--measure", metavar="URL", help="measure a kept database again, no load")
     p.add_argument("--repeat", type=int, default=3, help="timed runs of each report")
     p.add_argument("--liability-only", action="store_true", help="--measure GetLiability only")
+    p.add_argument(
+        "--minutes-after",
+        type=int,
+        default=0,
+        help="--measure this many minutes after the instant the data is laid out around "
+        "(it is on the hour: no hour of expiries is split by a band's edge)",
+    )
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.measure:
-        again = measure(args.measure, now=NOW, repeat=args.repeat, roll=not args.liability_only)
-        row = {"accounts": again["customers"], "buckets": 0, "load_s": 0, **again}
+        at = NOW + timedelta(minutes=args.minutes_after)
+        again = measure(args.measure, now=at, repeat=args.repeat, roll=not args.liability_only)
+        row = {"accounts": again["customers"], "buckets": 0, "load_s": 0,
+               "load_average": os.getloadavg(), **again}  # fmt: skip
         (args.out / f"reporting-{row['accounts']}.json").write_text(json.dumps(row, indent=1))
         print(markdown([row]))
         return 0

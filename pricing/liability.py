@@ -69,6 +69,39 @@ def band_of(expires_at: datetime | None, *, now: datetime) -> int:
     return bisect_right(band_edges(now), expires_at)
 
 
+# --- Running totals per hour ---------------------------------------------------------------
+
+# Where every point of a totals cell counts at an instant, besides a band index.
+PENDING = -1
+GONE = -2  # expired: no longer owed (an EXPIRY, written down or due)
+HOUR = timedelta(hours=1)
+
+
+def expiry_hour_split(expires_hour: datetime, *, now: datetime) -> bool:
+    """Whether the points expiring in [expires_hour, +1 h) may fall on both sides of `now`
+    or of a band's edge, so they must be counted bucket by bucket."""
+    end = expires_hour + HOUR
+    return expires_hour <= now < end or any(expires_hour < e < end for e in band_edges(now))
+
+
+def cell_at(
+    available_hour: datetime, expires_hour: datetime | None, *, now: datetime
+) -> int | None:
+    """Where every point of the buckets becoming spendable in [available_hour, +1 h) and
+    expiring in [expires_hour, +1 h) (None: never) counts at `now`: GONE, PENDING or the
+    index into BANDS; None when they may fall on both sides of `now` or of an edge."""
+    if expires_hour is not None:
+        if expiry_hour_split(expires_hour, now=now):
+            return None
+        if expires_hour + HOUR <= now:
+            return GONE
+    if available_hour > now:
+        return PENDING
+    if available_hour + HOUR > now:
+        return None
+    return band_of(expires_hour, now=now)
+
+
 # --- The liability at an instant -----------------------------------------------------------
 
 

@@ -41,6 +41,7 @@ from server.service.deps import Deps
 from server.service.expire import expire_points
 from server.store.db import Database, create_database_engine, normalize_url
 from server.store.migrate import migrate
+from server.store.reporting import fold_totals
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +192,8 @@ async def _expire_periodically(
             )
             if report.points:
                 log.info("expired %d points in %d accounts", report.points, report.accounts)
+            # The finance reports' running totals: the changes since the last tick, folded.
+            await loop.run_in_executor(pool, fold_totals, database)
         except Exception:
             log.exception("expiry run failed; retrying on the next tick")
 

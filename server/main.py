@@ -25,6 +25,7 @@ from server.reconcile import print_report, reconcile
 from server.service.expire import expire_points
 from server.store.db import Database, DatabaseUnavailable
 from server.store.migrate import migrate
+from server.store.reporting import fold_totals
 from server.texts.texts import Languages
 
 log = logging.getLogger("server.main")
@@ -95,6 +96,7 @@ def _expire(config: Config) -> int:
     migrate(engine)
     now = config.as_of or datetime.now(UTC)
     report = expire_points(Database(engine), now=now)
+    fold_totals(Database(engine))  # the finance reports' running totals (docs/finance.md)
     engine.dispose()
     print(f"expired {report.points} points in {report.accounts} accounts up to {now.isoformat()}")
     return 0

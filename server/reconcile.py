@@ -49,6 +49,7 @@ from sqlalchemy import Connection, Engine, func, select, text
 
 from pricing.money import cumulative_share
 from pricing.order import LIVE_STATES, RedemptionState
+from server.store.reporting import totals_disagreements
 from server.store.schema import (
     accounts,
     accrual_lines,
@@ -156,6 +157,7 @@ def _check(connection: Connection, now: datetime) -> Report:
     _check_accruals(connection, by_order, found)
     _check_orders(connection, found)
     _check_idempotency(connection, found)
+    _check_reporting_totals(connection, found)
     report.mismatches.sort(key=lambda m: (m.program_id, m.customer_id, m.subject, m.what))
     return report
 
@@ -498,6 +500,12 @@ def _check_idempotency(connection: Connection, found: _Findings) -> None:
             "an answer",
             "none",
         )
+
+
+def _check_reporting_totals(connection: Connection, found: _Findings) -> None:
+    """The finance reports' running totals (PostgreSQL) against the buckets."""
+    for d in totals_disagreements(connection):
+        found.add((d.program_id, d.customer_id), "reporting totals", d.what, d.expected, d.found)
 
 
 def _entries_by_order(connection: Connection) -> dict[Key, dict[str, int]]:

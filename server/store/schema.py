@@ -87,13 +87,15 @@ buckets = Table(
     ),
     Index("ix_buckets_account", "program_id", "customer_id", "expires_at"),
     Index("ix_buckets_expiry", "expires_at"),
-    # The finance reports (migration 0006): a program's buckets with points left, and
-    # its credits not yet settled against debt.
+    # The finance reports (migrations 0006, 0007): a program's buckets with points left by
+    # expiry, and its credits not yet settled against debt. On PostgreSQL triggers keep
+    # running totals of the buckets in tables of their own (server/store/reporting.py).
     Index(
-        "ix_buckets_live_by_program",
+        "ix_buckets_live_by_expiry",
         "program_id",
-        "customer_id",
-        postgresql_include=["source", "remaining", "available_at", "expires_at"],
+        "expires_at",
+        "available_at",
+        postgresql_include=["source", "remaining"],
         postgresql_where=text("remaining > 0"),
         sqlite_where=text("remaining > 0"),
     ),

@@ -11,13 +11,18 @@ from pricing.buckets import Bucket, DebitRecord
 from pricing.errors import InvalidArgument
 from pricing.holds import Hold
 from pricing.liability import (
+    GONE,
+    HOUR,
     INT64_MAX,
+    NEVER,
+    PENDING,
     EntryKind,
     Period,
     Window,
     account_liability,
     as_read_at,
     band_of,
+    cell_at,
     clamp_int64,
     due_entries,
     money,
@@ -43,6 +48,22 @@ def test_bands_are_half_open_from_the_instant() -> None:
         0, 0, 1, 1, 2, 3, 3, 4,
     ]  # fmt: skip
     assert band_of(None, now=NOW) == 5
+
+
+def test_where_an_hour_cell_of_the_running_totals_counts() -> None:
+    # NOW is 12:00; at 12:20 the first band ends at 12:20 thirty days on.
+    at = NOW + 20 * HOUR / 60
+    noon, last_hour, next_hour = NOW, NOW - HOUR, NOW + HOUR
+    assert cell_at(last_hour - HOUR, last_hour, now=at) == GONE  # expired by 12:00
+    assert cell_at(last_hour - HOUR, noon, now=at) is None  # expires 12:00–13:00: around 12:20
+    assert cell_at(next_hour, next_hour + DAY, now=at) == PENDING  # spendable from 13:00
+    assert cell_at(noon, noon + DAY, now=at) is None  # spendable 12:00–13:00: around 12:20
+    assert cell_at(last_hour, None, now=at) == NEVER
+    assert cell_at(last_hour, next_hour + DAY, now=at) == 0
+    # Expiring 12:00–13:00 thirty days on: on both sides of the band's edge at 12:20.
+    assert cell_at(last_hour, noon + 30 * DAY, now=at) is None
+    assert cell_at(last_hour, noon + 30 * DAY, now=NOW) == 1  # the edge at the hour itself
+    assert cell_at(last_hour, last_hour + 30 * DAY, now=at) == 0
 
 
 def test_an_account_as_stored() -> None:
