@@ -11,13 +11,22 @@ from pricing.cart import CartLine, LineKind
 from pricing.order import Order, OrderLine
 from server.store.accruals import find_accrual
 from server.store.errors import DuplicateOrder, duplicates_as
+from server.store.hot import Hot, RowsInsert
 from server.store.redemptions import order_attempts
 from server.store.schema import order_lines, orders
 
 _o, _l = orders.c, order_lines.c
 
-_insert_order = insert(orders)
-_insert_lines = insert(order_lines)
+_insert_order = Hot(insert(orders), keys=("program_id", "order_id", "customer_id", "created_at"))
+# The order's lines in one statement (psycopg prepares it once whatever the line count).
+_insert_lines = RowsInsert(
+    order_lines,
+    fixed=("program_id", "order_id"),
+    arrays=(
+        "line_id", "position", "sku", "category", "brand", "tags", "kind", "quantity",
+        "unit_price_minor", "discount_minor", "promo_discount_minor", "whole",
+    ),
+)  # fmt: skip
 _order = select(_o.customer_id).where(
     _o.program_id == bindparam("program_id"), _o.order_id == bindparam("order_id")
 )
@@ -53,8 +62,8 @@ _return_units = (
 def add_order(connection: Connection, order: Order, *, now: datetime) -> None:
     """Record a new order and its lines; `DuplicateOrder` when it was recorded meanwhile."""
     with duplicates_as(DuplicateOrder):
-        connection.execute(
-            _insert_order,
+        _insert_order.run(
+            connection,
             {
                 "program_id": order.program_id,
                 "order_id": order.order_id,
@@ -62,28 +71,19 @@ def add_order(connection: Connection, order: Order, *, now: datetime) -> None:
                 "created_at": now,
             },
         )
-    connection.execute(
-        _insert_lines,
+    _insert_lines.insert(
+        connection,
+        {"program_id": order.program_id, "order_id": order.order_id},
         [
-            {
-                "program_id": order.program_id,
-                "order_id": order.order_id,
-                "line_id": x.line.line_id,
-                "position": position,
-                "sku": x.line.sku,
-                "category": x.line.category,
-                "brand": x.line.brand,
-                "tags": json.dumps(list(x.line.tags)),
-                "kind": x.line.kind.value,
-                "quantity": x.line.quantity,
-                "unit_price_minor": x.line.unit_price_minor,
-                "discount_minor": x.line.discount_minor,
-                "promo_discount_minor": x.line.promo_discount_minor,
-                "whole": x.whole,
-            }
+            (
+                x.line.line_id, position, x.line.sku, x.line.category, x.line.brand,
+                json.dumps(list(x.line.tags)), x.line.kind.value, x.line.quantity,
+                x.line.unit_price_minor, x.line.discount_minor, x.line.promo_discount_minor,
+                x.whole,
+            )
             for position, x in enumerate(order.lines)
         ],
-    )
+    )  # fmt: skip
 
 
 def cart_line(row: Any) -> CartLine:

@@ -5,50 +5,37 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     Connection,
-    Integer,
     Row,
-    String,
     bindparam,
-    func,
     insert,
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 
 from pricing.buckets import Debit, DebitRecord
 from pricing.holds import Hold
 from pricing.order import Redemption, RedemptionLine, RedemptionState
 from server.store.errors import DuplicateRedemption, duplicates_as
+from server.store.hot import Hot, RowsInsert, const
 from server.store.schema import buckets, redemption_debits, redemption_lines, redemptions
 
 _r = redemptions.c
 
 # Built once: the hot path only binds values (no construct, no cache key built per call).
-_insert_redemption = insert(redemptions)
-_insert_lines = insert(redemption_lines)
-# On PostgreSQL an apply's lines go as one statement of fixed text over arrays (psycopg
-# caches and prepares it; executemany would run one statement per line, and a multi-row
-# VALUES list is new text for each line count, too long for psycopg's query cache).
-_LINE_COLUMNS = ("line_id", "position", "quantity", "points", "discount_minor")
-_LINE_ARRAYS = (String, Integer, BigInteger, BigInteger, BigInteger)
-_unnest_lines = (
-    func.unnest(
-        *(
-            bindparam(f"{c}_list", type_=ARRAY(t))
-            for c, t in zip(_LINE_COLUMNS, _LINE_ARRAYS, strict=True)
-        )
-    )
-    .table_valued(*_LINE_COLUMNS)
-    .render_derived()
+_REDEMPTION_COLUMNS = (
+    "redemption_id", "program_id", "order_id", "customer_id", "state", "attempt", "points",
+    "discount_minor", "points_reversed", "payment_method", "program_version", "hold_expires_at",
+    "created_at", "updated_at",
+)  # fmt: skip
+_insert_redemption = Hot(insert(redemptions), keys=_REDEMPTION_COLUMNS)
+# An apply's lines in one statement (psycopg prepares it once whatever the line count).
+_insert_lines = RowsInsert(
+    redemption_lines,
+    fixed=("redemption_id",),
+    arrays=("line_id", "position", "quantity", "points", "discount_minor"),
 )
-_insert_lines_unnest = insert(redemption_lines).from_select(
-    ["redemption_id", *_LINE_COLUMNS],
-    select(bindparam("redemption_id", type_=String), *(_unnest_lines.c[c] for c in _LINE_COLUMNS)),
-)
-_insert_debits = insert(redemption_debits)
+_insert_debits = Hot(insert(redemption_debits), keys=("redemption_id", "bucket_id", "points_taken"))
 _by_order = (
     select(redemptions)
     .where(_r.program_id == bindparam("program_id"), _r.order_id == bindparam("order_id"))
@@ -80,7 +67,7 @@ _debits_of = (
 _holds = select(_r.redemption_id, _r.order_id, _r.points, _r.hold_expires_at).where(
     _r.program_id == bindparam("program_id"),
     _r.customer_id == bindparam("customer_id"),
-    _r.state == "HELD",
+    _r.state == const("HELD"),
 )
 
 
@@ -89,23 +76,22 @@ def add_redemption(connection: Connection, redemption: Redemption) -> None:
     with duplicates_as(DuplicateRedemption):
         _insert(connection, redemption)
     _add_lines(connection, redemption.redemption_id, redemption.lines)
-    if redemption.debits:
-        connection.execute(
-            _insert_debits,
-            [
-                {
-                    "redemption_id": redemption.redemption_id,
-                    "bucket_id": debit.bucket_id,
-                    "points_taken": debit.taken,
-                }
-                for debit in redemption.debits
-            ],
-        )
+    _insert_debits.many(
+        connection,
+        [
+            {
+                "redemption_id": redemption.redemption_id,
+                "bucket_id": debit.bucket_id,
+                "points_taken": debit.taken,
+            }
+            for debit in redemption.debits
+        ],
+    )
 
 
 def _insert(connection: Connection, redemption: Redemption) -> None:
-    connection.execute(
-        _insert_redemption,
+    _insert_redemption.run(
+        connection,
         {
             "redemption_id": redemption.redemption_id,
             "program_id": redemption.program_id,
@@ -128,27 +114,11 @@ def _insert(connection: Connection, redemption: Redemption) -> None:
 def _add_lines(
     connection: Connection, redemption_id: str, lines: tuple[RedemptionLine, ...]
 ) -> None:
-    if connection.dialect.name == "postgresql":
-        columns = {
-            "line_id_list": [line.line_id for line in lines],
-            "position_list": list(range(len(lines))),
-            "quantity_list": [line.quantity for line in lines],
-            "points_list": [line.points for line in lines],
-            "discount_minor_list": [line.discount_minor for line in lines],
-        }
-        connection.execute(_insert_lines_unnest, {"redemption_id": redemption_id, **columns})
-        return
-    connection.execute(
-        _insert_lines,
+    _insert_lines.insert(
+        connection,
+        {"redemption_id": redemption_id},
         [
-            {
-                "redemption_id": redemption_id,
-                "line_id": line.line_id,
-                "position": position,
-                "quantity": line.quantity,
-                "points": line.points,
-                "discount_minor": line.discount_minor,
-            }
+            (line.line_id, position, line.quantity, line.points, line.discount_minor)
             for position, line in enumerate(lines)
         ],
     )
@@ -294,7 +264,7 @@ _lapsed_after = select(
 ).where(
     _r.program_id == bindparam("program_id"),
     _r.customer_id == bindparam("customer_id"),
-    _r.state == "EXPIRED",
+    _r.state == const("EXPIRED"),
     _r.hold_expires_at > bindparam("now"),
     # A hold placed after `now` did not exist then: nothing of it to undo.
     _r.created_at <= bindparam("now"),
