@@ -47,12 +47,18 @@ class Context:
 
 
 async def _calls(servicer: RedemptionServicer, method: str, requests: list[Any]) -> float:
+    """CPU µs per call: the least of five runs over a fifth of `requests` each (other work on
+    the machine only ever adds to a run's figure)."""
     call = getattr(servicer, method)
     context = Context()
-    began = time.process_time()
-    for request in requests:
-        await call(request, context)
-    return (time.process_time() - began) / len(requests) * 1e6
+    fifth = max(1, len(requests) // 5)
+    runs = []
+    for start in range(0, fifth * 5, fifth):
+        began = time.process_time()
+        for request in requests[start : start + fifth]:
+            await call(request, context)
+        runs.append((time.process_time() - began) / fifth * 1e6)
+    return min(runs)
 
 
 def servicer(url: str, *, explanations: bool) -> RedemptionServicer:

@@ -25,7 +25,7 @@ class LineKind(Enum):
     SERVICE = "SERVICE"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class CartLine:
     line_id: str
     quantity: int
@@ -44,19 +44,42 @@ class CartLine:
     # Category, brand, sku and tags as `match_key` normalises them, for exclusion rules.
     match_keys: tuple[str, str, str, frozenset[str]] = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        gross = self.quantity * self.unit_price_minor
-        object.__setattr__(self, "gross_minor", gross)
-        object.__setattr__(
-            self, "net_minor", gross - self.discount_minor - self.promo_discount_minor
+    def __init__(
+        self,
+        line_id: str,
+        quantity: int,
+        unit_price_minor: int,
+        sku: str = "",
+        category: str = "",
+        brand: str = "",
+        tags: tuple[str, ...] = (),
+        kind: LineKind = LineKind.GOODS,
+        discount_minor: int = 0,
+        promo_discount_minor: int = 0,
+    ) -> None:
+        # Every call reads a cart of up to 1,000 lines: one update of the instance's dict
+        # instead of a frozen dataclass's object.__setattr__ per field (≈ 6 × cheaper).
+        gross = quantity * unit_price_minor
+        self.__dict__.update(
+            line_id=line_id,
+            quantity=quantity,
+            unit_price_minor=unit_price_minor,
+            sku=sku,
+            category=category,
+            brand=brand,
+            tags=tags,
+            kind=kind,
+            discount_minor=discount_minor,
+            promo_discount_minor=promo_discount_minor,
+            gross_minor=gross,
+            net_minor=gross - discount_minor - promo_discount_minor,
+            match_keys=(
+                match_key(category),
+                match_key(brand),
+                match_key(sku),
+                frozenset([match_key(tag) for tag in tags]) if tags else frozenset(),
+            ),
         )
-        keys = (
-            match_key(self.category),
-            match_key(self.brand),
-            match_key(self.sku),
-            frozenset(match_key(tag) for tag in self.tags),
-        )
-        object.__setattr__(self, "match_keys", keys)
 
     def without_promo(self) -> "CartLine":
         if not self.promo_discount_minor:

@@ -1,7 +1,6 @@
 """Proto ↔ domain values. Translation lives here, not in the servicers."""
 
 import hashlib
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from google.protobuf.message import Message
@@ -85,30 +84,38 @@ class Fields:
                 Violation(f"{field}.lines", f"must have at most {MAX_LINES} lines")
             )
             return Cart(message.currency, ())
+        # One pass over the proto: each field read once, NUL characters looked for as it goes.
         lines = []
+        nul = "\x00" in message.currency or "\x00" in message.promo_code
         for index, line in enumerate(message.lines):
+            line_id, sku, category, brand = line.line_id, line.sku, line.category, line.brand
+            tags = tuple(line.tags)
             kind = _KINDS.get(line.kind)
             if kind is None:
                 self.violations.append(
                     Violation(f"{field}.lines[{index}].kind", f"unknown kind {line.kind}")
                 )
+            if "\x00" in line_id + sku + category + brand or (
+                tags and any("\x00" in tag for tag in tags)
+            ):
+                nul = True
             lines.append(
                 CartLine(
-                    line_id=line.line_id,
-                    quantity=line.quantity,
-                    unit_price_minor=line.unit_price_minor,
-                    sku=line.sku,
-                    category=line.category,
-                    brand=line.brand,
-                    tags=tuple(line.tags),
-                    kind=kind or LineKind.GOODS,
-                    discount_minor=line.discount_minor,
-                    promo_discount_minor=line.promo_discount_minor,
+                    line_id,
+                    line.quantity,
+                    line.unit_price_minor,
+                    sku,
+                    category,
+                    brand,
+                    tags,
+                    kind or LineKind.GOODS,
+                    line.discount_minor,
+                    line.promo_discount_minor,
                 )
             )
         cart = Cart(message.currency, tuple(lines), message.delivery_minor, message.promo_code)
         self.violations += validate_cart(cart, field=field)
-        if any("\x00" in text for text in _cart_texts(message)):
+        if nul:
             self._nul_in_cart(message, field)
         return cart
 
@@ -163,17 +170,6 @@ def optional_instant(owner: Message, field: str) -> datetime | None:
     if not owner.HasField(field):
         return None
     return instant(getattr(owner, field), field)
-
-
-def _cart_texts(message: cart_pb2.Cart) -> Iterator[str]:
-    yield message.currency
-    yield message.promo_code
-    for line in message.lines:
-        yield line.line_id
-        yield line.sku
-        yield line.category
-        yield line.brand
-        yield from line.tags
 
 
 def _nul_violations(texts: list[tuple[str, str]]) -> list[Violation]:
