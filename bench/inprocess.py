@@ -64,7 +64,9 @@ async def _calls(servicer: RedemptionServicer, method: str, requests: list[Any])
 def servicer(url: str, *, explanations: bool) -> RedemptionServicer:
     _, config = parse(["--database-url", url, "--db-pool-size", "4"], env={})
     metrics = Metrics()
-    database = Database(database_engine(config), observer=metrics)
+    database = Database(
+        database_engine(config), observer=metrics, lock_timeout=config.db_lock_timeout
+    )
     readiness = Readiness()
     readiness.ready = True
     edge = Edge(
@@ -77,7 +79,9 @@ def servicer(url: str, *, explanations: bool) -> RedemptionServicer:
     return RedemptionServicer(edge)
 
 
-def run(url: str, *, program: str, calls: int, quotes_only: bool = False) -> dict[str, float]:
+def run(
+    url: str, *, program: str, calls: int, quotes_only: bool = False, applies_only: bool = False
+) -> dict[str, float]:
     programs = load_programs(PROGRAMS)
     sources = sorted(programs[program].sources)
     seed.seed(url, program_id=program, sources=sources, prefix="p-", count=calls, history=True)
@@ -110,6 +114,8 @@ def run(url: str, *, program: str, calls: int, quotes_only: bool = False) -> dic
                 figures["quote"] = loop.run_until_complete(_calls(on, "QuoteRedemption", quotes))
             return figures
         figures["apply"] = loop.run_until_complete(_calls(on, "ApplyRedemption", applies))
+        if applies_only:
+            return figures
         figures["reverse"] = loop.run_until_complete(_calls(on, "ReverseRedemption", reverses))
     finally:
         loop.close()
@@ -121,14 +127,18 @@ def main() -> None:
     p.add_argument("--program", default="denco")
     p.add_argument("--calls", type=int, default=500)
     p.add_argument("--quotes-only", action="store_true", help="quotes only (for a profile)")
+    p.add_argument("--applies-only", action="store_true", help="applies only (for a profile)")
     p.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     args = p.parse_args()
     with fresh_postgres(args.postgres_url) as url:
         migrate(url, log_path=Path("/dev/null"))
-        figures = run(url, program=args.program, calls=args.calls, quotes_only=args.quotes_only)
+        figures = run(
+            url, program=args.program, calls=args.calls, quotes_only=args.quotes_only,
+            applies_only=args.applies_only,
+        )  # fmt: skip
     for name, us in figures.items():
         print(f"{name:<12} {us:8.1f} µs CPU per call")
-    if args.quotes_only:
+    if args.quotes_only or args.applies_only:
         return
     q, plain = figures["quote"], figures["quote-plain"]
     print(f"explanations {q - plain:8.1f} µs = {(q - plain) / q:.1%} of a quote")

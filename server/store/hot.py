@@ -19,15 +19,8 @@ import psycopg
 from sqlalchemy import (
     Connection,
     Executable,
-    String,
-    Table,
-    bindparam,
-    func,
-    insert,
     literal_column,
-    select,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeEngine
@@ -134,49 +127,6 @@ class Hot:
         for i in self._instants:
             values[i] = utc(values[i])
         return tuple(values)
-
-
-class RowsInsert:
-    """Many rows into `table` sharing the values of `fixed` columns: on PostgreSQL one
-    statement of fixed text over arrays (`INSERT … SELECT … unnest`, one prepared statement
-    whatever the row count, one row-set for the planner); elsewhere an executemany."""
-
-    def __init__(self, table: Table, *, fixed: Sequence[str], arrays: Sequence[str]) -> None:
-        self.table = table
-        self.fixed = tuple(fixed)
-        self.arrays = tuple(arrays)
-        unnest = (
-            func.unnest(
-                *(bindparam(f"{c}_list", type_=ARRAY(_unbounded(table, c))) for c in self.arrays)
-            )
-            .table_valued(*self.arrays)
-            .render_derived()
-        )
-        values = select(
-            *(bindparam(c, type_=table.c[c].type) for c in self.fixed),
-            *(unnest.c[c] for c in self.arrays),
-        )
-        self._unnest = Hot(insert(table).from_select([*self.fixed, *self.arrays], values))
-        self._plain = insert(table)
-
-    def insert(self, connection: Connection, fixed: Params, rows: Sequence[Sequence[Any]]) -> None:
-        """`rows` give the `arrays` columns' values in order; `fixed` the rest."""
-        if not rows:
-            return
-        if connection.dialect.name == "postgresql":
-            columns = zip(*rows, strict=True)
-            lists = {f"{c}_list": list(v) for c, v in zip(self.arrays, columns, strict=True)}
-            self._unnest.run(connection, {**fixed, **lists})
-            return
-        batch = [{**fixed, **dict(zip(self.arrays, row, strict=True))} for row in rows]
-        connection.execute(self._plain, batch)
-
-
-def _unbounded(table: Table, column: str) -> TypeEngine[Any]:
-    """The column's type, a string without its length: a cast to `varchar(n)` would cut a
-    longer value short where the column itself refuses it."""
-    type_ = table.c[column].type
-    return String() if isinstance(type_, String) else type_
 
 
 def _required(value: Any) -> bool:

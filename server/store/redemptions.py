@@ -10,6 +10,7 @@ from sqlalchemy import (
     bindparam,
     insert,
     select,
+    text,
     update,
 )
 
@@ -17,25 +18,16 @@ from pricing.buckets import Debit, DebitRecord
 from pricing.holds import Hold
 from pricing.order import Redemption, RedemptionLine, RedemptionState
 from server.store.errors import DuplicateRedemption, duplicates_as
-from server.store.hot import Hot, RowsInsert, const
+from server.store.hot import Hot, const
 from server.store.schema import buckets, redemption_debits, redemption_lines, redemptions
 
 _r = redemptions.c
 
 # Built once: the hot path only binds values (no construct, no cache key built per call).
-_REDEMPTION_COLUMNS = (
-    "redemption_id", "program_id", "order_id", "customer_id", "state", "attempt", "points",
-    "discount_minor", "points_reversed", "payment_method", "program_version", "hold_expires_at",
-    "created_at", "updated_at",
-)  # fmt: skip
-_insert_redemption = Hot(insert(redemptions), keys=_REDEMPTION_COLUMNS)
+_insert_redemption = insert(redemptions)  # SQLite
 # An apply's lines in one statement (psycopg prepares it once whatever the line count).
-_insert_lines = RowsInsert(
-    redemption_lines,
-    fixed=("redemption_id",),
-    arrays=("line_id", "position", "quantity", "points", "discount_minor"),
-)
-_insert_debits = Hot(insert(redemption_debits), keys=("redemption_id", "bucket_id", "points_taken"))
+_insert_lines = insert(redemption_lines)
+_insert_debits = insert(redemption_debits)
 _by_order = (
     select(redemptions)
     .where(_r.program_id == bindparam("program_id"), _r.order_id == bindparam("order_id"))
@@ -71,27 +63,89 @@ _holds = select(_r.redemption_id, _r.order_id, _r.points, _r.hold_expires_at).wh
 )
 
 
+# On PostgreSQL an attempt, its lines and its debits go as one statement (data-modifying
+# CTEs; the foreign keys are checked at its end, when all three are in): one round trip.
+_insert_whole = Hot(
+    text(
+        """
+WITH attempt AS (
+  INSERT INTO redemptions (redemption_id, program_id, order_id, customer_id, state, attempt,
+    points, discount_minor, points_reversed, payment_method, program_version, hold_expires_at,
+    created_at, updated_at)
+  VALUES (CAST(:redemption_id AS VARCHAR), CAST(:program_id AS VARCHAR),
+    CAST(:order_id AS VARCHAR), CAST(:customer_id AS VARCHAR), CAST(:state AS VARCHAR),
+    CAST(:attempt AS INTEGER), CAST(:points AS BIGINT), CAST(:discount_minor AS BIGINT),
+    CAST(:points_reversed AS BIGINT), CAST(:payment_method AS VARCHAR),
+    CAST(:program_version AS BIGINT), CAST(:hold_expires_at AS TIMESTAMPTZ),
+    CAST(:created_at AS TIMESTAMPTZ), CAST(:created_at AS TIMESTAMPTZ))
+), debits AS (
+  INSERT INTO redemption_debits (redemption_id, bucket_id, points_taken)
+  SELECT CAST(:redemption_id AS VARCHAR), d.bucket_id, d.points_taken
+  FROM unnest(CAST(:bucket_ids AS BIGINT[]), CAST(:taken AS BIGINT[])) AS d(bucket_id, points_taken)
+)
+INSERT INTO redemption_lines (redemption_id, line_id, position, quantity, points, discount_minor)
+SELECT CAST(:redemption_id AS VARCHAR), l.line_id, l.position, l.quantity, l.points,
+  l.discount_minor
+FROM unnest(CAST(:line_ids AS VARCHAR[]), CAST(:positions AS INTEGER[]),
+  CAST(:quantities AS BIGINT[]), CAST(:line_points AS BIGINT[]), CAST(:discounts AS BIGINT[]))
+  AS l(line_id, position, quantity, points, discount_minor)
+"""
+    )
+)
+
+
 def add_redemption(connection: Connection, redemption: Redemption) -> None:
     """Raises `DuplicateRedemption` when the order got a live redemption meanwhile."""
+    if connection.dialect.name == "postgresql":
+        with duplicates_as(DuplicateRedemption, tables=("redemptions",)):
+            _insert_whole.run(connection, _whole(redemption))
+        return
     with duplicates_as(DuplicateRedemption):
         _insert(connection, redemption)
     _add_lines(connection, redemption.redemption_id, redemption.lines)
-    _insert_debits.many(
-        connection,
-        [
-            {
-                "redemption_id": redemption.redemption_id,
-                "bucket_id": debit.bucket_id,
-                "points_taken": debit.taken,
-            }
-            for debit in redemption.debits
-        ],
-    )
+    if redemption.debits:
+        connection.execute(
+            _insert_debits,
+            [
+                {
+                    "redemption_id": redemption.redemption_id,
+                    "bucket_id": debit.bucket_id,
+                    "points_taken": debit.taken,
+                }
+                for debit in redemption.debits
+            ],
+        )
+
+
+def _whole(redemption: Redemption) -> dict[str, Any]:
+    lines, debits = redemption.lines, redemption.debits
+    return {
+        "redemption_id": redemption.redemption_id,
+        "program_id": redemption.program_id,
+        "order_id": redemption.order_id,
+        "customer_id": redemption.customer_id,
+        "state": redemption.state.value,
+        "attempt": redemption.attempt,
+        "points": redemption.points,
+        "discount_minor": redemption.discount_minor,
+        "points_reversed": redemption.points_reversed,
+        "payment_method": redemption.payment_method,
+        "program_version": redemption.program_version,
+        "hold_expires_at": redemption.hold_expires_at,
+        "created_at": redemption.created_at,
+        "bucket_ids": [debit.bucket_id for debit in debits],
+        "taken": [debit.taken for debit in debits],
+        "line_ids": [line.line_id for line in lines],
+        "positions": list(range(len(lines))),
+        "quantities": [line.quantity for line in lines],
+        "line_points": [line.points for line in lines],
+        "discounts": [line.discount_minor for line in lines],
+    }
 
 
 def _insert(connection: Connection, redemption: Redemption) -> None:
-    _insert_redemption.run(
-        connection,
+    connection.execute(
+        _insert_redemption,
         {
             "redemption_id": redemption.redemption_id,
             "program_id": redemption.program_id,
@@ -114,11 +168,17 @@ def _insert(connection: Connection, redemption: Redemption) -> None:
 def _add_lines(
     connection: Connection, redemption_id: str, lines: tuple[RedemptionLine, ...]
 ) -> None:
-    _insert_lines.insert(
-        connection,
-        {"redemption_id": redemption_id},
+    connection.execute(
+        _insert_lines,
         [
-            (line.line_id, position, line.quantity, line.points, line.discount_minor)
+            {
+                "redemption_id": redemption_id,
+                "line_id": line.line_id,
+                "position": position,
+                "quantity": line.quantity,
+                "points": line.points,
+                "discount_minor": line.discount_minor,
+            }
             for position, line in enumerate(lines)
         ],
     )
