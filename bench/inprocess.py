@@ -10,7 +10,9 @@ so each hot-path change can be measured before and after (docs/benchmarks.md).
 import argparse
 import asyncio
 import time
+import timeit
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +21,16 @@ from bench.payloads import Templates
 from bench.processes import fresh_postgres, migrate
 from loyalty.v1 import redemption_service_pb2 as pb
 from pricing.program import load_programs
+from server.api import convert
 from server.api.edge import Edge, Readiness
 from server.api.redemption import RedemptionServicer
 from server.app import database_engine
 from server.config import parse
 from server.metrics import Metrics
 from server.service.deps import Deps
+from server.service.quote import quote_redemption
 from server.store.db import Database
+from server.texts.explain import QuoteWords
 
 PROGRAMS = Path(__file__).resolve().parents[1] / "programs"
 
@@ -79,6 +84,28 @@ def servicer(url: str, *, explanations: bool) -> RedemptionServicer:
     return RedemptionServicer(edge)
 
 
+def explanation_us(servicer: RedemptionServicer, request: Any, *, rounds: int = 2000) -> float:
+    """µs the texts add to one quote's answer (docs/rules.md §10): the response built with
+    and without them from the same decided quote, the least of five runs each."""
+    edge = servicer.edge
+    command = convert.quote_command(request)
+    decided = quote_redemption(edge.deps, command, now=datetime.now(UTC))
+
+    def build(words: bool) -> None:
+        said = None
+        if words:
+            texts = edge.texts(Context(), command.program_id)  # type: ignore[arg-type]
+            program = edge.deps.program(command.program_id)
+            said = QuoteWords(texts, program, promo_code=command.cart.promo_code)
+        convert.quote_response(decided, said).SerializeToString()
+
+    def least(words: bool) -> float:
+        runs = timeit.repeat(lambda: build(words), number=rounds, repeat=5)
+        return min(runs) / rounds * 1e6
+
+    return least(True) - least(False)
+
+
 def run(
     url: str, *, program: str, calls: int, quotes_only: bool = False, applies_only: bool = False
 ) -> dict[str, float]:
@@ -113,6 +140,7 @@ def run(
             for _ in range(4):
                 figures["quote"] = loop.run_until_complete(_calls(on, "QuoteRedemption", quotes))
             return figures
+        figures["explanations"] = explanation_us(on, quotes[0])
         figures["apply"] = loop.run_until_complete(_calls(on, "ApplyRedemption", applies))
         if applies_only:
             return figures
@@ -137,11 +165,14 @@ def main() -> None:
             applies_only=args.applies_only,
         )  # fmt: skip
     for name, us in figures.items():
-        print(f"{name:<12} {us:8.1f} µs CPU per call")
+        if name != "explanations":
+            print(f"{name:<12} {us:8.1f} µs CPU per call")
     if args.quotes_only or args.applies_only:
         return
     q, plain = figures["quote"], figures["quote-plain"]
-    print(f"explanations {q - plain:8.1f} µs = {(q - plain) / q:.1%} of a quote")
+    print(f"quote - plain {q - plain:7.1f} µs (two runs' difference: noisy)")
+    said = figures["explanations"]
+    print(f"the texts alone: {said:.1f} µs = {said / q:.1%} of a quote's CPU in-process")
 
 
 if __name__ == "__main__":

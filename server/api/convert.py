@@ -146,11 +146,13 @@ class Fields:
 
 def fingerprint(method: str, request: Message) -> bytes:
     """What makes two requests "the same" for idempotency: every field but `as_of`."""
-    copy = type(request)()
-    copy.CopyFrom(request)
-    copy.ClearField("as_of")
+    if request.HasField("as_of"):  # a copy without it (most calls have none: no copy)
+        copy = type(request)()
+        copy.CopyFrom(request)
+        copy.ClearField("as_of")
+        request = copy
     digest = hashlib.sha256(method.encode())
-    digest.update(copy.SerializeToString(deterministic=True))
+    digest.update(request.SerializeToString(deterministic=True))
     return digest.digest()
 
 

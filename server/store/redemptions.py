@@ -117,8 +117,8 @@ def add_redemption(connection: Connection, redemption: Redemption) -> None:
         )
 
 
-def _whole(redemption: Redemption) -> dict[str, Any]:
-    lines, debits = redemption.lines, redemption.debits
+def _row(redemption: Redemption) -> dict[str, Any]:
+    """The attempt's row in `redemptions`."""
     return {
         "redemption_id": redemption.redemption_id,
         "program_id": redemption.program_id,
@@ -133,6 +133,15 @@ def _whole(redemption: Redemption) -> dict[str, Any]:
         "program_version": redemption.program_version,
         "hold_expires_at": redemption.hold_expires_at,
         "created_at": redemption.created_at,
+        "updated_at": redemption.created_at,
+    }
+
+
+def _whole(redemption: Redemption) -> dict[str, Any]:
+    """The attempt's row with its lines and debits as arrays (`_insert_whole`)."""
+    lines, debits = redemption.lines, redemption.debits
+    return {
+        **_row(redemption),
         "bucket_ids": [debit.bucket_id for debit in debits],
         "taken": [debit.taken for debit in debits],
         "line_ids": [line.line_id for line in lines],
@@ -144,25 +153,7 @@ def _whole(redemption: Redemption) -> dict[str, Any]:
 
 
 def _insert(connection: Connection, redemption: Redemption) -> None:
-    connection.execute(
-        _insert_redemption,
-        {
-            "redemption_id": redemption.redemption_id,
-            "program_id": redemption.program_id,
-            "order_id": redemption.order_id,
-            "customer_id": redemption.customer_id,
-            "state": redemption.state.value,
-            "attempt": redemption.attempt,
-            "points": redemption.points,
-            "discount_minor": redemption.discount_minor,
-            "points_reversed": redemption.points_reversed,
-            "payment_method": redemption.payment_method,
-            "program_version": redemption.program_version,
-            "hold_expires_at": redemption.hold_expires_at,
-            "created_at": redemption.created_at,
-            "updated_at": redemption.created_at,
-        },
-    )
+    connection.execute(_insert_redemption, _row(redemption))
 
 
 def _add_lines(
