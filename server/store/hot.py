@@ -11,6 +11,7 @@ matches a partial index; a parameter would not), and `Hot` refuses a statement t
 a constant as a parameter. On SQLite the same construct runs through SQLAlchemy.
 """
 
+from collections import namedtuple
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, NoReturn
@@ -81,6 +82,8 @@ class Hot:
         self._instants = tuple(
             i for i, column in enumerate(columns) if isinstance(column.type, UtcDateTime)
         )
+        names = [column.key for column in columns]
+        self._named: Any = namedtuple("Row", names) if names else None
 
     def rows(self, connection: Connection, params: Params) -> list[Sequence[Any]]:
         """The statement's rows (instants in UTC)."""
@@ -94,6 +97,14 @@ class Hot:
         if not self._instants:
             return rows
         return [self._in_utc(row) for row in rows]
+
+    def named(self, connection: Connection, params: Params) -> list[Any]:
+        """The rows with their columns as attributes too (`row.order_id`), like SQLAlchemy's."""
+        if connection.dialect.name != "postgresql":
+            return list(connection.execute(self.statement, params))
+        assert self._named is not None, "a statement that returns no columns"
+        make = self._named._make
+        return [make(row) for row in self.rows(connection, params)]
 
     def run(self, connection: Connection, params: Params) -> None:
         """Execute it for its effect."""

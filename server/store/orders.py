@@ -20,10 +20,12 @@ _o, _l = orders.c, order_lines.c
 _insert_order = insert(orders)  # SQLite
 # The order's lines in one statement (psycopg prepares it once whatever the line count).
 _insert_lines = insert(order_lines)
-_order = select(_o.customer_id).where(
-    _o.program_id == bindparam("program_id"), _o.order_id == bindparam("order_id")
+_order = Hot(
+    select(_o.customer_id).where(
+        _o.program_id == bindparam("program_id"), _o.order_id == bindparam("order_id")
+    )
 )
-_lines = (
+_lines = Hot(
     select(
         _l.line_id,
         _l.quantity,
@@ -160,16 +162,17 @@ def cart_line(row: Any) -> CartLine:
 def find_order(connection: Connection, *, program_id: str, order_id: str) -> Order | None:
     """The order with its lines, every redemption attempt and its accrual."""
     key = {"program_id": program_id, "order_id": order_id}
-    customer_id = connection.execute(_order, key).scalar()
-    if customer_id is None:
+    found = _order.rows(connection, key)
+    if not found:
         return None
+    customer_id = found[0][0]
     lines = tuple(
         OrderLine(
             cart_line(row),
             row.returned_units,
             row.whole,
         )
-        for row in connection.execute(_lines, key)
+        for row in _lines.named(connection, key)
     )
     return Order(
         program_id,

@@ -7,12 +7,15 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Row,
+    String,
+    any_,
     bindparam,
     insert,
     select,
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from pricing.buckets import Debit, DebitRecord
 from pricing.holds import Hold
@@ -25,16 +28,14 @@ _r = redemptions.c
 
 # Built once: the hot path only binds values (no construct, no cache key built per call).
 _insert_redemption = insert(redemptions)  # SQLite
-# An apply's lines in one statement (psycopg prepares it once whatever the line count).
 _insert_lines = insert(redemption_lines)
 _insert_debits = insert(redemption_debits)
-_by_order = (
-    select(redemptions)
-    .where(_r.program_id == bindparam("program_id"), _r.order_id == bindparam("order_id"))
-    .order_by(_r.attempt)
+_of_order = select(redemptions).where(
+    _r.program_id == bindparam("program_id"), _r.order_id == bindparam("order_id")
 )
-_latest = _by_order.order_by(None).order_by(_r.attempt.desc()).limit(1)
-_lines_of = (
+_by_order = Hot(_of_order.order_by(_r.attempt))
+_latest = Hot(_of_order.order_by(_r.attempt.desc()).limit(const(1)))
+_lines_of = Hot(
     select(
         redemption_lines.c.line_id,
         redemption_lines.c.quantity,
@@ -45,21 +46,24 @@ _lines_of = (
     .where(redemption_lines.c.redemption_id == bindparam("redemption_id"))
     .order_by(redemption_lines.c.position)
 )
-_debits_of = (
-    select(
-        redemption_debits.c.redemption_id,
-        redemption_debits.c.bucket_id,
-        redemption_debits.c.points_taken,
-        redemption_debits.c.points_returned,
-        buckets.c.expires_at,
-    )
-    .join(buckets, buckets.c.bucket_id == redemption_debits.c.bucket_id)
-    .where(redemption_debits.c.redemption_id.in_(bindparam("ids", expanding=True)))
+_debits = select(
+    redemption_debits.c.redemption_id,
+    redemption_debits.c.bucket_id,
+    redemption_debits.c.points_taken,
+    redemption_debits.c.points_returned,
+    buckets.c.expires_at,
+).join(buckets, buckets.c.bucket_id == redemption_debits.c.bucket_id)
+# PostgreSQL: one statement text for any number of ids (`= ANY (array)`); SQLite: IN (...).
+_debits_of = Hot(
+    _debits.where(redemption_debits.c.redemption_id == any_(bindparam("ids", type_=ARRAY(String)))),
+    sqlite=_debits.where(redemption_debits.c.redemption_id.in_(bindparam("ids", expanding=True))),
 )
-_holds = select(_r.redemption_id, _r.order_id, _r.points, _r.hold_expires_at).where(
-    _r.program_id == bindparam("program_id"),
-    _r.customer_id == bindparam("customer_id"),
-    _r.state == const("HELD"),
+_holds = Hot(
+    select(_r.redemption_id, _r.order_id, _r.points, _r.hold_expires_at).where(
+        _r.program_id == bindparam("program_id"),
+        _r.customer_id == bindparam("customer_id"),
+        _r.state == const("HELD"),
+    )
 )
 
 
@@ -177,15 +181,15 @@ def _add_lines(
 
 def find_redemption(connection: Connection, *, program_id: str, order_id: str) -> Redemption | None:
     """The order's latest redemption attempt."""
-    row = connection.execute(_latest, {"program_id": program_id, "order_id": order_id}).first()
-    return None if row is None else _redemptions(connection, [row])[0]
+    rows = _latest.named(connection, {"program_id": program_id, "order_id": order_id})
+    return _redemptions(connection, rows)[0] if rows else None
 
 
 def order_attempts(
     connection: Connection, *, program_id: str, order_id: str
 ) -> tuple[Redemption, ...]:
     """Every redemption attempt of the order, oldest first."""
-    rows = connection.execute(_by_order, {"program_id": program_id, "order_id": order_id}).all()
+    rows = _by_order.named(connection, {"program_id": program_id, "order_id": order_id})
     return tuple(_redemptions(connection, rows)) if rows else ()
 
 
@@ -208,7 +212,7 @@ def _redemptions(connection: Connection, rows: Sequence[Row[Any]]) -> list[Redem
             created_at=row.created_at,
             lines=tuple(
                 RedemptionLine(*line)
-                for line in connection.execute(_lines_of, {"redemption_id": row.redemption_id})
+                for line in _lines_of.rows(connection, {"redemption_id": row.redemption_id})
             ),
             debits=tuple(debits.get(row.redemption_id, [])),
             attempt=row.attempt,
@@ -258,7 +262,7 @@ def record_return(
 def _debit_records(
     connection: Connection, redemption_ids: list[str]
 ) -> dict[str, list[DebitRecord]]:
-    rows = connection.execute(_debits_of, {"ids": redemption_ids})
+    rows = _debits_of.named(connection, {"ids": redemption_ids})
     records: dict[str, list[DebitRecord]] = {}
     for row in rows:
         records.setdefault(row.redemption_id, []).append(
@@ -271,7 +275,7 @@ def _debit_records(
 
 def account_holds(connection: Connection, *, program_id: str, customer_id: str) -> list[Hold]:
     """The account's redemptions still in state HELD (some may have lapsed by now)."""
-    rows = connection.execute(_holds, {"program_id": program_id, "customer_id": customer_id}).all()
+    rows = _holds.named(connection, {"program_id": program_id, "customer_id": customer_id})
     if not rows:
         return []
     debits = _debit_records(connection, [row.redemption_id for row in rows])
