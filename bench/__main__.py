@@ -109,8 +109,9 @@ def main(argv: list[str]) -> int:
     path = suite.save(meta)
     report = options.out / "results.md"
     finance = reporting.markdown(suite.reporting) if suite.reporting else ""
-    report.write_text(markdown({"meta": meta, "cells": [c.row() for c in suite.cells],
-                                "explain": suite.explains}) + finance)  # fmt: skip
+    data = {"meta": meta, "cells": [c.row() for c in suite.cells], "explain": suite.explains,
+            "texts": suite.texts_us}  # fmt: skip
+    report.write_text(markdown(data) + finance)
     print(report.read_text())
     print(f"JSON: {path}\nMarkdown: {report}\n{meta['seconds']} s", flush=True)
     return 0

@@ -10,7 +10,7 @@ from typing import Any
 
 import grpc
 
-from bench import profile, reporting, seed
+from bench import inprocess, profile, reporting, seed
 from bench.cells import START_DELAY, Cell, measure, split
 from bench.explain import explain_hot_queries
 from bench.payloads import Templates
@@ -49,6 +49,7 @@ class Suite:
         self.cells: list[Cell] = []
         self.explains: dict[str, list[dict[str, Any]]] = {}
         self.reporting: list[dict[str, Any]] = []
+        self.texts_us: dict[str, float] = {}  # per target: what the texts add to a quote
         self.run_id = uuid.uuid4().hex[:8]
         self.sources = sorted(load_program(PROGRAMS / f"{options.program}.toml").sources)
         self.points = 0
@@ -215,6 +216,8 @@ class Suite:
                 url, workers=workers, pool_size=self.o.pool_size, log_path=self.log,
                 explanations=False,
             ).start()  # fmt: skip
+        if "quote" in self.o.workloads and workers == 1:
+            self.texts_us[target] = self.texts_cost(url, accounts[0])
         try:
             self.points = self.find_points(server, accounts[0])
             applied: list[str] = []
@@ -251,6 +254,14 @@ class Suite:
             server.stop()
             if plain is not None:
                 plain.stop()
+
+    def texts_cost(self, url: str, customer: str) -> float:
+        """µs the texts add to one quote's answer, built alone (bench/inprocess.py)."""
+        templates = Templates.build(program_id=self.o.program, points=1)
+        request = pb.QuoteRedemptionRequest.FromString(templates.quote_for(customer))
+        us = inprocess.explanation_us(inprocess.servicer(url, explanations=True), request)
+        self.say(f"the texts of a quote: {us:.1f} µs")
+        return us
 
     def scale(self) -> None:
         """The same quote and apply at each account count: flat means the indexes do their job.
@@ -329,6 +340,7 @@ class Suite:
             "cells": [c.row() for c in self.cells],
             "explain": self.explains,
             "reporting": self.reporting,
+            "texts": self.texts_us,
         }
         path.write_text(json.dumps(data, indent=1))
         return path

@@ -41,7 +41,7 @@ class LineKind(Enum):
     SERVICE = "SERVICE"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, init=False)
 class CartLine:
     line_id: str
     quantity: int
@@ -60,12 +60,37 @@ class CartLine:
     # Category, brand, sku and tags as `match_key` normalises them, for exclusion rules.
     match_keys: MatchKeys = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        gross = self.quantity * self.unit_price_minor
-        setter = object.__setattr__
-        setter(self, "gross_minor", gross)
-        setter(self, "net_minor", gross - self.discount_minor - self.promo_discount_minor)
-        setter(self, "match_keys", match_keys(self.category, self.brand, self.sku, self.tags))
+    def __init__(
+        self,
+        line_id: str,
+        quantity: int,
+        unit_price_minor: int,
+        sku: str = "",
+        category: str = "",
+        brand: str = "",
+        tags: tuple[str, ...] = (),
+        kind: LineKind = LineKind.GOODS,
+        discount_minor: int = 0,
+        promo_discount_minor: int = 0,
+    ) -> None:
+        # Every call reads a cart of up to 1,000 lines: one update of the instance's dict
+        # instead of a frozen dataclass's object.__setattr__ per field (≈ 6 × cheaper).
+        gross = quantity * unit_price_minor
+        self.__dict__.update(
+            line_id=line_id,
+            quantity=quantity,
+            unit_price_minor=unit_price_minor,
+            sku=sku,
+            category=category,
+            brand=brand,
+            tags=tags,
+            kind=kind,
+            discount_minor=discount_minor,
+            promo_discount_minor=promo_discount_minor,
+            gross_minor=gross,
+            net_minor=gross - discount_minor - promo_discount_minor,
+            match_keys=match_keys(category, brand, sku, tags),
+        )
 
     def without_promo(self) -> "CartLine":
         if not self.promo_discount_minor:

@@ -4,6 +4,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -84,7 +85,7 @@ class ExclusionRule:
             return "sku", line.sku
         if not self.tags.isdisjoint(tags):
             return "tag", next(tag for tag in line.tags if tag.casefold() in self.tags)
-        if line.kind in self.kinds:
+        if self.kinds and line.kind in self.kinds:  # an Enum hashes in Python: skip it when empty
             return "kind", line.kind.value
         return None
 
@@ -137,11 +138,35 @@ class Program:
         """(rule id, what matched, the line's value) for an excluded line, else None."""
         if line.kind is LineKind.SERVICE and not self.services_redeemable:
             return SERVICES_RULE_ID, "kind", line.kind.value
+        category, brand, sku, tags = line.match_keys
+        categories, brands, skus, any_tags, kinds = self._excluded_values
+        if (
+            category not in categories
+            and brand not in brands
+            and sku not in skus
+            and any_tags.isdisjoint(tags)
+            and not (kinds and line.kind in kinds)
+        ):
+            return None  # no rule names any of the line's values (most lines: one look each)
         for rule in self.exclusions:
             matched = rule.match(line)
             if matched is not None:
                 return rule.id, *matched
         return None
+
+    @cached_property
+    def _excluded_values(
+        self,
+    ) -> tuple[frozenset[str], frozenset[str], frozenset[str], frozenset[str], frozenset[LineKind]]:
+        """Every value some exclusion rule names, per kind of value."""
+        rules = self.exclusions
+        return (
+            frozenset().union(*(r.categories for r in rules)),
+            frozenset().union(*(r.brands for r in rules)),
+            frozenset().union(*(r.skus for r in rules)),
+            frozenset().union(*(r.tags for r in rules)),
+            frozenset().union(*(r.kinds for r in rules)),
+        )
 
 
 class ProgramConfigError(ValueError):

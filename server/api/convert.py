@@ -1,8 +1,9 @@
 """Proto ↔ domain values. Translation lives here, not in the servicers."""
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Any
 
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -85,30 +86,38 @@ class Fields:
                 Violation(f"{field}.lines", f"must have at most {MAX_LINES} lines")
             )
             return Cart(message.currency, ())
+        # One pass over the proto: each field read once, NUL characters looked for as it goes.
         lines = []
+        nul = "\x00" in message.currency or "\x00" in message.promo_code
         for index, line in enumerate(message.lines):
+            line_id, sku, category, brand = line.line_id, line.sku, line.category, line.brand
+            tags = tuple(line.tags)
             kind = _KINDS.get(line.kind)
             if kind is None:
                 self.violations.append(
                     Violation(f"{field}.lines[{index}].kind", f"unknown kind {line.kind}")
                 )
+            if "\x00" in line_id + sku + category + brand or (
+                tags and any("\x00" in tag for tag in tags)
+            ):
+                nul = True
             lines.append(
                 CartLine(
-                    line_id=line.line_id,
-                    quantity=line.quantity,
-                    unit_price_minor=line.unit_price_minor,
-                    sku=line.sku,
-                    category=line.category,
-                    brand=line.brand,
-                    tags=tuple(line.tags),
-                    kind=kind or LineKind.GOODS,
-                    discount_minor=line.discount_minor,
-                    promo_discount_minor=line.promo_discount_minor,
+                    line_id,
+                    line.quantity,
+                    line.unit_price_minor,
+                    sku,
+                    category,
+                    brand,
+                    tags,
+                    kind or LineKind.GOODS,
+                    line.discount_minor,
+                    line.promo_discount_minor,
                 )
             )
         cart = Cart(message.currency, tuple(lines), message.delivery_minor, message.promo_code)
         self.violations += validate_cart(cart, field=field)
-        if any("\x00" in text for text in _cart_texts(message)):
+        if nul:
             self._nul_in_cart(message, field)
         return cart
 
@@ -139,11 +148,13 @@ class Fields:
 
 def fingerprint(method: str, request: Message) -> bytes:
     """What makes two requests "the same" for idempotency: every field but `as_of`."""
-    copy = type(request)()
-    copy.CopyFrom(request)
-    copy.ClearField("as_of")
+    if request.HasField("as_of"):  # a copy without it (most calls have none: no copy)
+        copy = type(request)()
+        copy.CopyFrom(request)
+        copy.ClearField("as_of")
+        request = copy
     digest = hashlib.sha256(method.encode())
-    digest.update(copy.SerializeToString(deterministic=True))
+    digest.update(request.SerializeToString(deterministic=True))
     return digest.digest()
 
 
@@ -163,17 +174,6 @@ def optional_instant(owner: Message, field: str) -> datetime | None:
     if not owner.HasField(field):
         return None
     return instant(getattr(owner, field), field)
-
-
-def _cart_texts(message: cart_pb2.Cart) -> Iterator[str]:
-    yield message.currency
-    yield message.promo_code
-    for line in message.lines:
-        yield line.line_id
-        yield line.sku
-        yield line.category
-        yield line.brand
-        yield from line.tags
 
 
 def _nul_violations(texts: list[tuple[str, str]]) -> list[Violation]:
@@ -333,18 +333,13 @@ def option_message(
         payable_minor=option.payable_minor,
         binding_constraint=_CONSTRAINTS[option.binding],
         selection_mode=_MODES[option.selection_mode],
-        allocations=[
-            redemption_pb2.LineAllocation(
-                line_id=a.line_id, points=a.points, discount_minor=a.discount_minor
-            )
-            for a in option.allocations
-        ],
         excluded_lines=[
             redemption_pb2.ExcludedLine(line_id=e.line_id, rule_id=e.rule_id)
             for e in option.excluded
         ],
         points_to_earn=option.points_to_earn,
     )
+    _allocations(message.allocations, option.allocations)
     if words is not None and quote is not None:
         message.explanation = words.option(
             option, tier_id=quote.tier_id, spendable_points=quote.spendable_points
@@ -373,21 +368,24 @@ def redemption_message(redemption: Redemption, *, currency: str) -> redemption_p
         program_id=redemption.program_id,
         points=redemption.points,
         discount_minor=redemption.discount_minor,
-        allocations=[
-            redemption_pb2.LineAllocation(
-                line_id=line.line_id, points=line.points, discount_minor=line.discount_minor
-            )
-            for line in redemption.lines
-        ],
         points_reversed=redemption.points_reversed,
         state=_STATES[redemption.state.value],
         created_at=stamp(redemption.created_at),
         program_version=redemption.program_version,
         currency=currency,
     )
+    _allocations(message.allocations, redemption.lines)
     if redemption.hold_expires_at is not None:
         message.hold_expires_at.CopyFrom(stamp(redemption.hold_expires_at))
     return message
+
+
+def _allocations(field: Any, lines: Iterable[Any]) -> None:
+    """Each line's points and discount, added in place (three times cheaper than building
+    each LineAllocation and copying it in)."""
+    add = field.add
+    for line in lines:
+        add(line_id=line.line_id, points=line.points, discount_minor=line.discount_minor)
 
 
 def account_response(

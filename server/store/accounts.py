@@ -1,18 +1,19 @@
 """The account row: the lock every mutation takes first, and the debt it carries."""
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, bindparam, update
+from sqlalchemy.dialects import postgresql, sqlite
 
+from server.store.hot import Hot, const
 from server.store.schema import accounts
-from server.store.upsert import PerDialect
 
 _a = accounts.c
 
-# One statement creates the account if missing and locks its row: the upsert's DO UPDATE
-# takes the row lock on PostgreSQL (SQLite's BEGIN IMMEDIATE already serializes writers).
-_lock = PerDialect(
-    lambda insert: (
+
+def _locking(insert: Any) -> Any:
+    return (
         insert(accounts)
         .values(
             program_id=bindparam("program_id"),
@@ -20,11 +21,16 @@ _lock = PerDialect(
             created_at=bindparam("created_at"),
         )
         .on_conflict_do_update(
-            index_elements=[_a.program_id, _a.customer_id], set_={"version": _a.version + 1}
+            index_elements=[_a.program_id, _a.customer_id],
+            set_={"version": _a.version + const(1)},
         )
         .returning(_a.debt_points)
     )
-)
+
+
+# One statement creates the account if missing and locks its row: the upsert's DO UPDATE
+# takes the row lock on PostgreSQL (SQLite's BEGIN IMMEDIATE already serializes writers).
+_lock = Hot(_locking(postgresql.insert), sqlite=_locking(sqlite.insert))
 _set_debt = (
     update(accounts)
     .where(_a.program_id == bindparam("p_id"), _a.customer_id == bindparam("c_id"))
@@ -37,7 +43,8 @@ def lock_account(
 ) -> int:
     """Create the account if missing and lock its row until commit; returns its debt."""
     params = {"program_id": program_id, "customer_id": customer_id, "created_at": now}
-    return int(connection.execute(_lock(connection), params).scalar_one())
+    ((debt,),) = _lock.rows(connection, params)
+    return int(debt)
 
 
 def set_debt(

@@ -8,6 +8,7 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 from pricing.accrual import Accrual, AccrualLine
 from pricing.tiers import QualifyingOrder
 from server.store.errors import DuplicateAccrual, duplicates_as
+from server.store.hot import Hot
 from server.store.schema import accrual_lines, accruals
 
 
@@ -53,10 +54,11 @@ def _insert(connection: Connection, accrual: Accrual) -> None:
 
 
 def find_accrual(connection: Connection, *, program_id: str, order_id: str) -> Accrual | None:
-    row = connection.execute(_by_order, {"program_id": program_id, "order_id": order_id}).first()
-    if row is None:
+    found = _by_order.named(connection, {"program_id": program_id, "order_id": order_id})
+    if not found:
         return None
-    lines = connection.execute(_lines_of, {"accrual_id": row.accrual_id})
+    row = found[0]
+    lines = _lines_of.rows(connection, {"accrual_id": row.accrual_id})
     return Accrual(
         accrual_id=row.accrual_id,
         program_id=row.program_id,
@@ -119,10 +121,12 @@ _qualifying = select(_a.available_at, _a.base_minor - _a.base_returned_minor).wh
     _a.available_at >= bindparam("since"),
     _a.available_at <= bindparam("until"),
 )
-_by_order = select(accruals).where(
-    _a.program_id == bindparam("program_id"), _a.order_id == bindparam("order_id")
+_by_order = Hot(
+    select(accruals).where(
+        _a.program_id == bindparam("program_id"), _a.order_id == bindparam("order_id")
+    )
 )
-_lines_of = (
+_lines_of = Hot(
     select(
         accrual_lines.c.line_id,
         accrual_lines.c.quantity,

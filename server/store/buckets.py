@@ -6,6 +6,7 @@ from datetime import datetime
 from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
 
 from pricing.buckets import Bucket, Debit, Expired, Settlement
+from server.store.hot import Hot, const
 from server.store.schema import buckets
 
 _columns = (
@@ -28,16 +29,18 @@ def bucket_from_row(row: tuple[int, str, int, datetime, datetime | None, bool, i
 
 
 # Built once: the hot path only binds values (no construct, no cache key built per call).
-_account_buckets = select(*_columns).where(
-    buckets.c.program_id == bindparam("program_id"),
-    buckets.c.customer_id == bindparam("customer_id"),
-    or_(
-        and_(
-            buckets.c.remaining > 0,
-            or_(buckets.c.expires_at.is_(None), buckets.c.expires_at > bindparam("now")),
+_account_buckets = Hot(
+    select(*_columns).where(
+        buckets.c.program_id == bindparam("program_id"),
+        buckets.c.customer_id == bindparam("customer_id"),
+        or_(
+            and_(
+                buckets.c.remaining > const(0),
+                or_(buckets.c.expires_at.is_(None), buckets.c.expires_at > bindparam("now")),
+            ),
+            buckets.c.settled.is_(False),
         ),
-        buckets.c.settled.is_(False),
-    ),
+    )
 )
 _by_id = select(*_columns).where(buckets.c.bucket_id.in_(bindparam("ids", expanding=True)))
 
@@ -46,10 +49,10 @@ def account_buckets(
     connection: Connection, *, program_id: str, customer_id: str, now: datetime
 ) -> list[Bucket]:
     """The buckets that matter at `now`: points not yet expired, and credits not yet settled."""
-    rows = connection.execute(
-        _account_buckets, {"program_id": program_id, "customer_id": customer_id, "now": now}
+    rows = _account_buckets.rows(
+        connection, {"program_id": program_id, "customer_id": customer_id, "now": now}
     )
-    return [bucket_from_row(row) for row in rows]
+    return [bucket_from_row(row) for row in rows]  # type: ignore[arg-type]
 
 
 def buckets_by_id(connection: Connection, bucket_ids: Iterable[int]) -> dict[int, Bucket]:
@@ -92,7 +95,7 @@ def add_bucket(
     return int(connection.execute(statement).scalar_one())
 
 
-_move = (
+_move = Hot(
     update(buckets)
     .where(buckets.c.bucket_id == bindparam("b_id"))
     .values(remaining=buckets.c.remaining + bindparam("delta"))
@@ -101,16 +104,12 @@ _move = (
 
 def take(connection: Connection, debits: Iterable[Debit]) -> None:
     """Take points out of buckets; the schema's CHECK refuses to go below zero."""
-    params = [{"b_id": d.bucket_id, "delta": -d.points} for d in debits]
-    if params:
-        connection.execute(_move, params)
+    _move.many(connection, [{"b_id": d.bucket_id, "delta": -d.points} for d in debits])
 
 
 def give_back(connection: Connection, credits: Iterable[Debit]) -> None:
     """Put points back into the buckets they came from."""
-    params = [{"b_id": c.bucket_id, "delta": c.points} for c in credits]
-    if params:
-        connection.execute(_move, params)
+    _move.many(connection, [{"b_id": c.bucket_id, "delta": c.points} for c in credits])
 
 
 def write_settlement(connection: Connection, settlement: Settlement) -> None:

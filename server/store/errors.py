@@ -39,11 +39,19 @@ def is_unique_violation(exc: IntegrityError) -> bool:
 
 
 @contextmanager
-def duplicates_as(kind: type[Duplicate]) -> Iterator[None]:
-    """Inside: a unique violation becomes `kind`; any other integrity error stays as it is."""
+def duplicates_as(kind: type[Duplicate], *, tables: tuple[str, ...] = ()) -> Iterator[None]:
+    """Inside: a unique violation becomes `kind`; any other integrity error stays as it is.
+
+    With `tables`, only a violation PostgreSQL reports on one of them does (a statement that
+    inserts into several tables at once: the rows that say what exists already).
+    """
     try:
         yield
     except IntegrityError as exc:
         if not is_unique_violation(exc):
+            raise
+        diag = getattr(exc.orig, "diag", None)
+        reported = getattr(diag, "table_name", None)
+        if tables and reported is not None and reported not in tables:
             raise
         raise kind(str(exc.orig)) from exc

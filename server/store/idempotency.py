@@ -2,16 +2,19 @@
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
+from server.store.hot import Hot
 from server.store.schema import idempotency_keys
-from server.store.upsert import PerDialect
 
 _k = idempotency_keys.c
 
-_claim = PerDialect(
-    lambda insert: (
+
+def _claiming(insert: Any) -> Any:
+    return (
         insert(idempotency_keys)
         .values(
             program_id=bindparam("program_id"),
@@ -23,11 +26,13 @@ _claim = PerDialect(
         .on_conflict_do_nothing()
         .returning(_k.request_id)
     )
-)
+
+
+_claim = Hot(_claiming(postgresql.insert), sqlite=_claiming(sqlite.insert))
 _stored = select(_k.method, _k.fingerprint, _k.response).where(
     _k.program_id == bindparam("program_id"), _k.request_id == bindparam("request_id")
 )
-_answer = (
+_answer = Hot(
     update(idempotency_keys)
     .where(_k.program_id == bindparam("p_id"), _k.request_id == bindparam("r_id"))
     .values(response=bindparam("response"))
@@ -59,10 +64,10 @@ def claim(
     rolled back.
     """
     ids = {"program_id": program_id, "request_id": request_id}
-    claimed = connection.execute(
-        _claim(connection), {**ids, "method": method, "fingerprint": fingerprint, "created_at": now}
-    ).first()
-    if claimed is not None:
+    claimed = _claim.rows(
+        connection, {**ids, "method": method, "fingerprint": fingerprint, "created_at": now}
+    )
+    if claimed:
         return None
     row = connection.execute(_stored, ids).one()
     response = None if row.response is None else bytes(row.response)
@@ -72,4 +77,4 @@ def claim(
 def record_answer(
     connection: Connection, *, program_id: str, request_id: str, response: bytes
 ) -> None:
-    connection.execute(_answer, {"p_id": program_id, "r_id": request_id, "response": response})
+    _answer.run(connection, {"p_id": program_id, "r_id": request_id, "response": response})

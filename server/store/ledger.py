@@ -7,9 +7,14 @@ from datetime import datetime
 from sqlalchemy import Connection, and_, func, insert, or_, select
 
 from pricing.ledger import LedgerEntry
+from server.store.hot import Hot
 from server.store.schema import ledger_entries
 
-_insert = insert(ledger_entries)
+_ENTRY_COLUMNS = (
+    "program_id", "customer_id", "kind", "points", "source", "bucket_id", "order_id",
+    "request_id", "reason", "effective_at", "recorded_at",
+)  # fmt: skip
+_insert = Hot(insert(ledger_entries), keys=_ENTRY_COLUMNS)
 
 
 def append(
@@ -38,8 +43,7 @@ def append(
         for e in entries
         if e.points
     ]
-    if rows:
-        connection.execute(_insert, rows)
+    _insert.many(connection, rows)
 
 
 @dataclass(frozen=True)

@@ -5,23 +5,27 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, text, update
 
 from pricing.cart import CartLine, LineKind
 from pricing.order import Order, OrderLine
 from server.store.accruals import find_accrual
 from server.store.errors import DuplicateOrder, duplicates_as
+from server.store.hot import Hot
 from server.store.redemptions import order_attempts
 from server.store.schema import order_lines, orders
 
 _o, _l = orders.c, order_lines.c
 
-_insert_order = insert(orders)
+_insert_order = insert(orders)  # SQLite
+# The order's lines in one statement (psycopg prepares it once whatever the line count).
 _insert_lines = insert(order_lines)
-_order = select(_o.customer_id).where(
-    _o.program_id == bindparam("program_id"), _o.order_id == bindparam("order_id")
+_order = Hot(
+    select(_o.customer_id).where(
+        _o.program_id == bindparam("program_id"), _o.order_id == bindparam("order_id")
+    )
 )
-_lines = (
+_lines = Hot(
     select(
         _l.line_id,
         _l.quantity,
@@ -50,8 +54,60 @@ _return_units = (
 )
 
 
+# On PostgreSQL the order and its lines go as one statement (a data-modifying CTE; the lines'
+# foreign key is checked at its end, when the order is in): one round trip.
+_insert_whole = Hot(
+    text(
+        """
+WITH new_order AS (
+  INSERT INTO orders (program_id, order_id, customer_id, created_at)
+  VALUES (CAST(:program_id AS VARCHAR), CAST(:order_id AS VARCHAR),
+    CAST(:customer_id AS VARCHAR), CAST(:created_at AS TIMESTAMPTZ))
+)
+INSERT INTO order_lines (program_id, order_id, line_id, position, sku, category, brand, tags,
+  kind, quantity, unit_price_minor, discount_minor, promo_discount_minor, whole)
+SELECT CAST(:program_id AS VARCHAR), CAST(:order_id AS VARCHAR), l.*
+FROM unnest(CAST(:line_ids AS VARCHAR[]), CAST(:positions AS INTEGER[]),
+  CAST(:skus AS VARCHAR[]), CAST(:categories AS VARCHAR[]), CAST(:brands AS VARCHAR[]),
+  CAST(:tags AS TEXT[]), CAST(:kinds AS VARCHAR[]), CAST(:quantities AS BIGINT[]),
+  CAST(:prices AS BIGINT[]), CAST(:discounts AS BIGINT[]), CAST(:promos AS BIGINT[]),
+  CAST(:wholes AS BOOLEAN[]))
+  AS l(line_id, position, sku, category, brand, tags, kind, quantity, unit_price_minor,
+       discount_minor, promo_discount_minor, whole)
+"""
+    )
+)
+
+
+def _whole(order: Order, now: datetime) -> dict[str, Any]:
+    lines = [x.line for x in order.lines]
+    return {
+        "program_id": order.program_id,
+        "order_id": order.order_id,
+        "customer_id": order.customer_id,
+        "created_at": now,
+        "line_ids": [line.line_id for line in lines],
+        "positions": list(range(len(lines))),
+        "skus": [line.sku for line in lines],
+        "categories": [line.category for line in lines],
+        "brands": [line.brand for line in lines],
+        "tags": [json.dumps(list(line.tags)) for line in lines],
+        "kinds": [line.kind.value for line in lines],
+        "quantities": [line.quantity for line in lines],
+        "prices": [line.unit_price_minor for line in lines],
+        "discounts": [line.discount_minor for line in lines],
+        "promos": [line.promo_discount_minor for line in lines],
+        "wholes": [x.whole for x in order.lines],
+    }
+
+
 def add_order(connection: Connection, order: Order, *, now: datetime) -> None:
     """Record a new order and its lines; `DuplicateOrder` when it was recorded meanwhile."""
+    if connection.dialect.name == "postgresql":
+        # Two calls recording the same new order at once may collide on its lines first.
+        with duplicates_as(DuplicateOrder, tables=("orders", "order_lines")):
+            _insert_whole.run(connection, _whole(order, now))
+        return
     with duplicates_as(DuplicateOrder):
         connection.execute(
             _insert_order,
@@ -106,16 +162,17 @@ def cart_line(row: Any) -> CartLine:
 def find_order(connection: Connection, *, program_id: str, order_id: str) -> Order | None:
     """The order with its lines, every redemption attempt and its accrual."""
     key = {"program_id": program_id, "order_id": order_id}
-    customer_id = connection.execute(_order, key).scalar()
-    if customer_id is None:
+    found = _order.rows(connection, key)
+    if not found:
         return None
+    customer_id = found[0][0]
     lines = tuple(
         OrderLine(
             cart_line(row),
             row.returned_units,
             row.whole,
         )
-        for row in connection.execute(_lines, key)
+        for row in _lines.named(connection, key)
     )
     return Order(
         program_id,

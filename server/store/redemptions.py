@@ -5,15 +5,14 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     Connection,
-    Integer,
     Row,
     String,
+    any_,
     bindparam,
-    func,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -22,40 +21,21 @@ from pricing.buckets import Debit, DebitRecord
 from pricing.holds import Hold
 from pricing.order import Redemption, RedemptionLine, RedemptionState
 from server.store.errors import DuplicateRedemption, duplicates_as
+from server.store.hot import Hot, const
 from server.store.schema import buckets, redemption_debits, redemption_lines, redemptions
 
 _r = redemptions.c
 
 # Built once: the hot path only binds values (no construct, no cache key built per call).
-_insert_redemption = insert(redemptions)
+_insert_redemption = insert(redemptions)  # SQLite
 _insert_lines = insert(redemption_lines)
-# On PostgreSQL an apply's lines go as one statement of fixed text over arrays (psycopg
-# caches and prepares it; executemany would run one statement per line, and a multi-row
-# VALUES list is new text for each line count, too long for psycopg's query cache).
-_LINE_COLUMNS = ("line_id", "position", "quantity", "points", "discount_minor")
-_LINE_ARRAYS = (String, Integer, BigInteger, BigInteger, BigInteger)
-_unnest_lines = (
-    func.unnest(
-        *(
-            bindparam(f"{c}_list", type_=ARRAY(t))
-            for c, t in zip(_LINE_COLUMNS, _LINE_ARRAYS, strict=True)
-        )
-    )
-    .table_valued(*_LINE_COLUMNS)
-    .render_derived()
-)
-_insert_lines_unnest = insert(redemption_lines).from_select(
-    ["redemption_id", *_LINE_COLUMNS],
-    select(bindparam("redemption_id", type_=String), *(_unnest_lines.c[c] for c in _LINE_COLUMNS)),
-)
 _insert_debits = insert(redemption_debits)
-_by_order = (
-    select(redemptions)
-    .where(_r.program_id == bindparam("program_id"), _r.order_id == bindparam("order_id"))
-    .order_by(_r.attempt)
+_of_order = select(redemptions).where(
+    _r.program_id == bindparam("program_id"), _r.order_id == bindparam("order_id")
 )
-_latest = _by_order.order_by(None).order_by(_r.attempt.desc()).limit(1)
-_lines_of = (
+_by_order = Hot(_of_order.order_by(_r.attempt))
+_latest = Hot(_of_order.order_by(_r.attempt.desc()).limit(const(1)))
+_lines_of = Hot(
     select(
         redemption_lines.c.line_id,
         redemption_lines.c.quantity,
@@ -66,26 +46,64 @@ _lines_of = (
     .where(redemption_lines.c.redemption_id == bindparam("redemption_id"))
     .order_by(redemption_lines.c.position)
 )
-_debits_of = (
-    select(
-        redemption_debits.c.redemption_id,
-        redemption_debits.c.bucket_id,
-        redemption_debits.c.points_taken,
-        redemption_debits.c.points_returned,
-        buckets.c.expires_at,
-    )
-    .join(buckets, buckets.c.bucket_id == redemption_debits.c.bucket_id)
-    .where(redemption_debits.c.redemption_id.in_(bindparam("ids", expanding=True)))
+_debits = select(
+    redemption_debits.c.redemption_id,
+    redemption_debits.c.bucket_id,
+    redemption_debits.c.points_taken,
+    redemption_debits.c.points_returned,
+    buckets.c.expires_at,
+).join(buckets, buckets.c.bucket_id == redemption_debits.c.bucket_id)
+# PostgreSQL: one statement text for any number of ids (`= ANY (array)`); SQLite: IN (...).
+_debits_of = Hot(
+    _debits.where(redemption_debits.c.redemption_id == any_(bindparam("ids", type_=ARRAY(String)))),
+    sqlite=_debits.where(redemption_debits.c.redemption_id.in_(bindparam("ids", expanding=True))),
 )
-_holds = select(_r.redemption_id, _r.order_id, _r.points, _r.hold_expires_at).where(
-    _r.program_id == bindparam("program_id"),
-    _r.customer_id == bindparam("customer_id"),
-    _r.state == "HELD",
+_holds = Hot(
+    select(_r.redemption_id, _r.order_id, _r.points, _r.hold_expires_at).where(
+        _r.program_id == bindparam("program_id"),
+        _r.customer_id == bindparam("customer_id"),
+        _r.state == const("HELD"),
+    )
+)
+
+
+# On PostgreSQL an attempt, its lines and its debits go as one statement (data-modifying
+# CTEs; the foreign keys are checked at its end, when all three are in): one round trip.
+_insert_whole = Hot(
+    text(
+        """
+WITH attempt AS (
+  INSERT INTO redemptions (redemption_id, program_id, order_id, customer_id, state, attempt,
+    points, discount_minor, points_reversed, payment_method, program_version, hold_expires_at,
+    created_at, updated_at)
+  VALUES (CAST(:redemption_id AS VARCHAR), CAST(:program_id AS VARCHAR),
+    CAST(:order_id AS VARCHAR), CAST(:customer_id AS VARCHAR), CAST(:state AS VARCHAR),
+    CAST(:attempt AS INTEGER), CAST(:points AS BIGINT), CAST(:discount_minor AS BIGINT),
+    CAST(:points_reversed AS BIGINT), CAST(:payment_method AS VARCHAR),
+    CAST(:program_version AS BIGINT), CAST(:hold_expires_at AS TIMESTAMPTZ),
+    CAST(:created_at AS TIMESTAMPTZ), CAST(:created_at AS TIMESTAMPTZ))
+), debits AS (
+  INSERT INTO redemption_debits (redemption_id, bucket_id, points_taken)
+  SELECT CAST(:redemption_id AS VARCHAR), d.bucket_id, d.points_taken
+  FROM unnest(CAST(:bucket_ids AS BIGINT[]), CAST(:taken AS BIGINT[])) AS d(bucket_id, points_taken)
+)
+INSERT INTO redemption_lines (redemption_id, line_id, position, quantity, points, discount_minor)
+SELECT CAST(:redemption_id AS VARCHAR), l.line_id, l.position, l.quantity, l.points,
+  l.discount_minor
+FROM unnest(CAST(:line_ids AS VARCHAR[]), CAST(:positions AS INTEGER[]),
+  CAST(:quantities AS BIGINT[]), CAST(:line_points AS BIGINT[]), CAST(:discounts AS BIGINT[]))
+  AS l(line_id, position, quantity, points, discount_minor)
+"""
+    )
 )
 
 
 def add_redemption(connection: Connection, redemption: Redemption) -> None:
     """Raises `DuplicateRedemption` when the order got a live redemption meanwhile."""
+    if connection.dialect.name == "postgresql":
+        with duplicates_as(DuplicateRedemption, tables=("redemptions",)):
+            _insert_whole.run(connection, _whole(redemption))
+        return
     with duplicates_as(DuplicateRedemption):
         _insert(connection, redemption)
     _add_lines(connection, redemption.redemption_id, redemption.lines)
@@ -103,41 +121,48 @@ def add_redemption(connection: Connection, redemption: Redemption) -> None:
         )
 
 
+def _row(redemption: Redemption) -> dict[str, Any]:
+    """The attempt's row in `redemptions`."""
+    return {
+        "redemption_id": redemption.redemption_id,
+        "program_id": redemption.program_id,
+        "order_id": redemption.order_id,
+        "customer_id": redemption.customer_id,
+        "state": redemption.state.value,
+        "attempt": redemption.attempt,
+        "points": redemption.points,
+        "discount_minor": redemption.discount_minor,
+        "points_reversed": redemption.points_reversed,
+        "payment_method": redemption.payment_method,
+        "program_version": redemption.program_version,
+        "hold_expires_at": redemption.hold_expires_at,
+        "created_at": redemption.created_at,
+        "updated_at": redemption.created_at,
+    }
+
+
+def _whole(redemption: Redemption) -> dict[str, Any]:
+    """The attempt's row with its lines and debits as arrays (`_insert_whole`)."""
+    lines, debits = redemption.lines, redemption.debits
+    return {
+        **_row(redemption),
+        "bucket_ids": [debit.bucket_id for debit in debits],
+        "taken": [debit.taken for debit in debits],
+        "line_ids": [line.line_id for line in lines],
+        "positions": list(range(len(lines))),
+        "quantities": [line.quantity for line in lines],
+        "line_points": [line.points for line in lines],
+        "discounts": [line.discount_minor for line in lines],
+    }
+
+
 def _insert(connection: Connection, redemption: Redemption) -> None:
-    connection.execute(
-        _insert_redemption,
-        {
-            "redemption_id": redemption.redemption_id,
-            "program_id": redemption.program_id,
-            "order_id": redemption.order_id,
-            "customer_id": redemption.customer_id,
-            "state": redemption.state.value,
-            "attempt": redemption.attempt,
-            "points": redemption.points,
-            "discount_minor": redemption.discount_minor,
-            "points_reversed": redemption.points_reversed,
-            "payment_method": redemption.payment_method,
-            "program_version": redemption.program_version,
-            "hold_expires_at": redemption.hold_expires_at,
-            "created_at": redemption.created_at,
-            "updated_at": redemption.created_at,
-        },
-    )
+    connection.execute(_insert_redemption, _row(redemption))
 
 
 def _add_lines(
     connection: Connection, redemption_id: str, lines: tuple[RedemptionLine, ...]
 ) -> None:
-    if connection.dialect.name == "postgresql":
-        columns = {
-            "line_id_list": [line.line_id for line in lines],
-            "position_list": list(range(len(lines))),
-            "quantity_list": [line.quantity for line in lines],
-            "points_list": [line.points for line in lines],
-            "discount_minor_list": [line.discount_minor for line in lines],
-        }
-        connection.execute(_insert_lines_unnest, {"redemption_id": redemption_id, **columns})
-        return
     connection.execute(
         _insert_lines,
         [
@@ -156,15 +181,15 @@ def _add_lines(
 
 def find_redemption(connection: Connection, *, program_id: str, order_id: str) -> Redemption | None:
     """The order's latest redemption attempt."""
-    row = connection.execute(_latest, {"program_id": program_id, "order_id": order_id}).first()
-    return None if row is None else _redemptions(connection, [row])[0]
+    rows = _latest.named(connection, {"program_id": program_id, "order_id": order_id})
+    return _redemptions(connection, rows)[0] if rows else None
 
 
 def order_attempts(
     connection: Connection, *, program_id: str, order_id: str
 ) -> tuple[Redemption, ...]:
     """Every redemption attempt of the order, oldest first."""
-    rows = connection.execute(_by_order, {"program_id": program_id, "order_id": order_id}).all()
+    rows = _by_order.named(connection, {"program_id": program_id, "order_id": order_id})
     return tuple(_redemptions(connection, rows)) if rows else ()
 
 
@@ -187,7 +212,7 @@ def _redemptions(connection: Connection, rows: Sequence[Row[Any]]) -> list[Redem
             created_at=row.created_at,
             lines=tuple(
                 RedemptionLine(*line)
-                for line in connection.execute(_lines_of, {"redemption_id": row.redemption_id})
+                for line in _lines_of.rows(connection, {"redemption_id": row.redemption_id})
             ),
             debits=tuple(debits.get(row.redemption_id, [])),
             attempt=row.attempt,
@@ -237,7 +262,7 @@ def record_return(
 def _debit_records(
     connection: Connection, redemption_ids: list[str]
 ) -> dict[str, list[DebitRecord]]:
-    rows = connection.execute(_debits_of, {"ids": redemption_ids})
+    rows = _debits_of.named(connection, {"ids": redemption_ids})
     records: dict[str, list[DebitRecord]] = {}
     for row in rows:
         records.setdefault(row.redemption_id, []).append(
@@ -250,7 +275,7 @@ def _debit_records(
 
 def account_holds(connection: Connection, *, program_id: str, customer_id: str) -> list[Hold]:
     """The account's redemptions still in state HELD (some may have lapsed by now)."""
-    rows = connection.execute(_holds, {"program_id": program_id, "customer_id": customer_id}).all()
+    rows = _holds.named(connection, {"program_id": program_id, "customer_id": customer_id})
     if not rows:
         return []
     debits = _debit_records(connection, [row.redemption_id for row in rows])
@@ -294,7 +319,7 @@ _lapsed_after = select(
 ).where(
     _r.program_id == bindparam("program_id"),
     _r.customer_id == bindparam("customer_id"),
-    _r.state == "EXPIRED",
+    _r.state == const("EXPIRED"),
     _r.hold_expires_at > bindparam("now"),
     # A hold placed after `now` did not exist then: nothing of it to undo.
     _r.created_at <= bindparam("now"),

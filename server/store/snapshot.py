@@ -14,27 +14,28 @@ from sqlalchemy import Connection, and_, bindparam, exists, func, or_, select, t
 from pricing.buckets import Bucket
 from pricing.order import OrderHead
 from server.store.buckets import bucket_from_row
+from server.store.hot import Hot, const
 from server.store.schema import LIVE_REDEMPTION, accounts, buckets, orders, redemptions
 
 _a, _b, _r, _o = accounts.c, buckets.c, redemptions.c, orders.c
 
 _live_bucket = or_(
-    and_(_b.remaining > 0, or_(_b.expires_at.is_(None), _b.expires_at > bindparam("now"))),
+    and_(_b.remaining > const(0), or_(_b.expires_at.is_(None), _b.expires_at > bindparam("now"))),
     _b.settled.is_(False),
     # written off by the expiry job, but not yet expired at `now` (a read at an earlier
     # `as_of` than the job ran at: docs/rules.md §7)
-    and_(_b.expired_points > 0, _b.expires_at > bindparam("now")),
+    and_(_b.expired_points > const(0), _b.expires_at > bindparam("now")),
 )
 _has_holds = exists().where(
     _r.program_id == bindparam("program_id"),
     _r.customer_id == bindparam("customer_id"),
-    _r.state == "HELD",
+    _r.state == const("HELD"),
 )
 # A lapse written down (by the job, or a call at a later `as_of`) after the read's `now`.
 _lapsed_later = exists().where(
     _r.program_id == bindparam("program_id"),
     _r.customer_id == bindparam("customer_id"),
-    _r.state == "EXPIRED",
+    _r.state == const("EXPIRED"),
     _r.hold_expires_at > bindparam("now"),
 )
 _of_order = and_(_r.program_id == bindparam("program_id"), _r.order_id == bindparam("order_id"))
@@ -53,7 +54,7 @@ _order_facts = (
 )
 # One row per live bucket (or one row of NULLs when there is none), each carrying the
 # account's debt and the three facts; no row at all when the account does not exist yet.
-_snapshot = (
+_snapshot = Hot(
     select(
         _a.debt_points,
         _has_holds.label("has_holds"),
@@ -75,6 +76,7 @@ _snapshot = (
     )
     .where(_a.program_id == bindparam("program_id"), _a.customer_id == bindparam("customer_id"))
 )
+_order_only = Hot(select(*_order_facts))
 
 
 @dataclass(frozen=True)
@@ -95,21 +97,21 @@ def snapshot(
     order_id: str = "",
 ) -> Snapshot:
     """Read the account as it stands, and the order `order_id` ("" for none) if recorded."""
-    rows = connection.execute(
-        _snapshot,
+    rows = _snapshot.rows(
+        connection,
         {"program_id": program_id, "customer_id": customer_id, "now": now, "order_id": order_id},
-    ).all()
+    )
     if not rows:
         # No account row: nothing of it can exist (every row refers to its account) but the order.
         order = None
         if order_id:
-            facts = connection.execute(
-                select(*_order_facts), {"program_id": program_id, "order_id": order_id}
-            ).one()
+            (facts,) = _order_only.rows(
+                connection, {"program_id": program_id, "order_id": order_id}
+            )
             order = _head(order_id, *facts)
         return Snapshot(0, [], False, order)
     first = rows[0]
-    found = [bucket_from_row(row[6:]) for row in rows if row[6] is not None]
+    found = [bucket_from_row(row[6:]) for row in rows if row[6] is not None]  # type: ignore[arg-type]
     order = _head(order_id, *first[2:5])
     return Snapshot(int(first[0]), found, bool(first[1]), order, bool(first[5]))
 

@@ -5,7 +5,14 @@ from decimal import Decimal
 from string import Formatter
 
 from babel import Locale, UnknownLocaleError
-from babel.numbers import NumberPattern, get_currency_precision, get_currency_symbol, parse_pattern
+from babel.numbers import (
+    NumberPattern,
+    get_currency_precision,
+    get_currency_symbol,
+    get_decimal_symbol,
+    get_group_symbol,
+    parse_pattern,
+)
 
 from pricing.program import SHIPPED_LANGUAGES, Program, ProgramConfigError
 from server.texts.catalogue import KNOWN, NOUNS, SHIPPED
@@ -40,26 +47,42 @@ class Texts:
         self._percent: NumberPattern = self.locale.percent_formats[None]
         self._digits = get_currency_precision(currency)
         self._percents: dict[int, str] = {}  # the program's rates: a handful of values
+        self._plurals: dict[int, str] = {}  # CLDR's category of each count said so far
         # The locale's currency pattern with this currency's symbol written in once, so that
         # formatting does not look the symbol (and the currency's names) up on every call.
         symbol = get_currency_symbol(currency, locale=self.locale).replace("'", "''")
         pattern = self.locale.currency_formats["standard"].pattern
         self._money = parse_pattern(pattern.replace("¤", f"'{symbol}'"))
+        self._whole = _Shape(self._decimal, self.locale, digits=0)
+        self._minor = _Shape(self._money, self.locale, digits=self._digits)
 
     def say(self, message_id: str, **values: str) -> str:
         return self.templates[message_id].format(**values)
 
     def number(self, value: int) -> str:
-        return str(self._decimal.apply(value, self.locale))
+        fast = self._whole.say(value)
+        return fast if fast is not None else str(self._decimal.apply(value, self.locale))
+
+    def plural(self, value: int) -> str:
+        """The CLDR plural category of `value` (Babel's rule, remembered per value)."""
+        found = self._plurals.get(value)
+        if found is None:
+            found = self._plural(value)
+            if len(self._plurals) < 4096:
+                self._plurals[value] = found
+        return found
 
     def count(self, noun: str, value: int) -> str:
         """`value` with its noun in the plural form the language's CLDR rule picks."""
-        return self.templates[f"{noun}.{self._plural(value)}"].format(count=self.number(value))
+        return self.templates[f"{noun}.{self.plural(value)}"].format(count=self.number(value))
 
     def points(self, value: int) -> str:
         return self.count("points", value)
 
     def money(self, minor: int) -> str:
+        fast = self._minor.say(minor)
+        if fast is not None:
+            return fast
         return str(self._money.apply(Decimal(minor).scaleb(-self._digits), self.locale))
 
     def percent(self, bp: int) -> str:
@@ -74,6 +97,36 @@ class Texts:
 
     def name(self, names: Mapping[str, str], fallback: str) -> str:
         return names.get(self.language) or fallback
+
+
+class _Shape:
+    """A CLDR number pattern as Babel applies it to a whole count of units (or of minor units
+    with the currency's digits), taken apart once: the text around the digits, the group
+    and decimal symbols. `say` puts a value together from them, as Babel would (the tests
+    check it against Babel); None where the pattern is not of the plain shape this takes
+    (groups of three, no rounding, a value below zero): Babel then says it itself."""
+
+    def __init__(self, pattern: NumberPattern, locale: Locale, *, digits: int) -> None:
+        self.digits = digits
+        self.group = get_group_symbol(locale)
+        self.decimal = get_decimal_symbol(locale)
+        zero = Decimal(0).scaleb(-digits) if digits else Decimal(0)
+        probe = str(pattern.apply(zero, locale))
+        core = "0" + (self.decimal + "0" * digits if digits else "")
+        self.prefix, found, self.suffix = probe.partition(core)
+        plain = pattern.grouping == (3, 3) and pattern.frac_prec == (digits, max(digits, 3))
+        self.usable = bool(found) and (plain or (digits > 0 and pattern.frac_prec == (digits,) * 2))
+
+    def say(self, value: int) -> str | None:
+        if not self.usable or value < 0:
+            return None
+        units, fraction = divmod(value, 10**self.digits) if self.digits else (value, 0)
+        whole = f"{units:,}"
+        if self.group != ",":
+            whole = whole.replace(",", self.group)
+        if self.digits:
+            whole += self.decimal + str(fraction).rjust(self.digits, "0")
+        return self.prefix + whole + self.suffix
 
 
 class Languages:

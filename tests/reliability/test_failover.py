@@ -91,6 +91,19 @@ def _fence(cluster: ThrowawayCluster, *, read_only: bool) -> None:
         admin.execute("SET default_transaction_read_only = off")
         admin.execute(f"ALTER SYSTEM SET default_transaction_read_only = {read_only}")
         admin.execute("SELECT pg_reload_conf()")
+    # pg_reload_conf() only signals the postmaster: wait until it has reloaded (a new session
+    # sees the setting), by which time it has signalled every open session too, each of
+    # which reloads before its next command. A call faster than that would otherwise race
+    # the fence and find the primary still writable.
+    wanted = "on" if read_only else "off"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with psycopg.connect(cluster.url(), autocommit=True, connect_timeout=5) as probe:
+            row = probe.execute("SHOW default_transaction_read_only").fetchone()
+        if row is not None and row[0] == wanted:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"the fence never took effect: default_transaction_read_only != {wanted}")
 
 
 def test_a_primary_fenced_read_only_is_not_serving_until_it_takes_writes_again(

@@ -1,8 +1,13 @@
 """Plural forms and number formats come from CLDR (Babel); the expected strings by hand."""
 
-import pytest
+from decimal import Decimal
 
-from server.texts.texts import Languages
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from server.texts.catalogue import SHIPPED
+from server.texts.texts import Languages, Texts
 from tests.unit.server.texts.conftest import NBSP, texts_of
 
 
@@ -61,3 +66,22 @@ def test_money(languages: Languages, minor: int, ru: str, en: str) -> None:
 def test_percent(languages: Languages, bp: int, ru: str, en: str) -> None:
     assert texts_of(languages, "denco", "ru").percent(bp) == ru
     assert texts_of(languages, "denco", "en").percent(bp) == en
+
+
+# Numbers and money are put together from the CLDR pattern taken apart once (texts.py's
+# `_Shape`); Babel applying the pattern itself must say exactly the same, in every shipped
+# language and currency, at every magnitude.
+@pytest.mark.parametrize("currency", ["RUB", "USD", "JPY", "KWD", "EUR"])
+@pytest.mark.parametrize("language", ["ru", "en"])
+@given(value=st.integers(min_value=0, max_value=10**19) | st.sampled_from([0, 1, 999, 1000]))
+def test_numbers_and_money_say_what_babel_says(language: str, currency: str, value: int) -> None:
+    texts = Texts(language, SHIPPED[language], currency=currency)
+    assert texts.number(value) == str(texts._decimal.apply(value, texts.locale))
+    scaled = Decimal(value).scaleb(-texts._digits)
+    assert texts.money(value) == str(texts._money.apply(scaled, texts.locale))
+
+
+def test_counts_below_zero_are_said_by_babel() -> None:
+    texts = Texts("ru", SHIPPED["ru"], currency="RUB")
+    assert texts.number(-1234) == "-1" + NBSP + "234"
+    assert texts.money(-123456) == "-1" + NBSP + "234,56" + NBSP + "₽"

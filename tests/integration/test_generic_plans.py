@@ -1,0 +1,90 @@
+"""Every hot statement gets PostgreSQL's generic plan after a burst (server/store/hot.py).
+
+A prepared statement is planned for its parameters five times; from then on PostgreSQL
+uses the generic plan unless it costs more than the custom ones. A constant sent as a
+parameter (`state = $1` where `state = 'HELD'` belongs) keeps the generic plan from the
+partial indexes, so the statement is planned anew on every call, for ever (issue 14 saw
+≈ 150 µs of PostgreSQL CPU a call where ≈ 55 µs do). This fails when one comes back.
+"""
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from pricing.cart import Cart, CartLine
+from pricing.program import load_programs
+from pricing.reversal import ReturnedLine
+from server.service import commands
+from server.service.apply import apply_redemption
+from server.service.deps import Deps
+from server.service.grant import grant_points
+from server.service.quote import quote_redemption
+from server.service.reverse import reverse_redemption
+from server.store.db import Database, create_database_engine
+from server.store.migrate import migrate
+from tests.support.databases import fresh_postgres
+
+PROGRAMS = Path(__file__).resolve().parents[2] / "programs"
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+BURST = 12  # calls of each kind: more than the five custom plans PostgreSQL starts with
+
+
+@pytest.fixture
+def deps() -> Iterator[Deps]:
+    with fresh_postgres() as url:
+        # One connection: every call's statements are prepared in the session read below.
+        engine = create_database_engine(url, pool_size=1)
+        migrate(engine)
+        yield Deps(Database(engine), load_programs(PROGRAMS))
+        engine.dispose()
+
+
+def _key(name: str) -> commands.Idempotency:
+    return commands.Idempotency(name, name.encode())
+
+
+def _cart() -> Cart:
+    lines = tuple(CartLine(f"l{i}", 1 + i % 2, 100_000 + 100 * i, sku=f"s{i}") for i in range(5))
+    return Cart("RUB", lines)
+
+
+def _burst(deps: Deps) -> None:
+    render = repr
+    for n in range(BURST):
+        customer = f"c{n}"
+        grant = commands.GrantPoints(
+            _key(f"g{n}"), "stomatorg", customer, 5_000, "loyalty", None, None, ""
+        )
+        grant_points(deps, grant, now=NOW, render=render)  # type: ignore[arg-type]
+        quote = commands.QuoteRedemption("stomatorg", customer, _cart(), "")
+        points = quote_redemption(deps, quote, now=NOW).options[0].max_points
+        apply = commands.ApplyRedemption(
+            _key(f"a{n}"), "stomatorg", customer, f"o{n}", _cart(), "", points, 0
+        )
+        apply_redemption(deps, apply, now=NOW, render=render)  # type: ignore[arg-type]
+        back = commands.ReverseRedemption(
+            _key(f"r{n}"), "stomatorg", f"o{n}", (ReturnedLine("l1", 1),), ""
+        )
+        reverse_redemption(deps, back, now=NOW, render=render)  # type: ignore[arg-type]
+
+
+def test_hot_statements_get_generic_plans(deps: Deps) -> None:
+    _burst(deps)
+    assert deps.db is not None
+    with deps.db.engine.connect() as connection:
+        rows = connection.exec_driver_sql(
+            "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements"
+        ).all()
+    burst = [row for row in rows if row.generic_plans + row.custom_plans >= BURST]
+    # The hot statements: the account's snapshot, the request-id claim, the lock, the
+    # inserts of an apply; at least these ran as often as the burst.
+    texts = " ".join(row.statement for row in burst)
+    for table in ("FROM accounts LEFT OUTER JOIN buckets", "INSERT INTO idempotency_keys",
+                  "INSERT INTO accounts", "INSERT INTO redemptions", "UPDATE buckets"):  # fmt: skip
+        assert table in texts, f"{table!r} was not prepared: {[r.statement[:60] for r in rows]}"
+    custom_only = [
+        (row.statement[:120], row.custom_plans) for row in burst if row.generic_plans == 0
+    ]
+    assert custom_only == [], "planned anew on every call (a constant sent as a parameter?)"
