@@ -142,6 +142,69 @@ class TestStateMachine:
         assert held.seen_at(NOW + timedelta(minutes=4)).state is S.HELD
         assert held.seen_at(NOW + timedelta(minutes=5)).state is S.EXPIRED
 
+    # The order moves its redemption in two places, `seen_at` and `plan_return` (capture is
+    # tests/unit/service/test_capture.py). Neither reaches InvalidTransition from any state,
+    # with any units already returned and any return asked for: the guard is for a use
+    # case yet to be written (it is answered FAILED_PRECONDITION, INVALID_TRANSITION).
+    @pytest.mark.parametrize("state", list(S))
+    def test_no_read_moves_a_redemption_where_it_may_not_go(self, state: RedemptionState) -> None:
+        recorded = replace(
+            redemption(RedemptionLine("a", 1, 10, 10), state=state),
+            hold_expires_at=NOW + timedelta(minutes=5),
+        )
+        for minutes in (4, 5, 6):
+            recorded.seen_at(NOW + timedelta(minutes=minutes))
+
+    @pytest.mark.parametrize(
+        ("state", "answers"),
+        [
+            (S.HELD, {"released whole", "InvalidArgument"}),  # lines named: refused
+            (S.APPLIED, {S.PARTIALLY_REVERSED, S.REVERSED, "ExceedsRemaining", "InvalidArgument"}),
+            (S.PARTIALLY_REVERSED, {S.PARTIALLY_REVERSED, S.REVERSED, "ExceedsRemaining",
+                                    "InvalidArgument"}),
+            # nothing left to give back: the accrual's side only
+            (S.REVERSED, {"ExceedsRemaining", "InvalidArgument"}),
+            (S.RELEASED, {"ExceedsRemaining", "InvalidArgument"}),
+            (S.EXPIRED, {"ExceedsRemaining", "InvalidArgument"}),
+        ],
+    )  # fmt: skip
+    def test_no_return_moves_a_redemption_where_it_may_not_go(
+        self, state: RedemptionState, answers: set[object]
+    ) -> None:
+        asked: list[list[ReturnedLine]] = [[]] + [
+            [ReturnedLine(line_id, count) for line_id, count in pairs]
+            for pairs in (
+                [("a", 1)], [("a", 2)], [("b", 1)], [("a", 1), ("b", 1)], [("a", 2), ("b", 1)],
+                [("a", 3)], [("c", 1)],
+            )
+        ]  # fmt: skip
+        outcomes: set[object] = set()
+        for returned_a in range(3):
+            for returned_b in range(2):
+                spent = redemption(
+                    RedemptionLine("a", 2, 20, 20, returned_units=returned_a),
+                    RedemptionLine("b", 1, 10, 10, returned_units=returned_b),
+                    state=state,
+                )
+                placed = order(
+                    CartLine("a", 2, 1_000),
+                    CartLine("b", 1, 1_000),
+                    attempts=(spent,),
+                    earned=accrual(AccrualLine("a", 2, 1_960, 19)),
+                    returned={"a": returned_a, "b": returned_b},
+                )
+                for returned in asked:
+                    try:
+                        plan = placed.plan_return(returned)
+                    except (ExceedsRemaining, InvalidArgument) as refused:
+                        outcomes.add(type(refused).__name__)
+                        continue
+                    if plan.release is not None:
+                        outcomes.add("released whole")
+                    if plan.redemption is not None:
+                        outcomes.add(plan.redemption.state)
+        assert outcomes == answers
+
 
 class TestRedemptionAttempts:
     def test_another_customer_is_refused_before_a_live_redemption(self) -> None:
