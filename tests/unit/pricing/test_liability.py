@@ -11,20 +11,19 @@ from pricing.buckets import Bucket, DebitRecord
 from pricing.errors import InvalidArgument
 from pricing.holds import Hold
 from pricing.liability import (
-    INT64_MAX,
     EntryKind,
     Period,
     Window,
     account_liability,
     as_read_at,
     band_of,
-    clamp_int64,
     due_entries,
     money,
     months_between,
     naive_due_entries,
     roll_forward,
 )
+from pricing.money import INT64_MAX
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -146,10 +145,10 @@ def test_the_identity_holds_for_any_sums(sums: dict) -> None:  # type: ignore[ty
     assert roll_forward(sums, months).balances()
 
 
-def test_money_and_clamps() -> None:
+def test_money_is_exact_then_clamped_to_int64() -> None:
     assert money(2430, point_value_minor=100) == 243_000
     assert money(10**17, point_value_minor=100) == INT64_MAX  # 10^19 does not fit
-    assert clamp_int64(-(2**70)) == -(2**63)
+    assert money(-(10**17), point_value_minor=100) == -(2**63)
 
 
 def test_a_window_is_in_the_past_and_not_empty() -> None:
