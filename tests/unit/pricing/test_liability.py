@@ -61,6 +61,26 @@ def test_an_account_as_stored() -> None:
     assert (got.customers, got.customers_in_debt) == (1, 1)
 
 
+def test_an_empty_bucket_adds_no_source() -> None:
+    # an action bucket spent to 0: the account has no action points, not "action: 0"
+    got = account_liability(
+        [bucket(1, "loyalty", 5, -1, 10), bucket(2, "action", 0, -1, None)], [], debt=0, now=NOW
+    )
+    assert (got.spendable, got.by_source, got.bands) == (5, {"loyalty": 5}, (5, 0, 0, 0, 0, 0))
+
+
+def test_a_window_holds_its_end_and_not_its_start() -> None:
+    # (start, end]: an entry at the start is before it, one at the end is in it
+    window = Window(NOW - DAY, NOW)
+    tick = timedelta(microseconds=1)
+    assert [window.period(at) for at in (NOW - DAY, NOW - DAY + tick, NOW, NOW + tick)] == [
+        Period.BEFORE,
+        Period.WINDOW,
+        Period.WINDOW,
+        Period.AFTER,
+    ]
+
+
 def test_a_read_gives_lapsed_holds_back_then_settles_debt() -> None:
     # A hold of 40 from bucket 1 lapsed a day ago; debt 50. The 40 come back and pay debt
     # first (→ 10 owed); then the matured unsettled accrual (60) pays the 10 → 50 left.
