@@ -119,6 +119,13 @@ def test_due_entries_are_what_the_job_would_write() -> None:
     assert naive == [(-30, NOW - 5 * DAY), (-10, NOW - 2 * DAY)]
 
 
+def test_an_expiry_is_due_at_its_instant() -> None:
+    # spendable while t < expires_at: at the instant itself the points are due to expire
+    at_now, later = bucket(1, "promo", 6, -5, 0), bucket(2, "promo", 4, -5, 0.5)
+    naive = [(e.points, e.effective_at) for e in naive_due_entries([at_now, later], now=NOW)]
+    assert naive == [(-6, NOW)]
+
+
 def test_months_are_calendar_months_in_the_program_zone() -> None:
     # 2026-03-31 22:00 UTC is 1 April 01:00 in Moscow (UTC+3).
     months = months_between(datetime(2026, 2, 27, tzinfo=UTC), datetime(2026, 4, 2, tzinfo=UTC),
@@ -150,6 +157,7 @@ def test_the_roll_forward_from_sums() -> None:
     assert dict(got.issued) == {"loyalty": 300, "promo": 40}
     assert (got.reinstated, got.redeemed, got.expired) == (85, 70, 600)
     assert (got.clawed_back, got.debt_incurred, got.closing) == (12, 8, 485)
+    assert dict(got.expired_by_source) == {"promo": 600}  # loyalty's 288 expire after it
     assert [(c.month, c.issued, c.redeemed, c.expired, c.outstanding) for c in got.cohorts] == [
         ("2026-04", 0, 70, 600, 1000 - 200 - 70 + 70 + 15 - 600),
         ("2026-05", 340, 0, 0, 328),
