@@ -12,11 +12,14 @@ new redemption, the other customer naming an order (its accrual or apply
 refused, ORDER_CUSTOMER_MISMATCH), idempotent replays, the clock moving forward
 by hours up to ~100 days (and exactly onto, or one microsecond before, a
 maturity or expiry instant), and the expiry job. A customer may start in debt,
-so that credits have debt to pay. Two moves aim at boundaries random steps
-seldom reach: a spend from several buckets of which a part comes back (which
-bucket is refilled first), and reads at the instant an accrual nobody has
-touched since its delivery expires (the reads decide maturity and expiry
-themselves).
+so that credits have debt to pay. Some moves aim at what random steps seldom
+reach: a spend from several buckets of which a part comes back, at once or
+once a bucket expired (which bucket is refilled first, and whether it stays
+expired); reads at the instant an accrual nobody has touched since its delivery
+expires (the reads decide maturity and expiry themselves); the expiry job some
+hours after an expiry (the date its entry carries); dear units spent on at the
+maximum and delivered a unit short (the points on the undelivered unit change
+what is earned by whole points).
 
 The model below is written from docs/rules.md, not from the server's code:
 
@@ -70,7 +73,7 @@ import os
 import pickle
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -192,9 +195,23 @@ class MOrder:
     own_bucket: MBucket | None = None
     returned: dict[str, int] = field(default_factory=dict)  # units returned per line
     accruable: bool = True
+    delivered: dict[str, int] = field(default_factory=dict)  # accrual: units per line
 
     def units_left(self, line: CartLine) -> int:
         return line.quantity - self.returned.get(line.line_id, 0)
+
+    def spent_on_delivered(self, delivered: CartLine) -> int:
+        """Points spent on the units delivered, counted as a return of the undelivered
+        ones would count them (docs/rules.md §6): P − floor(P × (n − d) / n)."""
+        points = (self.spent or {}).get(delivered.line_id, 0)
+        bought = next(x for x in self.cart.lines if x.line_id == delivered.line_id).quantity
+        return points - points * (bought - delivered.quantity) // bought
+
+    def earned_units(self, line: CartLine, returned: int) -> int:
+        """Units of the accrual's line gone after `returned` units of the order's line came
+        back: the undelivered units come back first (they earned nothing)."""
+        delivered = self.delivered.get(line.line_id, line.quantity)
+        return min(delivered, max(0, returned - (line.quantity - delivered)))
 
 
 @dataclass
@@ -330,6 +347,17 @@ cart_strategy = st.lists(line_strategy, min_size=1, max_size=3)
 hours_strategy = st.one_of(
     st.integers(1, 72), st.integers(1, 24 * 10), st.sampled_from([24 * 7, 24 * 30, 24 * 45])
 )
+
+
+def one_unit_less(line: CartLine) -> CartLine:
+    """A line of two or more units delivered one short: its discount over the units
+    delivered, rounded down (docs/rules.md §6 takes floor or ceil)."""
+    if line.quantity < 2:
+        return line
+    units = line.quantity - 1
+    return replace(
+        line, quantity=units, discount_minor=line.discount_minor * units // line.quantity
+    )
 
 
 def make_cart(spec: list[tuple[int, int, str, int]]) -> Cart:
@@ -587,10 +615,9 @@ class LedgerModel(RuleBasedStateMachine):
         earns on its net minus the points spent on it (docs/rules.md §5, §6)."""
         if order.spent:
             event("accrual of an order that spent points")
-        spent = order.spent or {}
         delivered = order.cart.lines if lines is None else lines
         goods = [line for line in delivered if line.kind is LineKind.GOODS]
-        bases = [net(line) - spent.get(line.line_id, 0) * POINT for line in goods]
+        bases = [net(line) - order.spent_on_delivered(line) * POINT for line in goods]
         if self.accrued_minor[order.customer] + sum(bases) >= TIER_GUARD_MINOR:
             return  # the customer would move up a tier (not in the model)
         self.accrued_minor[order.customer] += sum(bases)
@@ -610,6 +637,7 @@ class LedgerModel(RuleBasedStateMachine):
             ),
         )
         points = sum(bases) * EARN_RATE_BP // 10_000 // POINT
+        order.delivered = {line.line_id: line.quantity for line in delivered}
         order.earned = {line.line_id: 0 for line in order.cart.lines}
         shares = largest_remainder(points, bases)
         order.earned.update({line.line_id: s for line, s in zip(goods, shares, strict=True)})
@@ -639,6 +667,7 @@ class LedgerModel(RuleBasedStateMachine):
         delivered_hours_ago=st.one_of(st.integers(0, 24 * 10), st.just(24 * 7)),
         top_up=st.integers(0, 400),
         part=st.one_of(st.none(), st.lists(st.booleans(), min_size=3, max_size=3)),
+        short=st.booleans(),
     )
     def apply_then_accrue(
         self,
@@ -648,9 +677,11 @@ class LedgerModel(RuleBasedStateMachine):
         delivered_hours_ago: int,
         top_up: int,
         part: list[bool] | None,
+        short: bool,
     ) -> None:
         """The usual life of an order: (a grant,) points spent at checkout, delivery of
-        all of it, or of some lines (`part`), the others cancelled."""
+        all of it, or of some lines (`part`), the others cancelled, or (`short`) a unit
+        fewer of each line than was bought."""
         if top_up:
             self.grant(who, top_up, "loyalty", later=None, lasts=None)
         orders = len(self.orders)
@@ -658,16 +689,20 @@ class LedgerModel(RuleBasedStateMachine):
         if len(self.orders) > orders and part is None:
             self.deliver(self.orders[-1], delivered_hours_ago)
         elif len(self.orders) > orders:
-            self.deliver_part(self.orders[-1], part, delivered_hours_ago)
+            self.deliver_part(self.orders[-1], part, delivered_hours_ago, fewer_units=short)
 
     @rule(
         pick=st.integers(0, 10**6),
         keep=st.lists(st.booleans(), min_size=3, max_size=3),
         delivered_hours_ago=st.one_of(st.integers(0, 24 * 10), st.just(24 * 7)),
+        fewer_units=st.booleans(),
     )
-    def accrue_part(self, pick: int, keep: list[bool], delivered_hours_ago: int) -> None:
+    def accrue_part(
+        self, pick: int, keep: list[bool], delivered_hours_ago: int, fewer_units: bool
+    ) -> None:
         """Some lines of an order that spent points delivered, the others cancelled before
-        delivery: the accrual names only the delivered lines (docs/rules.md §6)."""
+        delivery, or fewer units of each than were bought: the accrual names only what was
+        delivered (docs/rules.md §6)."""
         candidates = [
             o
             for o in self.orders
@@ -675,21 +710,50 @@ class LedgerModel(RuleBasedStateMachine):
         ]
         if not candidates:
             return
-        self.deliver_part(candidates[pick % len(candidates)], keep, delivered_hours_ago)
+        order = candidates[pick % len(candidates)]
+        self.deliver_part(order, keep, delivered_hours_ago, fewer_units=fewer_units)
 
-    def deliver_part(self, order: MOrder, keep: list[bool], delivered_hours_ago: int) -> None:
+    def deliver_part(
+        self,
+        order: MOrder,
+        keep: list[bool],
+        delivered_hours_ago: int,
+        *,
+        fewer_units: bool = False,
+    ) -> None:
         """Deliver the lines `keep` marks (never all, never none: one line is dropped or
-        kept as needed); an order of one line is delivered whole."""
+        kept as needed), or with `fewer_units` one unit less of each line of two or more
+        units (all lines may then be kept); an order of one unit is delivered whole."""
         lines = [line for line, k in zip(order.cart.lines, keep, strict=False) if k]
-        if len(lines) == len(order.cart.lines):
+        if len(lines) == len(order.cart.lines) and not fewer_units:
             lines = lines[1:]
         if not lines:
             lines = [order.cart.lines[-1]]
-        if len(lines) == len(order.cart.lines):
+        if fewer_units:
+            lines = [one_unit_less(line) for line in lines]
+        if lines == list(order.cart.lines):
             self.deliver(order, delivered_hours_ago)
             return
-        event("accrual of part of an order")
+        event(f"accrual of part of an order{' (fewer units)' if fewer_units else ''}")
         self.deliver(order, delivered_hours_ago, tuple(lines))
+
+    @rule(
+        who=st.integers(0, 1),
+        units=st.integers(2, 3),
+        roubles=st.integers(1_200, 2_000),
+        delivered_hours_ago=st.one_of(st.integers(0, 24 * 10), st.just(24 * 7)),
+    )
+    def deliver_short_after_spending_the_most(
+        self, who: int, units: int, roubles: int, delivered_hours_ago: int
+    ) -> None:
+        """Dear units bought with as many points as they may take (3 %: 36 to 60 points a
+        unit), then delivered one unit short: the points on the undelivered unit stay out
+        of the accrual base (docs/rules.md §6), a difference of whole points earned."""
+        self.grant(who, 200, "loyalty", later=None, lasts=None)
+        orders = len(self.orders)
+        self.apply(who, [(units, roubles, "goods", 0)], big=False, ask="max")
+        if len(self.orders) > orders:
+            self.deliver_part(self.orders[-1], [True], delivered_hours_ago, fewer_units=True)
 
     @rule(pick=st.integers(0, 10**6), spend=st.booleans(), points=st.integers(1, 5))
     def another_customer_names_the_order(self, pick: int, spend: bool, points: int) -> None:
@@ -886,8 +950,17 @@ class LedgerModel(RuleBasedStateMachine):
                 event(f"a return of a line with only {'points' if took else 'an accrual'}")
         # Earned points go too: from the order's own bucket, pending, spendable or
         # expired (points that expired there unspent are taken off what expired); only
-        # what was spent comes from other spendable buckets, and the rest is debt.
-        claw = moving(order.earned) if order.earned is not None else 0
+        # what was spent comes from other spendable buckets, and the rest is debt. A line
+        # delivered short gives back its undelivered units first, which earned nothing.
+        claw = 0
+        for line_id, count in units.items():
+            line, before = lines[line_id], order.returned.get(line_id, 0)
+            claw += cumulative(
+                (order.earned or {}).get(line_id, 0),
+                order.earned_units(line, before),
+                order.earned_units(line, before + count),
+                order.delivered.get(line_id, line.quantity),
+            )
         missing = claw
         own = order.own_bucket
         if own is not None and own.available_at > self.now and missing:
@@ -927,7 +1000,8 @@ class LedgerModel(RuleBasedStateMachine):
         ),
         beyond_first=st.integers(1, 80),
         quantity=st.integers(2, 3),
-        returned=st.integers(1, 2),
+        returned=st.integers(1, 3),
+        hours_later=st.one_of(st.just(0), st.integers(20, 130)),
     )
     def return_part_of_a_spend_from_several_buckets(
         self,
@@ -936,12 +1010,15 @@ class LedgerModel(RuleBasedStateMachine):
         beyond_first: int,
         quantity: int,
         returned: int,
+        hours_later: int,
     ) -> None:
         """Points spent from several buckets (the first-expiring one emptied, the next ones
-        taken from), then some units returned: the points go back to the latest-expiring
-        bucket first (docs/rules.md §6). A part goes back, so which bucket is refilled, and
-        which one pays a debt, shows in every bucket's balance. Grants at one instant with
-        the same expiry make ties, spent and refilled by creation order."""
+        taken from), then, at once or hours later (when a bucket of a day or five may have
+        expired), some units returned or the whole line. The points go back to the
+        latest-expiring bucket first, and into an expired one they stay expired
+        (docs/rules.md §6). When a part goes back, which bucket is refilled, and which one
+        pays a debt, shows in every bucket's balance. Grants at one instant with the same
+        expiry make ties, spent and refilled by creation order."""
         for points, source, lasts in grants:
             self.grant(who, points, source, later=None, lasts=lasts)
         account = self.accounts[who]
@@ -967,8 +1044,10 @@ class LedgerModel(RuleBasedStateMachine):
         self.spend_on(order, points, result)
         assert len(order.debits) >= 2
         event("a part returned of points spent from several buckets")
+        if hours_later:
+            self.move_clock(self.now + timedelta(hours=hours_later))
         returnable = [o for o in self.orders if o.spent is not None or o.earned is not None]
-        self.reverse(returnable.index(order), False, [min(returned, quantity - 1)], 1)
+        self.reverse(returnable.index(order), False, [min(returned, quantity)], 1)
 
     @rule(
         who=st.integers(0, 1),
@@ -1021,10 +1100,14 @@ class LedgerModel(RuleBasedStateMachine):
         for account in self.accounts:
             account.mature(to)
 
-    @rule(to_next_expiry=st.booleans())
-    def run_expiry_job(self, to_next_expiry: bool) -> None:
-        """The job at the clock, or first onto the next instant that expires some points."""
-        if to_next_expiry:
+    @rule(
+        when=st.sampled_from(["at the clock", "at the next expiry", "after the next expiry"]),
+        hours_after=st.integers(1, 48),
+    )
+    def run_expiry_job(self, when: str, hours_after: int) -> None:
+        """The job at the clock, or first onto the next instant that expires some points, or
+        some hours after it (as a job that runs now and then finds them)."""
+        if when != "at the clock":
             expiring = [
                 b.expires_at
                 for account in self.accounts
@@ -1032,7 +1115,8 @@ class LedgerModel(RuleBasedStateMachine):
                 if b.remaining and b.expires_at is not None and b.expires_at > self.now
             ]
             if expiring:
-                self.move_clock(min(expiring))
+                later = timedelta(hours=hours_after if when == "after the next expiry" else 0)
+                self.move_clock(min(expiring) + later)
         due = [account.unwritten_expired(self.now) for account in self.accounts]
         report = expire_points(self.db, now=self.now)
         event(f"expiry job: {'wrote points' if sum(due) else 'nothing to write'}")
