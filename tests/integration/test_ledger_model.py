@@ -16,7 +16,8 @@ so that credits have debt to pay. Some moves aim at what random steps seldom
 reach: a spend from several buckets of which a part comes back, at once or
 once a bucket expired (which bucket is refilled first, and whether it stays
 expired); reads at the instant an accrual nobody has touched since its delivery
-expires (the reads decide maturity and expiry themselves); the expiry job some
+expires (the reads decide maturity and expiry themselves); a return days after
+delivery, before the accrual matured (when its CLAWBACK counts); the expiry job some
 hours after an expiry (the date its entry carries); dear units spent on at the
 maximum and delivered a unit short (the points on the undelivered unit change
 what is earned by whole points).
@@ -1070,6 +1071,39 @@ class LedgerModel(RuleBasedStateMachine):
             target -= timedelta(microseconds=1)
         event(f"reads at an unsettled accrual's {'last instant' if just_before else 'expiry'}")
         self.move_clock(target)
+
+    @rule(
+        who=st.integers(0, 1),
+        spec=cart_strategy,
+        spend=st.booleans(),
+        delivered_hours_ago=st.integers(0, 24 * 6),
+        whole=st.booleans(),
+        amounts=st.lists(st.integers(0, 3), min_size=3, max_size=3),
+    )
+    def return_before_the_accrual_matures(
+        self,
+        who: int,
+        spec: list[tuple[int, int, str, int]],
+        spend: bool,
+        delivered_hours_ago: int,
+        whole: bool,
+        amounts: list[int],
+    ) -> None:
+        """The commonest return: goods sent back days after delivery, before what they
+        earned matured. The points come back from the pending accrual, and leave the
+        ledger at its maturity, where its ACCRUAL counts them in (docs/rules.md §6, §7)."""
+        orders = len(self.orders)
+        if spend:
+            self.apply(who, spec, big=False, ask="max")
+        if len(self.orders) > orders:
+            order = self.orders[-1]
+        else:
+            order = MOrder(f"order-{self.tag}-{len(self.orders)}", who, make_cart(spec))
+        self.deliver(order, delivered_hours_ago)
+        if order.own_bucket is None:
+            return  # it earned nothing, or would have moved the customer up a tier
+        returnable = [o for o in self.orders if o.spent is not None or o.earned is not None]
+        self.reverse(returnable.index(order), whole, amounts, 1)
 
     @rule(hours=hours_strategy)
     def advance(self, hours: int) -> None:
