@@ -14,18 +14,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from pricing.bounds import clamp_int64
 from pricing.buckets import Bucket, settle_matured
 from pricing.errors import InvalidArgument, Violation
 from pricing.holds import Hold, lapse_order, release, with_lapsed_holds
 
-INT64_MIN = -(2**63)
-INT64_MAX = 2**63 - 1
 DAY = timedelta(days=1)
-
-
-def clamp_int64(value: int) -> int:
-    """A sum that may exceed int64 (Python's ints do not overflow), clamped for the wire."""
-    return max(INT64_MIN, min(INT64_MAX, value))
 
 
 def money(points: int, *, point_value_minor: int) -> int:

@@ -46,6 +46,9 @@ TABLE: dict[type[Exception], tuple[grpc.StatusCode, str]] = {
     domain.HoldReleased: (grpc.StatusCode.FAILED_PRECONDITION, "HOLD_RELEASED"),
     domain.OrderCustomerMismatch: (grpc.StatusCode.FAILED_PRECONDITION, "ORDER_CUSTOMER_MISMATCH"),
     domain.AccrualMismatch: (grpc.StatusCode.FAILED_PRECONDITION, "ACCRUAL_MISMATCH"),
+    # Behind the use cases' own state checks (HOLD_EXPIRED, HOLD_RELEASED ...): no call is
+    # known to reach it, but if one does, the caller learns which move was refused.
+    domain.InvalidTransition: (grpc.StatusCode.FAILED_PRECONDITION, "INVALID_TRANSITION"),
     ClockOverrideDisabled: (grpc.StatusCode.PERMISSION_DENIED, "CLOCK_OVERRIDE_DISABLED"),
     TokenMissing: (grpc.StatusCode.UNAUTHENTICATED, "TOKEN_MISSING"),
     TokenInvalid: (grpc.StatusCode.UNAUTHENTICATED, "TOKEN_INVALID"),

@@ -6,7 +6,8 @@ import grpc
 
 from loyalty.v1 import reporting_service_pb2 as pb
 from loyalty.v1 import reporting_service_pb2_grpc as pb_grpc
-from pricing.liability import BANDS, clamp_int64, money
+from pricing.bounds import clamp_int64
+from pricing.liability import BANDS, money
 from server.api import convert
 from server.api.edge import Edge, rpc
 from server.service.reporting import (

@@ -93,6 +93,7 @@ RU: dict[str, str] = {
     "error.MALFORMED_REQUEST": "Запрос не удалось прочитать как {message_type}",
     "error.ORDER_CUSTOMER_MISMATCH": "Заказ {order_id} оформлен на другого покупателя",
     "error.ACCRUAL_MISMATCH": "Начисление не совпадает с заказом {order_id}: {field}",
+    "error.INVALID_TRANSITION": "Списание баллов нельзя перевести из состояния {source} в {target}",
 }
 
 EN: dict[str, str] = {
@@ -158,6 +159,7 @@ EN: dict[str, str] = {
     "error.MALFORMED_REQUEST": "The request could not be read as a {message_type}",
     "error.ORDER_CUSTOMER_MISMATCH": "Order {order_id} belongs to another customer",
     "error.ACCRUAL_MISMATCH": "The accrual does not match order {order_id}: {field}",
+    "error.INVALID_TRANSITION": "A redemption cannot move from {source} to {target}",
 }
 
 SHIPPED: dict[str, dict[str, str]] = {"ru": RU, "en": EN}

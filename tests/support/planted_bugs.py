@@ -5,11 +5,13 @@
 For each planted bug (all, or the ones named): copy this checkout's working tree to a
 scratch directory, replace one exact piece of the code under test there, and run
 `tests/integration/test_ledger_model.py::test_balances_buckets_and_ledger_follow_the_model`
-on that copy (PostgreSQL, as always) with LEDGER_MODEL_PLANTED=1, which stops at the first
-failure instead of shrinking it. A bug is *caught* when the model fails. A control run
-with nothing planted must pass first. Prints one line per bug (each run's pytest output
-goes to $TMPDIR/planted-bugs/) and exits 1 if any was missed, or if a piece to replace is
-no longer in the code (the bug must then be planted anew where the rule now lives).
+on that copy (PostgreSQL, as always) with LEDGER_MODEL_PLANTED=1: up to 40 examples, the
+same ones on every run of the same tree (derandomized), stopping at the first failure
+instead of shrinking it. A bug is *caught* when the model fails (a pytest-timeout is not a
+catch). A control run with nothing planted must pass first. Prints one line per bug: the
+verdict, the seconds, the example the model failed in (each run's pytest output goes to
+$TMPDIR/planted-bugs/); exits 1 if any was missed, or if a piece to replace is no longer
+in the code (the bug must then be planted anew where the rule now lives).
 
 The first twelve are the ones the model was shown to catch when it was written (commit
 de6444e); the last four are the rules issue 12 added to the model.
@@ -17,6 +19,7 @@ de6444e); the last four are the rules issue 12 added to the model.
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -160,14 +163,15 @@ def plant(bug: Bug, scratch: Path) -> None:
     target.write_text(text.replace(bug.correct, bug.planted))
 
 
-def run(bug: Bug) -> tuple[str, float]:
+def run(bug: Bug) -> tuple[str, float, str]:
+    """(verdict, seconds, the example the model failed in: "" if it did not)."""
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="planted-") as tmp:
         scratch = Path(tmp) / "tree"
         try:
             plant(bug, scratch)
         except LookupError as exc:
-            return f"NOT PLANTED ({exc})", 0.0
+            return f"NOT PLANTED ({exc})", 0.0, ""
         env = {k: v for k, v in os.environ.items() if not k.startswith("LOYALTY_")}
         env |= {"PYTHONPATH": str(scratch), "LEDGER_MODEL_PLANTED": "1"}
         done = subprocess.run(
@@ -181,11 +185,15 @@ def run(bug: Bug) -> tuple[str, float]:
     took = time.monotonic() - started
     LOGS.mkdir(exist_ok=True)
     (LOGS / f"{bug.name.replace(' ', '-')}.log").write_text(done.stdout + done.stderr)
+    failed_in = re.search(r"ledger model: failed in example (\d+)", done.stdout)
+    example = f"example {failed_in[1]}" if failed_in else ""
     if done.returncode == 0:
-        return "MISSED", took
+        return "MISSED", took, example
+    if "+ Timeout +" in done.stdout + done.stderr:  # pytest-timeout stopped it: slow, not caught
+        return "TIMEOUT", took, example
     if done.returncode == 1:
-        return "caught", took
-    return f"ERROR (pytest exit {done.returncode}): {done.stdout[-2000:]}", took
+        return "caught", took, example
+    return f"ERROR (pytest exit {done.returncode}): {done.stdout[-2000:]}", took, example
 
 
 def main() -> int:
@@ -198,8 +206,9 @@ def main() -> int:
     chosen = [b for b in BUGS if not args.names or b.name in args.names]
     if args.skip_control:
         return _plant_all(chosen)
-    control, took = run(Bug("nothing planted (control: must pass)", "pricing/money.py", "", ""))
-    print(f"{'passes' if control == 'MISSED' else control:8} {took:6.0f} s  nothing planted")
+    control, took, _ = run(Bug("nothing planted (control: must pass)", "pricing/money.py", "", ""))
+    verdict = "passes" if control == "MISSED" else control
+    print(f"{verdict:8} {took:6.0f} s  {'':10}  nothing planted")
     if control != "MISSED":
         print("the model fails with no bug planted: fix that first")
         return 1
@@ -209,9 +218,9 @@ def main() -> int:
 def _plant_all(chosen: list[Bug]) -> int:
     failed = 0
     for bug in chosen:
-        verdict, took = run(bug)
+        verdict, took, example = run(bug)
         failed += verdict != "caught"
-        print(f"{verdict:8} {took:6.0f} s  {bug.name}", flush=True)
+        print(f"{verdict:8} {took:6.0f} s  {example:10}  {bug.name}", flush=True)
     print(f"{len(chosen) - failed} of {len(chosen)} planted bugs caught")
     return 1 if failed else 0
 

@@ -88,6 +88,18 @@ class TestCapsBuild:
         assert caps.maximum(without=Constraint.LINE_GRANULARITY) == 20
         assert caps.solve() == (20, Constraint.BALANCE)
 
+    def test_capped_sources_are_those_whose_cap_is_below_their_balance(self) -> None:
+        # The source a SOURCE_CAP explanation names: its own cap, not its balance, holds it
+        # back. action: cap 40 = balance 40, the balance holds it back as much (not capped);
+        # loyalty: cap 100 > balance 30; promo: cap 50 < balance 80 (capped); free: no cap.
+        caps = Caps(
+            tier_cap=1_000,
+            source_caps={"action": 40, "free": None, "loyalty": 100, "promo": 50},
+            balances={"action": 40, "free": 5, "loyalty": 30, "promo": 80},
+            line_granularity=1_000,
+        )
+        assert caps.capped_sources() == ["promo"]
+
 
 class TestBindingConstraint:
     def test_tier_cap(self, stomatorg: Program) -> None:

@@ -123,6 +123,17 @@ class TestValidation:
         assert paths(violations) == ["cart.lines[0].discount_minor"]
         assert "exceed the line total 1000" in violations[0].description
 
+    @pytest.mark.parametrize(("discount", "promo"), [(1_001, 0), (0, 1_001)])
+    def test_either_discount_alone_above_the_line_total(self, discount: int, promo: int) -> None:
+        # gross 2 × 500 = 1000; the other discount 0 does not make the sum fine
+        line = good_line(discount_minor=discount, promo_discount_minor=promo)
+        assert validate_cart(cart_of(line, promo_code="P")) == [
+            Violation(
+                "cart.lines[0].discount_minor",
+                f"discounts ({discount} + {promo}) exceed the line total 1000",
+            )
+        ]
+
     def test_a_promo_discount_must_name_its_promo_code(self) -> None:
         # docs/rules.md §3: a line with promo_discount_minor > 0 in a cart without promo_code is bad
         # input, or EXCLUSIVE could be bypassed; a promo discount of 0 needs no code.
@@ -233,6 +244,27 @@ class TestValidation:
             "cart.lines[2].quantity": 1,
             "cart.lines[2].unit_price_minor": 1,
         }
+
+    def test_a_duplicate_line_id_of_256_characters(self) -> None:
+        # 256 characters is a valid id, so a second line with it is a duplicate
+        at_limit = "x" * 256
+        violations = validate_cart(cart_of(good_line(at_limit), good_line(at_limit)))
+        assert violations == [Violation("cart.lines[1].line_id", f"duplicate line_id {at_limit!r}")]
+
+    def test_no_units_is_one_violation_whatever_the_discounts(self) -> None:
+        # quantity 0 makes no line total: its discounts are not held to one
+        line = good_line(quantity=0, discount_minor=5, promo_discount_minor=3)
+        violations = validate_cart(cart_of(line, promo_code="P"))
+        assert violations == [Violation("cart.lines[0].quantity", "must be > 0")]
+
+    def test_a_free_line_takes_no_discount(self) -> None:
+        # unit price 0: the line total is 1 × 0 = 0, and a discount of 1 exceeds it
+        free = good_line(quantity=1, unit_price_minor=0, discount_minor=1)
+        violations = validate_cart(cart_of(free))
+        assert violations == [
+            Violation("cart.lines[0].discount_minor", "discounts (1 + 0) exceed the line total 0")
+        ]
+        assert validate_cart(cart_of(good_line(quantity=1, unit_price_minor=0))) == []
 
     def test_negative_factors_do_not_make_a_line_total(self) -> None:
         # (−1) × (−2^62) = 2^62 twice would "overflow" the sum; only the bad factors are reported

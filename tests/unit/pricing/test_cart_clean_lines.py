@@ -1,5 +1,6 @@
 """The cheap check for a line with nothing to report agrees with the full validation."""
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -45,3 +46,38 @@ def test_a_line_is_clean_exactly_when_validation_finds_nothing(
         promo_discount_minor=promo,
     )
     assert _is_clean(line) == (not _validate_line(line, path="cart.lines[0]"))
+
+
+AT_LIMIT = "x" * MAX_STRING
+
+
+@pytest.mark.parametrize(
+    ("line", "clean"),
+    [
+        # each bound of the cheap check, exactly at it (clean) and one past it (not)
+        (CartLine(AT_LIMIT, 1, 100), True),
+        (CartLine(AT_LIMIT + "x", 1, 100), False),
+        (CartLine("", 1, 100), False),
+        (CartLine("l", 1, 100, sku=AT_LIMIT, category=AT_LIMIT, brand=AT_LIMIT), True),
+        (CartLine("l", 1, 100, sku=AT_LIMIT + "x"), False),
+        (CartLine("l", 1, 100, category=AT_LIMIT + "x"), False),
+        (CartLine("l", 1, 100, brand=AT_LIMIT + "x"), False),
+        (CartLine("l", 1, 100, tags=("t", AT_LIMIT)), True),
+        (CartLine("l", 1, 100, tags=("t", AT_LIMIT + "x")), False),
+        (CartLine("l", 1, 0), True),
+        (CartLine("l", 0, 100), False),
+        (CartLine("l", 1, -1), False),
+        (CartLine("l", 1, INT64_MAX), True),  # gross exactly INT64_MAX
+        (CartLine("l", 2, INT64_MAX // 2 + 1), False),  # 2 × (2^62) = 2^63: one past
+        (CartLine("l", 1, 100, discount_minor=60, promo_discount_minor=40), True),  # = gross
+        (CartLine("l", 1, 100, discount_minor=61, promo_discount_minor=40), False),
+        (CartLine("l", 1, 100, discount_minor=0, promo_discount_minor=0), True),
+        (CartLine("l", 1, 100, discount_minor=-1), False),
+        (CartLine("l", 1, 100, promo_discount_minor=-1), False),
+    ],
+)
+def test_at_each_bound_the_cheap_check_and_the_validation_agree(
+    line: CartLine, clean: bool
+) -> None:
+    found = _validate_line(line, path="cart.lines[0]")
+    assert (_is_clean(line), found == []) == (clean, clean)

@@ -1,6 +1,7 @@
 """pricing.errors: messages a caller reads, and the facts (ErrorInfo metadata) from the fields."""
 
 from pricing.errors import (
+    AccrualMismatch,
     ExceedsRemaining,
     InvalidArgument,
     OrderNotFound,
@@ -34,3 +35,13 @@ def test_facts_are_the_fields_as_strings() -> None:
     assert str(error) == "line 'l1': asked to return 3 units, 2 remain"
     assert facts(OrderNotFound("o-9")) == {"order_id": "o-9"}
     assert facts(ValueError("not a domain error")) == {}
+
+
+def test_an_accrual_mismatch_counts_the_other_lines_only_when_there_are_some() -> None:
+    one = AccrualMismatch("o-1", [Violation("cart.lines[1].line_id", "'X' is not a line")])
+    assert (
+        str(one)
+        == "the accrual does not match order 'o-1': cart.lines[1].line_id: 'X' is not a line"
+    )
+    two = AccrualMismatch("o-1", [Violation("a", "bad"), Violation("b", "bad")])
+    assert str(two) == "the accrual does not match order 'o-1': a: bad (and 1 more)"

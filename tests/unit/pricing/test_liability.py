@@ -13,7 +13,6 @@ from pricing.holds import Hold
 from pricing.liability import (
     GONE,
     HOUR,
-    INT64_MAX,
     NEVER,
     PENDING,
     EntryKind,
@@ -23,13 +22,13 @@ from pricing.liability import (
     as_read_at,
     band_of,
     cell_at,
-    clamp_int64,
     due_entries,
     money,
     months_between,
     naive_due_entries,
     roll_forward,
 )
+from pricing.money import INT64_MAX
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -83,6 +82,26 @@ def test_an_account_as_stored() -> None:
     assert (got.customers, got.customers_in_debt) == (1, 1)
 
 
+def test_an_empty_bucket_adds_no_source() -> None:
+    # an action bucket spent to 0: the account has no action points, not "action: 0"
+    got = account_liability(
+        [bucket(1, "loyalty", 5, -1, 10), bucket(2, "action", 0, -1, None)], [], debt=0, now=NOW
+    )
+    assert (got.spendable, got.by_source, got.bands) == (5, {"loyalty": 5}, (5, 0, 0, 0, 0, 0))
+
+
+def test_a_window_holds_its_end_and_not_its_start() -> None:
+    # (start, end]: an entry at the start is before it, one at the end is in it
+    window = Window(NOW - DAY, NOW)
+    tick = timedelta(microseconds=1)
+    assert [window.period(at) for at in (NOW - DAY, NOW - DAY + tick, NOW, NOW + tick)] == [
+        Period.BEFORE,
+        Period.WINDOW,
+        Period.WINDOW,
+        Period.AFTER,
+    ]
+
+
 def test_a_read_gives_lapsed_holds_back_then_settles_debt() -> None:
     # A hold of 40 from bucket 1 lapsed a day ago; debt 50. The 40 come back and pay debt
     # first (→ 10 owed); then the matured unsettled accrual (60) pays the 10 → 50 left.
@@ -121,6 +140,13 @@ def test_due_entries_are_what_the_job_would_write() -> None:
     assert naive == [(-30, NOW - 5 * DAY), (-10, NOW - 2 * DAY)]
 
 
+def test_an_expiry_is_due_at_its_instant() -> None:
+    # spendable while t < expires_at: at the instant itself the points are due to expire
+    at_now, later = bucket(1, "promo", 6, -5, 0), bucket(2, "promo", 4, -5, 0.5)
+    naive = [(e.points, e.effective_at) for e in naive_due_entries([at_now, later], now=NOW)]
+    assert naive == [(-6, NOW)]
+
+
 def test_months_are_calendar_months_in_the_program_zone() -> None:
     # 2026-03-31 22:00 UTC is 1 April 01:00 in Moscow (UTC+3).
     months = months_between(datetime(2026, 2, 27, tzinfo=UTC), datetime(2026, 4, 2, tzinfo=UTC),
@@ -152,6 +178,7 @@ def test_the_roll_forward_from_sums() -> None:
     assert dict(got.issued) == {"loyalty": 300, "promo": 40}
     assert (got.reinstated, got.redeemed, got.expired) == (85, 70, 600)
     assert (got.clawed_back, got.debt_incurred, got.closing) == (12, 8, 485)
+    assert dict(got.expired_by_source) == {"promo": 600}  # loyalty's 288 expire after it
     assert [(c.month, c.issued, c.redeemed, c.expired, c.outstanding) for c in got.cohorts] == [
         ("2026-04", 0, 70, 600, 1000 - 200 - 70 + 70 + 15 - 600),
         ("2026-05", 340, 0, 0, 328),
@@ -167,10 +194,10 @@ def test_the_identity_holds_for_any_sums(sums: dict) -> None:  # type: ignore[ty
     assert roll_forward(sums, months).balances()
 
 
-def test_money_and_clamps() -> None:
+def test_money_is_exact_then_clamped_to_int64() -> None:
     assert money(2430, point_value_minor=100) == 243_000
     assert money(10**17, point_value_minor=100) == INT64_MAX  # 10^19 does not fit
-    assert clamp_int64(-(2**70)) == -(2**63)
+    assert money(-(10**17), point_value_minor=100) == -(2**63)
 
 
 def test_a_window_is_in_the_past_and_not_empty() -> None:

@@ -275,6 +275,7 @@ def test_bad_file_names_file_and_key(
         ("version = 3", "version = 0"),  # counts start at 0
         ('id = "shop"', f'id = "{"s" * 256}"'),  # the longest id
         ("expiry_days = 30", "expiry_days = 1"),  # the shortest expiry
+        ("expiry_days = 30", "expiry_days = 36500"),  # the longest delay (pricing/bounds.py)
         ("point_value_minor = 100", "point_value_minor = 1"),  # the smallest point value
     ],
 )

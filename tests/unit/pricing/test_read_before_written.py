@@ -64,3 +64,21 @@ def test_what_a_lapse_paid_of_the_debt_is_owed_again() -> None:
                                            [lapsed_hold(paid_debt=12)], debt=5)  # fmt: skip
     assert [b.remaining for b in found] == [70, 0]  # 88 − 18; bucket 2 expired, nothing left
     assert debt == 17  # 5 owed now + the 12 the lapse paid
+
+
+def test_points_of_a_bucket_expiring_at_the_deadline_stayed_expired() -> None:
+    # A hold's deadline T + 5 h; bucket 1 (20 taken) expires exactly then, so the lapse left
+    # its 20 expired (expiry is exclusive: docs/rules.md §5); bucket 2 (30 taken) was live
+    # and its 30 paid 12 of the debt first, the bucket got 18 (70 + 18 = 88). The job then
+    # wrote off bucket 1's own 15 as well: 20 + 15 = 35 expired.
+    debits = (
+        DebitRecord(1, taken=20, returned=20, expires_at=T + 5 * H, seq=1),
+        DebitRecord(2, taken=30, returned=30, expires_at=T + 10 * H, seq=2),
+    )
+    lapsed = Hold("r-1", "o-1", 50, T + 5 * H, debits, paid_debt=12)
+    written = [bucket(1, 0, expires_at=T + 5 * H, expired=35), bucket(2, 88, expires_at=T + 10 * H)]
+    now = T + H
+    found, debt, _ = before_written_lapses(before_written_expiry(written, now), [lapsed], debt=5)
+    # at T + 1 h bucket 1 held its own 15 (35 − 20 held); bucket 2 70 (88 − 18)
+    assert [b.remaining for b in found] == [15, 70]
+    assert debt == 17  # 5 owed now + the 12 the lapse paid

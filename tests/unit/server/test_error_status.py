@@ -94,10 +94,7 @@ ENUM = {
 def test_every_error_raised_on_purpose_has_its_own_row_in_the_table() -> None:
     # A new error class without a row would reach callers as INTERNAL (or, a subclass, as
     # its base's reason): each names its status and reason itself.
-    # InvalidTransition guards the redemption state machine behind the use cases' own
-    # checks (pricing/order.py): only a bug reaches it, and a bug is INTERNAL on purpose.
-    only_bugs = {InvalidTransition}
-    missing = {kind.__qualname__ for kind in _raised_on_purpose() - set(TABLE) - only_bugs}
+    missing = {kind.__qualname__ for kind in _raised_on_purpose() - set(TABLE)}
     assert missing == set()
 
 
@@ -175,3 +172,17 @@ def test_undecodable_bytes_become_malformed_request() -> None:
     assert isinstance(bad, Undecodable) and bad.message_type == "loyalty.v1.QuoteRedemptionRequest"
     status = rpc_status.to_status(details(to_status(MalformedRequest(bad.message_type), PLAIN)))
     assert status.code.name == "INVALID_ARGUMENT"
+
+
+def test_a_refused_state_move_is_failed_precondition_naming_the_move() -> None:
+    # No call is known to reach it (tests/unit/pricing/test_order.py,
+    # tests/unit/service/test_capture.py); one that did would learn the move, not INTERNAL.
+    status = to_status(InvalidTransition(source="REVERSED", target="APPLIED"), PLAIN)
+    assert rpc_status.to_status(details(status)).code.name == "FAILED_PRECONDITION"
+    assert status.details == "a redemption cannot go from REVERSED to APPLIED"
+    info = error_details_pb2.ErrorInfo()
+    details(status).details[0].Unpack(info)
+    assert (info.reason, dict(info.metadata)) == (
+        "INVALID_TRANSITION",
+        {"from": "REVERSED", "to": "APPLIED"},
+    )

@@ -156,6 +156,12 @@ CASES: list[tuple[Exception, str, str, str]] = [
         "The accrual does not match order o-1: cart.lines[1]",
     ),
     (
+        domain.InvalidTransition(source="REVERSED", target="APPLIED"),
+        "INVALID_TRANSITION",
+        "Списание баллов нельзя перевести из состояния REVERSED в APPLIED",
+        "A redemption cannot move from REVERSED to APPLIED",
+    ),
+    (
         MalformedRequest("loyalty.v1.QuoteRedemptionRequest"),
         "MALFORMED_REQUEST",
         "Запрос не удалось прочитать как loyalty.v1.QuoteRedemptionRequest",

@@ -116,6 +116,14 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     unit price or per-unit discounts. Comes with a google.rpc.BadRequest
     naming each offending line.
     """
+    ERROR_REASON_INVALID_TRANSITION: _ErrorReason.ValueType  # 25
+    """FAILED_PRECONDITION: the call would move a redemption to a state its
+    state machine does not allow from the one it is in (HELD → APPLIED,
+    RELEASED or EXPIRED; APPLIED or PARTIALLY_REVERSED → PARTIALLY_REVERSED
+    or REVERSED). The service checks states before it moves one, so no call
+    is known to get this; it names the move instead of answering INTERNAL
+    (ErrorInfo.metadata: `from`, `to`).
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Every reason the service puts in the google.rpc.ErrorInfo of an error
@@ -232,5 +240,13 @@ ERROR_REASON_ACCRUAL_MISMATCH: ErrorReason.ValueType  # 24
 line the order does not have, more units than were bought, or another
 unit price or per-unit discounts. Comes with a google.rpc.BadRequest
 naming each offending line.
+"""
+ERROR_REASON_INVALID_TRANSITION: ErrorReason.ValueType  # 25
+"""FAILED_PRECONDITION: the call would move a redemption to a state its
+state machine does not allow from the one it is in (HELD → APPLIED,
+RELEASED or EXPIRED; APPLIED or PARTIALLY_REVERSED → PARTIALLY_REVERSED
+or REVERSED). The service checks states before it moves one, so no call
+is known to get this; it names the move instead of answering INTERNAL
+(ErrorInfo.metadata: `from`, `to`).
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

@@ -144,6 +144,15 @@ export enum ErrorReason {
    * naming each offending line.
    */
   ERROR_REASON_ACCRUAL_MISMATCH = 24,
+  /**
+   * ERROR_REASON_INVALID_TRANSITION - FAILED_PRECONDITION: the call would move a redemption to a state its
+   * state machine does not allow from the one it is in (HELD → APPLIED,
+   * RELEASED or EXPIRED; APPLIED or PARTIALLY_REVERSED → PARTIALLY_REVERSED
+   * or REVERSED). The service checks states before it moves one, so no call
+   * is known to get this; it names the move instead of answering INTERNAL
+   * (ErrorInfo.metadata: `from`, `to`).
+   */
+  ERROR_REASON_INVALID_TRANSITION = 25,
   UNRECOGNIZED = -1,
 }
 
@@ -221,6 +230,9 @@ export function errorReasonFromJSON(object: any): ErrorReason {
     case 24:
     case "ERROR_REASON_ACCRUAL_MISMATCH":
       return ErrorReason.ERROR_REASON_ACCRUAL_MISMATCH;
+    case 25:
+    case "ERROR_REASON_INVALID_TRANSITION":
+      return ErrorReason.ERROR_REASON_INVALID_TRANSITION;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -278,6 +290,8 @@ export function errorReasonToJSON(object: ErrorReason): string {
       return "ERROR_REASON_ORDER_CUSTOMER_MISMATCH";
     case ErrorReason.ERROR_REASON_ACCRUAL_MISMATCH:
       return "ERROR_REASON_ACCRUAL_MISMATCH";
+    case ErrorReason.ERROR_REASON_INVALID_TRANSITION:
+      return "ERROR_REASON_INVALID_TRANSITION";
     case ErrorReason.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
