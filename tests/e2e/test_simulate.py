@@ -229,7 +229,7 @@ def test_workers_over_customer_ranges_report_what_one_process_does(
 
 
 def test_text_csv_and_chart(stubs: Stubs, db_url: str, tmp_path: Path) -> None:
-    """The run docs/whatif.md shows: its output is this test's, word for word."""
+    """The run docs/whatif.md and the README show: its output is this test's, word for word."""
     at = datetime(2025, 4, 10, 9, 0, tzinfo=UTC)
     p, b = new_id("partner"), new_id("base")
     partner(stubs, p, at=at - timedelta(days=10))
@@ -247,6 +247,7 @@ def test_text_csv_and_chart(stubs: Stubs, db_url: str, tmp_path: Path) -> None:
     assert "spendable: +200 points (RUB200.00)" in text.stdout
     assert "partner carries 100.0 % of the change in spendable points" in text.stdout
     assert text.stdout in (ROOT / "docs" / "whatif.md").read_text(encoding="utf-8")
+    assert text.stdout in (ROOT / "README.md").read_text(encoding="utf-8")  # shown there too
     assert (tmp_path / "whatif.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     csv = simulate(db_url, "stomatorg", draft, *window, "--format", "csv", cwd=tmp_path)
