@@ -71,9 +71,9 @@ class Hot:
         columns_named = list(keys or ()) or None
         compiled = statement.compile(dialect=_DIALECT, column_keys=columns_named)  # type: ignore[attr-defined]
         constants = {
-            name: value
-            for name, value in compiled.params.items()
-            if value is not None and not _required(value)
+            name
+            for name, bind in compiled.binds.items()
+            if not bind.required and bind.value is not None
         }
         if constants:
             raise ConstantAsParameter(f"{sorted(constants)} of {compiled.string[:80]!r}")
@@ -138,10 +138,6 @@ class Hot:
         for i in self._instants:
             values[i] = utc(values[i])
         return tuple(values)
-
-
-def _required(value: Any) -> bool:
-    return repr(value) == "symbol('REQUIRED')"
 
 
 def _driver(connection: Connection) -> psycopg.Connection[Any]:
