@@ -6,6 +6,7 @@ from pricing.quote import Quote, check_currency, quote
 from server.service import commands
 from server.service.deps import Deps
 from server.service.ports import UnitOfWork
+from server.service.tiers import needs_tier_lookup
 
 
 def quote_redemption(deps: Deps, command: commands.QuoteRedemption, *, now: datetime) -> Quote:
@@ -25,7 +26,8 @@ def quote_redemption(deps: Deps, command: commands.QuoteRedemption, *, now: date
             now=now,
         )
 
-    result = deps.store.read(read)
+    # An account without holds, in a program of one tier, is read in one statement.
+    result = deps.store.read(read, likely_one_statement=not needs_tier_lookup(program))
     offered = result.options[result.recommended].max_points
     deps.metrics.quoted.labels(program.id).inc(offered)
     return result

@@ -25,6 +25,11 @@ def pricing_tier(
     connection: Connection, program: Program, *, customer_id: str, now: datetime
 ) -> Tier:
     """The tier that prices a call; with a single tier there is nothing to look up."""
-    if len(program.tiers) == 1:
+    if not needs_tier_lookup(program):
         return program.tiers[0]
     return current_tier(connection, program, customer_id=customer_id, now=now).tier
+
+
+def needs_tier_lookup(program: Program) -> bool:
+    """Whether a call's tier is read from the customer's history (several tiers) or not."""
+    return len(program.tiers) > 1

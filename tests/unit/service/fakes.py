@@ -367,7 +367,7 @@ class FakeStore:
             self.state.__dict__.update(before.__dict__)
             raise
 
-    def read(self, work: Callable[[FakeUnitOfWork], T]) -> T:
+    def read(self, work: Callable[[FakeUnitOfWork], T], *, likely_one_statement: bool = False) -> T:
         return work(FakeUnitOfWork(self.state, self.orders))
 
 
