@@ -10,13 +10,11 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from pythonjsonlogger.core import RESERVED_ATTRS
-from pythonjsonlogger.json import JsonFormatter
 from sqlalchemy.exc import OperationalError
 
 from pricing.program import ProgramConfigError, load_programs
+from server import logs, simulate
 from server import report as report_command
-from server import simulate
 from server.api.auth import Tokens, TokensError, load_tokens
 from server.app import CannotListen, TlsFiles, database_engine, read_tls, serve
 from server.check_config import check_config
@@ -116,36 +114,9 @@ def _reconcile(config: Config) -> int:
     return print_report(report)
 
 
-class TextFormatter(logging.Formatter):
-    """Plain lines that keep a record's extra fields: `... loyalty.access: rpc method=... `."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
-        extra = [
-            f"{key}={value}"
-            for key, value in record.__dict__.items()
-            if key not in RESERVED_ATTRS and not key.startswith("_")
-        ]
-        return " ".join([line, *extra]) if extra else line
-
-
 def configure_logging(config: Config) -> None:
     """Structured JSON lines by default (one per call from the access log), or plain text."""
-    handler = logging.StreamHandler(sys.stderr)
-    if config.log_format == "json":
-        handler.setFormatter(
-            JsonFormatter(
-                "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s",
-                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-            )
-        )
-    else:
-        handler.setFormatter(
-            TextFormatter("%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s")
-        )
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(config.log_level)
+    logs.configure(level=config.log_level, as_json=config.log_format == "json")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

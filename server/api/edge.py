@@ -15,6 +15,7 @@ import grpc
 from google.protobuf.message import Message
 from prometheus_client import Counter, Histogram
 
+from server import logs
 from server.api.convert import instant
 from server.api.errors import to_status
 from server.metrics import Metrics
@@ -23,7 +24,7 @@ from server.service.errors import ClockOverrideDisabled, DatabaseUnavailable, ca
 from server.service.replay import ReplayNote, replay_note
 from server.texts.texts import Languages, Texts
 
-access = logging.getLogger("loyalty.access")
+access = logging.getLogger(logs.ACCESS)
 
 # Trailing metadata on an answer served from the idempotency record (docs/rules.md §7): the same
 # answer as the first call's, and nothing was changed by this one.
@@ -225,4 +226,8 @@ def access_log(method: str, request: Message | None, code: grpc.StatusCode, elap
         if value:
             cut = len(value) > _LOGGED_ID_CHARS
             fields[name] = value[:_LOGGED_ID_CHARS] + "…" if cut else value
-    access.info("rpc", extra=fields)
+    line = logs.access_line
+    if line is None:
+        access.info("rpc", extra=fields)
+    else:
+        line.write("rpc", fields)  # the same line, without a LogRecord (server/logs.py)
