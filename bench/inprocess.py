@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import time
 import timeit
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from pricing.program import load_programs
 from server.api import convert
 from server.api.edge import Edge, Readiness
 from server.api.redemption import RedemptionServicer
+from server.api.workers import Workers
 from server.app import database_engine
 from server.config import parse
 from server.metrics import Metrics
@@ -76,7 +76,7 @@ def servicer(url: str, *, explanations: bool) -> RedemptionServicer:
     readiness.ready = True
     edge = Edge(
         Deps(database, load_programs(config.programs), metrics),
-        pool=ThreadPoolExecutor(max_workers=4),
+        pool=Workers(4),
         readiness=readiness,
         allow_clock_override=False,
         explanations=explanations,

@@ -8,7 +8,6 @@ import signal
 import socket
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +34,7 @@ from server.api.gate import Gate
 from server.api.redemption import RedemptionServicer
 from server.api.reflection import enable_reflection
 from server.api.reporting import ReportingServicer
+from server.api.workers import Workers
 from server.config import Config
 from server.metrics import Metrics
 from server.service.deps import Deps
@@ -129,7 +129,7 @@ class DatabaseWatch:
         *,
         health: health_aio.HealthServicer,
         readiness: Readiness,
-        pool: ThreadPoolExecutor,
+        pool: Workers,
         interval: float,
         on_first_ready: Callable[[], None],
     ) -> None:
@@ -174,7 +174,7 @@ class DatabaseWatch:
 
 async def _expire_periodically(
     database: Database,
-    pool: ThreadPoolExecutor,
+    pool: Workers,
     readiness: Readiness,
     config: Config,
     metrics: Metrics,
@@ -221,7 +221,7 @@ async def serve(
         # worker i on PORT + i; port 0: each worker on a free port of its own
         bound = metrics.serve(f"{host}:{int(port) + worker if int(port) else 0}")
         log.info("metrics on %s:%d", host, bound)
-    pool = ThreadPoolExecutor(max_workers=config.db_pool_size, thread_name_prefix="db")
+    pool = Workers(config.db_pool_size, name="db")
     readiness = Readiness()
     edge = Edge(
         Deps(database, programs, metrics),
@@ -306,7 +306,7 @@ async def serve(
     return drained
 
 
-async def _drained(pool: ThreadPoolExecutor, seconds: float) -> bool:
+async def _drained(pool: Workers, seconds: float) -> bool:
     """Whether the pool's threads all end within `seconds` (queued work is dropped)."""
     loop = asyncio.get_running_loop()
     done = loop.create_future()

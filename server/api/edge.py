@@ -5,7 +5,6 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +17,7 @@ from prometheus_client import Counter, Histogram
 from server import logs
 from server.api.convert import instant
 from server.api.errors import to_status
+from server.api.workers import Workers
 from server.metrics import Metrics
 from server.service.deps import Deps
 from server.service.errors import ClockOverrideDisabled, DatabaseUnavailable, call_deadline
@@ -66,7 +66,7 @@ class Edge:
         self,
         deps: Deps,
         *,
-        pool: ThreadPoolExecutor,
+        pool: Workers,
         readiness: Readiness,
         allow_clock_override: bool,
         explanations: bool = True,
@@ -150,13 +150,12 @@ class Edge:
     async def run(self, work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         if not self.readiness.ready:
             raise DatabaseUnavailable("the server is starting: the database is not ready yet")
-        loop = asyncio.get_running_loop()
         # The call's deadline goes with the work to its thread: the database bounds its
         # lock waits by it and does not start work the caller no longer waits for.
         deadline = call_deadline.get()
         note = replay_note.get()
-        return await loop.run_in_executor(
-            self.pool, functools.partial(_within_call, deadline, note, work, *args, **kwargs)
+        return await self.pool.call(
+            functools.partial(_within_call, deadline, note, work, *args, **kwargs)
         )
 
 
