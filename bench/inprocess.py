@@ -30,6 +30,7 @@ from server.metrics import Metrics
 from server.service.deps import Deps
 from server.service.quote import quote_redemption
 from server.store.db import Database
+from server.store.loop_pool import LoopPool
 from server.texts.explain import QuoteWords
 
 PROGRAMS = Path(__file__).resolve().parents[1] / "programs"
@@ -66,16 +67,23 @@ async def _calls(servicer: RedemptionServicer, method: str, requests: list[Any])
     return min(runs)
 
 
-def servicer(url: str, *, explanations: bool) -> RedemptionServicer:
+def servicer(
+    url: str, *, explanations: bool, loop: asyncio.AbstractEventLoop | None = None
+) -> RedemptionServicer:
+    """The servicer as the server builds it; with `loop`, quotes are read on it as the
+    server reads them on PostgreSQL (server/store/loop_pool.py)."""
     _, config = parse(["--database-url", url, "--db-pool-size", "4"], env={})
     metrics = Metrics()
-    database = Database(
-        database_engine(config), observer=metrics, lock_timeout=config.db_lock_timeout
-    )
+    engine = database_engine(config)
+    database = Database(engine, observer=metrics, lock_timeout=config.db_lock_timeout)
+    loop_pool = None
+    if loop is not None and engine.dialect.name == "postgresql":
+        loop_pool = LoopPool(engine, size=4, observer=metrics)
+        loop.run_until_complete(loop_pool.open())
     readiness = Readiness()
     readiness.ready = True
     edge = Edge(
-        Deps(database, load_programs(config.programs), metrics),
+        Deps(database, load_programs(config.programs), metrics, loop_pool=loop_pool),
         pool=Workers(4),
         readiness=readiness,
         allow_clock_override=False,
@@ -117,8 +125,11 @@ def run(
     quotes = [pb.QuoteRedemptionRequest.FromString(plain.quote_for(a)) for a in accounts]
     figures: dict[str, float] = {}
     loop = asyncio.new_event_loop()
+    servicers: list[RedemptionServicer] = []
     try:
-        on, off = servicer(url, explanations=True), servicer(url, explanations=False)
+        on = servicer(url, explanations=True, loop=loop)
+        off = servicer(url, explanations=False, loop=loop)
+        servicers += [on, off]
         answer = loop.run_until_complete(on.QuoteRedemption(quotes[0], Context()))
         points = answer.options[answer.recommended_option].max_points
         templates = Templates.build(program_id=program, points=points)
@@ -146,6 +157,8 @@ def run(
             return figures
         figures["reverse"] = loop.run_until_complete(_calls(on, "ReverseRedemption", reverses))
     finally:
+        for pool in {s.edge.deps.loop_pool for s in servicers} - {None}:
+            loop.run_until_complete(pool.close())  # type: ignore[union-attr]
         loop.close()
     return figures
 

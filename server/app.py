@@ -40,6 +40,7 @@ from server.metrics import Metrics
 from server.service.deps import Deps
 from server.service.expire import expire_points
 from server.store.db import Database, create_database_engine, normalize_url
+from server.store.loop_pool import LoopPool
 from server.store.migrate import migrate
 from server.store.reporting import fold_totals
 
@@ -130,6 +131,7 @@ class DatabaseWatch:
         health: health_aio.HealthServicer,
         readiness: Readiness,
         pool: Workers,
+        loop_pool: LoopPool | None = None,
         interval: float,
         on_first_ready: Callable[[], None],
     ) -> None:
@@ -137,6 +139,7 @@ class DatabaseWatch:
         self.health = health
         self.readiness = readiness
         self.pool = pool
+        self.loop_pool = loop_pool
         self.interval = interval
         self.migrated = False
         self.on_first_ready: Callable[[], None] | None = on_first_ready
@@ -161,6 +164,8 @@ class DatabaseWatch:
                 self.on_first_ready = None
             elif ok != self.readiness.ready:
                 log.info("database %s", "reachable: SERVING" if ok else "unreachable: NOT_SERVING")
+                if not ok and self.loop_pool is not None:
+                    await self.loop_pool.reset()  # as `ping` disposed of the engine's pool
             self.readiness.ready = ok
             status = (
                 health_pb2.HealthCheckResponse.SERVING
@@ -223,8 +228,14 @@ async def serve(
         log.info("metrics on %s:%d", host, bound)
     pool = Workers(config.db_pool_size, name="db")
     readiness = Readiness()
+    loop_pool = None
+    if engine.dialect.name == "postgresql":
+        loop_pool = LoopPool(
+            engine, size=config.db_pool_size, observer=metrics, lock_timeout=config.db_lock_timeout
+        )
+        await loop_pool.open()
     edge = Edge(
-        Deps(database, programs, metrics),
+        Deps(database, programs, metrics, loop_pool=loop_pool),
         pool=pool,
         readiness=readiness,
         allow_clock_override=config.allow_clock_override,
@@ -273,6 +284,7 @@ async def serve(
         health=health,
         readiness=readiness,
         pool=pool,
+        loop_pool=loop_pool,
         interval=config.health_interval_seconds,
         on_first_ready=announce,
     )
@@ -296,6 +308,8 @@ async def serve(
     await health.enter_graceful_shutdown()
     await server.stop(config.grace_seconds)
     drained = await _drained(pool, DRAIN_SECONDS)
+    if loop_pool is not None:
+        await loop_pool.close()
     if drained:
         engine.dispose()
         log.info("stopped")

@@ -147,9 +147,16 @@ class Edge:
             calls.handling.observe(elapsed)
             access_log(method, request, code, elapsed)
 
+    async def on_loop(
+        self, work: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Await `work` on the event loop itself (a read sent alone: server/store/loop_pool.py)."""
+        self._ready()
+        return await work(*args, **kwargs)
+
     async def run(self, work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        if not self.readiness.ready:
-            raise DatabaseUnavailable("the server is starting: the database is not ready yet")
+        """`work` on a worker thread (server/api/workers.py), with the call's deadline."""
+        self._ready()
         # The call's deadline goes with the work to its thread: the database bounds its
         # lock waits by it and does not start work the caller no longer waits for.
         deadline = call_deadline.get()
@@ -157,6 +164,10 @@ class Edge:
         return await self.pool.call(
             functools.partial(_within_call, deadline, note, work, *args, **kwargs)
         )
+
+    def _ready(self) -> None:
+        if not self.readiness.ready:
+            raise DatabaseUnavailable("the server is starting: the database is not ready yet")
 
 
 def _within_call(

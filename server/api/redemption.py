@@ -12,7 +12,7 @@ from server.api import convert
 from server.api.edge import Edge, rpc
 from server.service.apply import ApplyResult, apply_redemption
 from server.service.capture import Captured, capture_redemption
-from server.service.quote import quote_redemption
+from server.service.quote import quote_on_loop, quote_redemption
 from server.service.reads import get_redemption
 from server.service.reverse import ReverseResult, reverse_redemption
 from server.texts.explain import QuoteWords
@@ -64,7 +64,10 @@ class RedemptionServicer(pb_grpc.RedemptionServiceServicer):
     ) -> pb.QuoteRedemptionResponse:
         command = convert.quote_command(request)
         now = self.edge.now(request)
-        quote = await self.edge.run(quote_redemption, self.edge.deps, command, now=now)
+        deps = self.edge.deps
+        quote = await self.edge.on_loop(quote_on_loop, deps, command, now=now)
+        if quote is None:  # it reads more than one statement: on a worker thread
+            quote = await self.edge.run(quote_redemption, deps, command, now=now)
         if not self.edge.explanations:
             return convert.quote_response(quote)
         words = QuoteWords(

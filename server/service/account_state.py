@@ -32,8 +32,9 @@ from pricing.order import OrderHead, RedemptionState
 from server.store import buckets as bucket_store
 from server.store.accounts import lock_account, set_debt
 from server.store.ledger import append
+from server.store.loop_pool import LoopPool
 from server.store.redemptions import account_holds, lapsed_after, record_release
-from server.store.snapshot import Snapshot, snapshot
+from server.store.snapshot import Snapshot, snapshot, snapshot_on_loop
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,7 @@ def read_state(
     """
     account = {"program_id": program_id, "customer_id": customer_id}
     seen = snapshot(connection, **account, now=now)
-    debt, found = seen.debt, seen.buckets
+    found = seen.buckets
     holds = _holds(connection, seen, **account)
     later = lapsed_after(connection, **account, now=now) if seen.lapsed_later else []
     lapsed = [hold for hold in holds if hold.lapsed_at(now)]
@@ -156,6 +157,32 @@ def read_state(
     wanted = {d.bucket_id for hold in [*lapsed, *later] for d in hold.debits} - known
     if wanted:
         found += bucket_store.buckets_by_id(connection, wanted).values()
+    return _as_of(account, found, seen.debt, holds=holds, later=later, now=now)
+
+
+async def state_on_loop(
+    pool: LoopPool, *, program_id: str, customer_id: str, now: datetime
+) -> AccountState | None:
+    """`read_state` in one statement sent from the event loop (server/store/loop_pool.py);
+    None when the account has holds to read as well: `read_state` reads it then."""
+    seen = await snapshot_on_loop(pool, program_id=program_id, customer_id=customer_id, now=now)
+    if seen.has_holds or seen.lapsed_later:
+        return None
+    account = {"program_id": program_id, "customer_id": customer_id}
+    return _as_of(account, seen.buckets, seen.debt, holds=[], later=[], now=now)
+
+
+def _as_of(
+    account: dict[str, str],
+    found: list[Bucket],
+    debt: int,
+    *,
+    holds: list[Hold],
+    later: list[Hold],
+    now: datetime,
+) -> AccountState:
+    """The account read at `now`: lapses and expiry due by `now` applied, later ones undone."""
+    lapsed = [hold for hold in holds if hold.lapsed_at(now)]
     # Undone in the reverse of the order they were written: the expiry after the lapses.
     found = before_written_expiry(found, now)
     found, debt, live_again = before_written_lapses(found, later, debt=debt)
@@ -163,8 +190,9 @@ def read_state(
     settlement = settle_matured(found, debt=debt, now=now)
     live = [hold for hold in holds if not hold.lapsed_at(now)] + live_again
     return AccountState(
-        program_id, customer_id, settlement.apply(found), settlement.debt, live, now
-    )
+        account["program_id"], account["customer_id"], settlement.apply(found),
+        settlement.debt, live, now,
+    )  # fmt: skip
 
 
 def _holds(

@@ -13,6 +13,7 @@ from server.service.ports import Outcome, Request, Store, UnitOfWork
 from server.service.replay import mark_replayed
 from server.service.sql import SqlStore
 from server.store.db import Database
+from server.store.loop_pool import LoopPool
 from server.store.secrets import secret as stored_secret
 
 R = TypeVar("R")
@@ -25,6 +26,8 @@ class Deps:
     metrics: Metrics = field(default_factory=Metrics)
     # The seam: units of work on `db` unless a test hands in another (tests/unit/service/).
     store: Store = field(default=None)  # type: ignore[assignment]
+    # Reads sent alone from the event loop (PostgreSQL: server/store/loop_pool.py), if any.
+    loop_pool: LoopPool | None = field(default=None, compare=False, repr=False)
     # Keys read once from the database (server/store/secrets.py), by name.
     secrets: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
 

@@ -121,20 +121,12 @@ def create_database_engine(
         event.listen(engine, "connect", lambda conn, _record: _sqlite_connect(conn, busy_ms))
         event.listen(engine, "begin", lambda conn: _sqlite_begin(conn, busy_ms))
         return engine
-    # Sessions in UTC: psycopg then reads every instant as `datetime.UTC` itself, with no
-    # conversion per row (server/store/hot.py), whatever the server's default zone.
-    options = ["-c TimeZone=UTC"]
-    if lock_timeout is not None:
-        # The session's default; a transaction serving a call with a nearer deadline
-        # lowers it for itself (`SET LOCAL`, in `Database.transact`).
-        options.append(f"-c lock_timeout={_milliseconds(lock_timeout)}")
-    connect_args: dict[str, Any] = {"connect_timeout": 5, "options": " ".join(options)}
     engine = create_engine(
         url,
         pool_size=pool_size,
         max_overflow=0,
         pool_timeout=10,
-        connect_args=connect_args,
+        connect_args=connect_args(lock_timeout),
     )
     event.listen(engine, "handle_error", failover_is_disconnect)
     event.listen(
@@ -143,6 +135,18 @@ def create_database_engine(
         lambda connection, *_: statement_starts(connection),
     )
     return engine
+
+
+def connect_args(lock_timeout: float | None) -> dict[str, Any]:
+    """psycopg's arguments for every PostgreSQL connection, besides the URL's."""
+    # Sessions in UTC: psycopg then reads every instant as `datetime.UTC` itself, with no
+    # conversion per row (server/store/hot.py), whatever the server's default zone.
+    options = ["-c TimeZone=UTC"]
+    if lock_timeout is not None:
+        # The session's default; a transaction serving a call with a nearer deadline
+        # lowers it for itself (`SET LOCAL`, in `Database.transact`).
+        options.append(f"-c lock_timeout={_milliseconds(lock_timeout)}")
+    return {"connect_timeout": 5, "options": " ".join(options)}
 
 
 def failover_is_disconnect(context: ExceptionContext) -> None:

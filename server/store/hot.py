@@ -95,6 +95,10 @@ class Hot:
             rows = driver.execute(self.sql, params, prepare=True).fetchall()
         except psycopg.Error as exc:
             _raise(connection, exc, self.sql, params)
+        return self.in_utc(rows)
+
+    def in_utc(self, rows: list[Any]) -> list[Any]:
+        """Rows read from PostgreSQL with their instants in UTC."""
         if not self._instants:
             return rows
         return [self._in_utc(row) for row in rows]

@@ -6,8 +6,10 @@ one is live). The holds themselves are read only when the account has one (rare:
 lives while payment is in flight).
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, exists, func, or_, select, text
 
@@ -15,6 +17,7 @@ from pricing.buckets import Bucket
 from pricing.order import OrderHead
 from server.store.buckets import bucket_from_row
 from server.store.hot import Hot, const
+from server.store.loop_pool import LoopPool
 from server.store.schema import LIVE_REDEMPTION, accounts, buckets, orders, redemptions
 
 _a, _b, _r, _o = accounts.c, buckets.c, redemptions.c, orders.c
@@ -97,10 +100,7 @@ def snapshot(
     order_id: str = "",
 ) -> Snapshot:
     """Read the account as it stands, and the order `order_id` ("" for none) if recorded."""
-    rows = _snapshot.rows(
-        connection,
-        {"program_id": program_id, "customer_id": customer_id, "now": now, "order_id": order_id},
-    )
+    rows = _snapshot.rows(connection, snapshot_params(program_id, customer_id, now, order_id))
     if not rows:
         # No account row: nothing of it can exist (every row refers to its account) but the order.
         order = None
@@ -110,6 +110,26 @@ def snapshot(
             )
             order = _head(order_id, *facts)
         return Snapshot(0, [], False, order)
+    return snapshot_of(rows, order_id)
+
+
+def snapshot_params(
+    program_id: str, customer_id: str, now: datetime, order_id: str = ""
+) -> dict[str, object]:
+    return {"program_id": program_id, "customer_id": customer_id, "now": now, "order_id": order_id}
+
+
+async def snapshot_on_loop(
+    pool: LoopPool, *, program_id: str, customer_id: str, now: datetime
+) -> Snapshot:
+    """`snapshot` without an order, sent alone from the event loop (server/store/loop_pool.py)."""
+    return snapshot_of(await pool.rows(_snapshot, snapshot_params(program_id, customer_id, now)))
+
+
+def snapshot_of(rows: Sequence[Sequence[Any]], order_id: str = "") -> Snapshot:
+    """The snapshot statement's rows as a `Snapshot` (none: the account does not exist)."""
+    if not rows:
+        return Snapshot(0, [], False, None)
     first = rows[0]
     found = [bucket_from_row(row[6:]) for row in rows if row[6] is not None]  # type: ignore[arg-type]
     order = _head(order_id, *first[2:5])
