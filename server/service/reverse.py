@@ -17,6 +17,7 @@ from pricing.order import (
     Order,
     Redemption,
     RedemptionReturn,
+    answered_attempt,
     give_back_entries,
     plan_give_back,
     plan_take_back,
@@ -74,9 +75,11 @@ def reverse_redemption(
 def _reverse(
     uow: UnitOfWork, *, program_id: str, command: commands.ReverseRedemption, now: datetime
 ) -> ReverseResult:
-    customer = _order(uow, program_id, command.order_id).customer_id
+    customer = uow.orders.customer(program_id=program_id, order_id=command.order_id)
+    if customer is None:
+        raise OrderNotFound(command.order_id)
     state = uow.accounts.lock(program_id=program_id, customer_id=customer, now=now)
-    # Re-read under the lock: a concurrent return may have committed meanwhile.
+    # The order read once, under the lock: a concurrent return may have committed meanwhile.
     order = _order(uow, program_id, command.order_id)
     plan = order.plan_return(command.lines)
     returned = _Moved(0, [], state.debt)
@@ -97,7 +100,7 @@ def _reverse(
         points_returned=returned.points,
         points_clawed_back=clawed.points,
         debt_points=clawed.extra,
-        redemption=_order(uow, program_id, command.order_id).latest,
+        redemption=answered_attempt(order, plan),  # as written above, not read back
         balance_after=after.spendable_points,
         released=returned.released,
     )
