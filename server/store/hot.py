@@ -94,7 +94,9 @@ class Hot:
             rows = driver.execute(self.sql, params, prepare=True).fetchall()
         except psycopg.Error as exc:
             _raise(connection, exc, self.sql, params)
-        return self._fetched(rows)
+        if not self._instants:
+            return rows
+        return [self._in_utc(row) for row in rows]
 
     def named(self, connection: Connection, params: Params) -> list[Any]:
         """The rows with their columns as attributes too (`row.order_id`), like SQLAlchemy's."""
@@ -131,36 +133,11 @@ class Hot:
         except psycopg.Error as exc:
             _raise(connection, exc, self.sql, batch)
 
-    def _fetched(self, rows: list[Any]) -> list[Sequence[Any]]:
-        if not self._instants:
-            return rows
-        return [self._in_utc(row) for row in rows]
-
     def _in_utc(self, row: Sequence[Any]) -> tuple[Any, ...]:
         values = list(row)
         for i in self._instants:
             values[i] = utc(values[i])
         return tuple(values)
-
-
-def together(connection: Connection, calls: Sequence[tuple[Hot, Params]]) -> list[list[Any]]:
-    """Each statement's rows, as `Hot.rows` gives them: on PostgreSQL sent in one round trip
-    (psycopg's pipeline mode), so reads that do not depend on each other wait once."""
-    if connection.dialect.name != "postgresql":
-        return [hot.rows(connection, params) for hot, params in calls]
-    driver = _driver(connection)
-    sql: str = ""
-    params: Params = {}
-    try:
-        with driver.pipeline():
-            cursors = []
-            for hot, params in calls:
-                sql = hot.sql
-                cursors.append(driver.cursor().execute(sql, params, prepare=True))
-            found = [cursor.fetchall() for cursor in cursors]
-    except psycopg.Error as exc:
-        _raise(connection, exc, sql, params)
-    return [hot._fetched(rows) for (hot, _), rows in zip(calls, found, strict=True)]
 
 
 def _driver(connection: Connection) -> psycopg.Connection[Any]:

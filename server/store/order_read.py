@@ -1,20 +1,23 @@
-"""The order read whole (docs/rules.md §6) in four statements, one round trip on PostgreSQL.
+"""The order read whole (docs/rules.md §6): one statement on PostgreSQL, four on SQLite.
 
-The order with its lines, its attempts with their lines, their debits, and its accrual with
-its lines: each a join on the order's key, none depending on another's answer, so psycopg
-sends the four together (`together`, pipeline mode) and PostgreSQL answers them at once.
+The order with its lines, its attempts with their lines and debits, and its accrual with
+its lines. PostgreSQL sends them as one row of JSON arrays (`_whole`: one round trip, and
+about half the client and database CPU of the four statements, measured); SQLite runs the
+four joins on the order's key (`_order_lines`, `_attempts`, `_debits`, `_accrual`). Both
+give the same rows to the same assembly.
 """
 
 from collections import namedtuple
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, select
+from sqlalchemy import Connection, and_, bindparam, select, text
 
 from pricing.accrual import Accrual, AccrualLine
 from pricing.buckets import DebitRecord
 from pricing.order import Order, OrderLine, Redemption, RedemptionLine, RedemptionState
-from server.store.hot import Hot, together
+from server.store.hot import Hot
 from server.store.orders import cart_line
 from server.store.schema import (
     accrual_lines,
@@ -119,6 +122,41 @@ _accrual = Hot(
 )
 
 
+# The same, as JSON arrays in one row: the order's customer, its lines, its attempts (each
+# with its lines and debits), its accrual (with its lines); instants as ISO 8601 text.
+_whole = Hot(
+    text(
+        """
+SELECT o.customer_id,
+ (SELECT json_agg(json_build_array(l.line_id, l.quantity, l.unit_price_minor, l.sku, l.category,
+    l.brand, l.tags, l.kind, l.discount_minor, l.promo_discount_minor, l.returned_units, l.whole)
+    ORDER BY l.position)
+  FROM order_lines l WHERE l.program_id = o.program_id AND l.order_id = o.order_id),
+ (SELECT json_agg(json_build_array(r.redemption_id, r.customer_id, r.state, r.points,
+    r.discount_minor, r.points_reversed, r.payment_method, r.program_version, r.hold_expires_at,
+    r.created_at, r.attempt,
+    (SELECT json_agg(json_build_array(rl.line_id, rl.quantity, rl.points, rl.discount_minor,
+       rl.returned_units) ORDER BY rl.position)
+     FROM redemption_lines rl WHERE rl.redemption_id = r.redemption_id),
+    (SELECT json_agg(json_build_array(d.bucket_id, d.points_taken, d.points_returned,
+       b.expires_at))
+     FROM redemption_debits d JOIN buckets b ON b.bucket_id = d.bucket_id
+     WHERE d.redemption_id = r.redemption_id)) ORDER BY r.attempt)
+  FROM redemptions r WHERE r.program_id = o.program_id AND r.order_id = o.order_id),
+ (SELECT json_build_array(a.accrual_id, a.customer_id, a.points, a.base_minor,
+    a.base_returned_minor, a.points_clawed_back, a.bucket_id, a.tier_id, a.earn_rate_bp,
+    a.program_version, a.delivered_at, a.available_at, a.expires_at, a.created_at,
+    (SELECT json_agg(json_build_array(al.line_id, al.quantity, al.base_minor, al.points,
+       al.returned_units) ORDER BY al.position)
+     FROM accrual_lines al WHERE al.accrual_id = a.accrual_id))
+  FROM accruals a WHERE a.program_id = o.program_id AND a.order_id = o.order_id)
+FROM orders o
+WHERE o.program_id = CAST(:program_id AS VARCHAR) AND o.order_id = CAST(:order_id AS VARCHAR)
+"""
+    )
+)
+_NO_LINE = (None,) * 5
+
 # A line's row as `cart_line` reads it (by attribute).
 _Line = namedtuple(
     "_Line",
@@ -130,9 +168,12 @@ _Line = namedtuple(
 def find_order(connection: Connection, *, program_id: str, order_id: str) -> Order | None:
     """The order with its lines, every redemption attempt and its accrual."""
     key = {"program_id": program_id, "order_id": order_id}
-    head, attempts, debits, accrual = together(
-        connection, [(_order_lines, key), (_attempts, key), (_debits, key), (_accrual, key)]
-    )
+    if connection.dialect.name == "postgresql":
+        head, attempts, debits, accrual = _from_json(connection, key)
+    else:
+        head, attempts, debits, accrual = (
+            hot.rows(connection, key) for hot in (_order_lines, _attempts, _debits, _accrual)
+        )
     if not head:
         return None
     lines = tuple(
@@ -148,6 +189,30 @@ def find_order(connection: Connection, *, program_id: str, order_id: str) -> Ord
         _redemptions(program_id, order_id, attempts, debits),
         _accrual_of(program_id, order_id, accrual),
     )
+
+
+def _from_json(connection: Connection, key: dict[str, str]) -> tuple[list[Any], ...]:
+    """`_whole`'s row as the rows of the four statements SQLite runs."""
+    found = _whole.rows(connection, key)
+    if not found:
+        return [], [], [], []
+    customer, lines, attempts, accrual = found[0]
+    head = [(customer, *line) for line in lines] if lines else [(customer, None)]
+    attempt_rows, debits = [], []
+    for a in attempts or ():
+        top = (*a[:8], _instant(a[8]), _instant(a[9]), a[10])
+        attempt_rows += [(*top, *line) for line in a[11]] if a[11] else [(*top, *_NO_LINE)]
+        debits += [(a[0], d[0], d[1], d[2], _instant(d[3])) for d in a[12] or ()]
+    accrual_rows = []
+    if accrual is not None:
+        top = (*accrual[:10], *(_instant(at) for at in accrual[10:14]))
+        lines = accrual[14]
+        accrual_rows = [(*top, *line) for line in lines] if lines else [(*top, *_NO_LINE)]
+    return head, attempt_rows, debits, accrual_rows
+
+
+def _instant(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value).astimezone(UTC)
 
 
 def _redemptions(
