@@ -5,7 +5,7 @@ order's customer's account, the only account a return ever touches.
 """
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -135,15 +135,23 @@ def _give_back(
     plan = plan_give_back(back.redemption, points=back.points, debt=state.debt, now=state.now)
     uow.accounts.give_back(plan.to_buckets)
     uow.accounts.record_expired(plan.stay_expired)
-    found = uow.accounts.buckets_by_id(d.bucket_id for d in plan.restored)
     entries = give_back_entries(
         plan,
-        sources={bucket_id: b.source for bucket_id, b in found.items()},
+        sources=_sources(uow, state, (d.bucket_id for d in plan.restored)),
         order_id=back.redemption.order_id,
         reason=command.reason,
         now=state.now,
     )
     return _Moved(plan.points, entries, state.debt - plan.to_debt, restored=plan.restored)
+
+
+def _sources(uow: UnitOfWork, state: AccountState, bucket_ids: Iterable[int]) -> dict[int, str]:
+    """Each bucket's source: from the account as locked, else (drained or expired) read."""
+    known = {b.bucket_id: b.source for b in state.buckets}
+    missing = [bucket_id for bucket_id in bucket_ids if bucket_id not in known]
+    if missing:
+        known.update((i, b.source) for i, b in uow.accounts.buckets_by_id(missing).items())
+    return known
 
 
 def _take_back(
