@@ -36,19 +36,9 @@ _d, _a, _al = redemption_debits.c, accruals.c, accrual_lines.c
 # One row per line (one with NULL line columns for an order without lines).
 _order_lines = Hot(
     select(
-        _o.customer_id,
-        _l.line_id,
-        _l.quantity,
-        _l.unit_price_minor,
-        _l.sku,
-        _l.category,
-        _l.brand,
-        _l.tags,
-        _l.kind,
-        _l.discount_minor,
-        _l.promo_discount_minor,
-        _l.returned_units,
-        _l.whole,
+        _o.customer_id, _l.line_id, _l.quantity, _l.unit_price_minor, _l.sku, _l.category,
+        _l.brand, _l.tags, _l.kind, _l.discount_minor, _l.promo_discount_minor,
+        _l.returned_units, _l.whole,
     )
     .select_from(
         orders.outerjoin(
@@ -57,31 +47,20 @@ _order_lines = Hot(
     )
     .where(_o.program_id == bindparam("program_id"), _o.order_id == bindparam("order_id"))
     .order_by(_l.position)
-)
+)  # fmt: skip
 # One row per attempt's line, oldest attempt first.
 _attempts = Hot(
     select(
-        _r.redemption_id,
-        _r.customer_id,
-        _r.state,
-        _r.points,
-        _r.discount_minor,
-        _r.points_reversed,
-        _r.payment_method,
-        _r.program_version,
-        _r.hold_expires_at,
-        _r.created_at,
-        _r.attempt,
-        _rl.line_id,
-        _rl.quantity.label("line_quantity"),
-        _rl.points.label("line_points"),
-        _rl.discount_minor.label("line_discount_minor"),
+        _r.redemption_id, _r.customer_id, _r.state, _r.points, _r.discount_minor,
+        _r.points_reversed, _r.payment_method, _r.program_version, _r.hold_expires_at,
+        _r.created_at, _r.attempt, _rl.line_id, _rl.quantity.label("line_quantity"),
+        _rl.points.label("line_points"), _rl.discount_minor.label("line_discount_minor"),
         _rl.returned_units,
     )
     .select_from(redemptions.outerjoin(redemption_lines, _rl.redemption_id == _r.redemption_id))
     .where(_r.program_id == bindparam("program_id"), _r.order_id == bindparam("order_id"))
     .order_by(_r.attempt, _rl.position)
-)
+)  # fmt: skip
 _debits = Hot(
     select(
         _d.redemption_id, _d.bucket_id, _d.points_taken, _d.points_returned, buckets.c.expires_at
@@ -96,30 +75,16 @@ _debits = Hot(
 # One row per accrual line (none: no accrual).
 _accrual = Hot(
     select(
-        _a.accrual_id,
-        _a.customer_id,
-        _a.points,
-        _a.base_minor,
-        _a.base_returned_minor,
-        _a.points_clawed_back,
-        _a.bucket_id,
-        _a.tier_id,
-        _a.earn_rate_bp,
-        _a.program_version,
-        _a.delivered_at,
-        _a.available_at,
-        _a.expires_at,
-        _a.created_at,
-        _al.line_id,
-        _al.quantity.label("line_quantity"),
-        _al.base_minor.label("line_base_minor"),
-        _al.points.label("line_points"),
-        _al.returned_units,
+        _a.accrual_id, _a.customer_id, _a.points, _a.base_minor, _a.base_returned_minor,
+        _a.points_clawed_back, _a.bucket_id, _a.tier_id, _a.earn_rate_bp, _a.program_version,
+        _a.delivered_at, _a.available_at, _a.expires_at, _a.created_at, _al.line_id,
+        _al.quantity.label("line_quantity"), _al.base_minor.label("line_base_minor"),
+        _al.points.label("line_points"), _al.returned_units,
     )
     .select_from(accruals.outerjoin(accrual_lines, _al.accrual_id == _a.accrual_id))
     .where(_a.program_id == bindparam("program_id"), _a.order_id == bindparam("order_id"))
     .order_by(_al.position)
-)
+)  # fmt: skip
 
 
 # The same, as JSON arrays in one row: the order's customer, its lines, its attempts (each
