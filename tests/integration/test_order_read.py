@@ -4,14 +4,12 @@ lines only, a released hold and a retry, a capture, an accrual, a part return, n
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Connection, Engine, text
 
 from pricing.cart import Cart, CartLine, LineKind
-from pricing.program import load_programs
 from pricing.reversal import ReturnedLine
 from server.service import commands
 from server.service.accrue import accrue_order
@@ -21,26 +19,16 @@ from server.service.deps import Deps
 from server.service.grant import grant_points
 from server.service.reverse import reverse_redemption
 from server.store import order_read
-from server.store.db import Database, create_database_engine
-from server.store.migrate import migrate
-from tests.support.databases import fresh_postgres
+from tests.integration.common import key, postgres_deps
 
-PROGRAMS = Path(__file__).resolve().parents[2] / "programs"
 NOW = datetime(2026, 3, 2, 12, 0, 0, 123456, tzinfo=UTC)
 P = "stomatorg"
 
 
 @pytest.fixture
 def deps() -> Iterator[Deps]:
-    with fresh_postgres() as url:
-        engine = create_database_engine(url, pool_size=1)
-        migrate(engine)
-        yield Deps(Database(engine), load_programs(PROGRAMS))
-        engine.dispose()
-
-
-def _key(name: str) -> commands.Idempotency:
-    return commands.Idempotency(name, name.encode())
+    with postgres_deps() as made:
+        yield made
 
 
 def _cart() -> Cart:
@@ -55,28 +43,28 @@ def _cart() -> Cart:
 def _orders(deps: Deps) -> None:
     """Orders in each shape, written through the use cases."""
     render: Any = repr
-    grant = commands.GrantPoints(_key("g"), P, "alice", 50_000, "loyalty", None, None, "")
+    grant = commands.GrantPoints(key("g"), P, "alice", 50_000, "loyalty", None, None, "")
     grant_points(deps, grant, now=NOW, render=render)
 
     def apply(order: str, n: int, hold: int = 0) -> None:
         command = commands.ApplyRedemption(
-            _key(f"{order}-{n}"), P, "alice", order, _cart(), "", 60, hold
+            key(f"{order}-{n}"), P, "alice", order, _cart(), "", 60, hold
         )
         apply_redemption(deps, command, now=NOW + timedelta(seconds=n), render=render)
 
     def reverse(order: str, n: int, *lines: ReturnedLine) -> None:
-        command = commands.ReverseRedemption(_key(f"r-{order}-{n}"), P, order, lines, "why")
+        command = commands.ReverseRedemption(key(f"r-{order}-{n}"), P, order, lines, "why")
         reverse_redemption(deps, command, now=NOW + timedelta(seconds=n), render=render)
 
     apply("applied", 1)
     apply("retried", 2, hold=600)
     reverse("retried", 3)  # the hold released whole
     apply("retried", 4, hold=600)
-    capture = commands.CaptureRedemption(_key("c-retried"), P, "retried")
+    capture = commands.CaptureRedemption(key("c-retried"), P, "retried")
     capture_redemption(deps, capture, now=NOW + timedelta(seconds=5), render=render)
     apply("returned", 6)
     accrue = commands.AccrueOrder(
-        _key("accrue"), P, "alice", "returned", _cart(), NOW + timedelta(seconds=7)
+        key("accrue"), P, "alice", "returned", _cart(), NOW + timedelta(seconds=7)
     )
     accrue_order(deps, accrue, now=NOW + timedelta(seconds=7), render=render)
     reverse("returned", 8, ReturnedLine("a", 1), ReturnedLine("c", 2))
