@@ -553,6 +553,32 @@ def returned_accrual(accrual: Accrual, back: AccrualReturn) -> Accrual:
     )
 
 
+def returned_redemption(redemption: Redemption, back: RedemptionReturn) -> Redemption:
+    """The redemption once a return gave `back` (its units, points and next state)."""
+    return replace(
+        redemption,
+        state=back.state,
+        points_reversed=redemption.points_reversed + back.points,
+        lines=tuple(
+            replace(line, returned_units=line.returned_units + back.units.get(line.line_id, 0))
+            for line in redemption.lines
+        ),
+    )
+
+
+def answered_attempt(order: Order, plan: ReturnPlan) -> Redemption | None:
+    """The order's latest attempt once `plan` is written down: what a return answers with."""
+    latest = order.latest
+    if latest is None:
+        return None
+    if plan.release is not None and plan.release.redemption_id == latest.redemption_id:
+        return latest.moved_to(RedemptionState.RELEASED)
+    back = plan.redemption
+    if back is not None and back.redemption.redemption_id == latest.redemption_id:
+        return returned_redemption(latest, back)
+    return latest
+
+
 def _more_returned(line: AccrualLine, units: Mapping[str, int]) -> AccrualLine:
     count = units.get(line.line_id, 0)
     return replace(line, returned_units=line.returned_units + count) if count else line

@@ -98,6 +98,9 @@ class Orders(Protocol):
 
     def get(self, *, program_id: str, order_id: str) -> Order | None: ...
 
+    def customer(self, *, program_id: str, order_id: str) -> str | None:
+        """The order's customer (None: no such order), without the rest of it."""
+
     def add(self, order: Order, *, now: datetime) -> None:
         """Record a new order; `DuplicateOrder` when it was recorded meanwhile."""
 

@@ -5,7 +5,7 @@ order's customer's account, the only account a return ever touches.
 """
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -17,6 +17,7 @@ from pricing.order import (
     Order,
     Redemption,
     RedemptionReturn,
+    answered_attempt,
     give_back_entries,
     plan_give_back,
     plan_take_back,
@@ -74,9 +75,11 @@ def reverse_redemption(
 def _reverse(
     uow: UnitOfWork, *, program_id: str, command: commands.ReverseRedemption, now: datetime
 ) -> ReverseResult:
-    customer = _order(uow, program_id, command.order_id).customer_id
+    customer = uow.orders.customer(program_id=program_id, order_id=command.order_id)
+    if customer is None:
+        raise OrderNotFound(command.order_id)
     state = uow.accounts.lock(program_id=program_id, customer_id=customer, now=now)
-    # Re-read under the lock: a concurrent return may have committed meanwhile.
+    # The order read once, under the lock: a concurrent return may have committed meanwhile.
     order = _order(uow, program_id, command.order_id)
     plan = order.plan_return(command.lines)
     returned = _Moved(0, [], state.debt)
@@ -97,7 +100,7 @@ def _reverse(
         points_returned=returned.points,
         points_clawed_back=clawed.points,
         debt_points=clawed.extra,
-        redemption=_order(uow, program_id, command.order_id).latest,
+        redemption=answered_attempt(order, plan),  # as written above, not read back
         balance_after=after.spendable_points,
         released=returned.released,
     )
@@ -132,15 +135,23 @@ def _give_back(
     plan = plan_give_back(back.redemption, points=back.points, debt=state.debt, now=state.now)
     uow.accounts.give_back(plan.to_buckets)
     uow.accounts.record_expired(plan.stay_expired)
-    found = uow.accounts.buckets_by_id(d.bucket_id for d in plan.restored)
     entries = give_back_entries(
         plan,
-        sources={bucket_id: b.source for bucket_id, b in found.items()},
+        sources=_sources(uow, state, (d.bucket_id for d in plan.restored)),
         order_id=back.redemption.order_id,
         reason=command.reason,
         now=state.now,
     )
     return _Moved(plan.points, entries, state.debt - plan.to_debt, restored=plan.restored)
+
+
+def _sources(uow: UnitOfWork, state: AccountState, bucket_ids: Iterable[int]) -> dict[int, str]:
+    """Each bucket's source: from the account as locked, else (drained or expired) read."""
+    known = {b.bucket_id: b.source for b in state.buckets}
+    missing = [bucket_id for bucket_id in bucket_ids if bucket_id not in known]
+    if missing:
+        known.update((i, b.source) for i, b in uow.accounts.buckets_by_id(missing).items())
+    return known
 
 
 def _take_back(

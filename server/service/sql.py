@@ -17,7 +17,15 @@ from server.service.account_state import AccountState, locked_state, read_state,
 from server.service.errors import IdempotencyKeyReused
 from server.service.ports import NewBucket, Outcome, Request
 from server.service.tiers import current_tier, pricing_tier
-from server.store import accruals, idempotency, ledger, orders, redemptions
+from server.store import (
+    accruals,
+    idempotency,
+    ledger,
+    order_read,
+    orders,
+    redemptions,
+    returns,
+)
 from server.store import buckets as bucket_store
 from server.store.accounts import set_debt
 from server.store.db import Database
@@ -132,7 +140,10 @@ class SqlOrders:
         self.connection = connection
 
     def get(self, *, program_id: str, order_id: str) -> Order | None:
-        return orders.find_order(self.connection, program_id=program_id, order_id=order_id)
+        return order_read.find_order(self.connection, program_id=program_id, order_id=order_id)
+
+    def customer(self, *, program_id: str, order_id: str) -> str | None:
+        return orders.order_customer(self.connection, program_id=program_id, order_id=order_id)
 
     def add(self, order: Order, *, now: datetime) -> None:
         orders.add_order(self.connection, order, now=now)
@@ -149,6 +160,12 @@ class SqlOrders:
     def record_return(
         self, order: Order, plan: ReturnPlan, *, restored: Sequence[Debit], now: datetime
     ) -> None:
+        if self.connection.dialect.name == "postgresql":
+            returns.write_return(
+                self.connection, program_id=order.program_id, order_id=order.order_id,
+                plan=plan, restored=restored, now=now,
+            )  # fmt: skip
+            return
         orders.record_line_returns(
             self.connection,
             program_id=order.program_id,

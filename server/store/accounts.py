@@ -31,7 +31,7 @@ def _locking(insert: Any) -> Any:
 # One statement creates the account if missing and locks its row: the upsert's DO UPDATE
 # takes the row lock on PostgreSQL (SQLite's BEGIN IMMEDIATE already serializes writers).
 _lock = Hot(_locking(postgresql.insert), sqlite=_locking(sqlite.insert))
-_set_debt = (
+_set_debt = Hot(
     update(accounts)
     .where(_a.program_id == bindparam("p_id"), _a.customer_id == bindparam("c_id"))
     .values(debt_points=bindparam("debt_points"))
@@ -50,6 +50,4 @@ def lock_account(
 def set_debt(
     connection: Connection, *, program_id: str, customer_id: str, debt_points: int
 ) -> None:
-    connection.execute(
-        _set_debt, {"p_id": program_id, "c_id": customer_id, "debt_points": debt_points}
-    )
+    _set_debt.run(connection, {"p_id": program_id, "c_id": customer_id, "debt_points": debt_points})

@@ -5,10 +5,9 @@ from datetime import datetime
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
-from pricing.accrual import Accrual, AccrualLine
+from pricing.accrual import Accrual
 from pricing.tiers import QualifyingOrder
 from server.store.errors import DuplicateAccrual, duplicates_as
-from server.store.hot import Hot
 from server.store.schema import accrual_lines, accruals
 
 
@@ -53,33 +52,6 @@ def _insert(connection: Connection, accrual: Accrual) -> None:
     )
 
 
-def find_accrual(connection: Connection, *, program_id: str, order_id: str) -> Accrual | None:
-    found = _by_order.named(connection, {"program_id": program_id, "order_id": order_id})
-    if not found:
-        return None
-    row = found[0]
-    lines = _lines_of.rows(connection, {"accrual_id": row.accrual_id})
-    return Accrual(
-        accrual_id=row.accrual_id,
-        program_id=row.program_id,
-        order_id=row.order_id,
-        customer_id=row.customer_id,
-        points=row.points,
-        base_minor=row.base_minor,
-        base_returned_minor=row.base_returned_minor,
-        points_clawed_back=row.points_clawed_back,
-        bucket_id=row.bucket_id,
-        tier_id=row.tier_id,
-        earn_rate_bp=row.earn_rate_bp,
-        program_version=row.program_version,
-        delivered_at=row.delivered_at,
-        available_at=row.available_at,
-        expires_at=row.expires_at,
-        created_at=row.created_at,
-        lines=tuple(AccrualLine(*line) for line in lines),
-    )
-
-
 def record_accrual_return(
     connection: Connection,
     accrual: Accrual,
@@ -120,22 +92,6 @@ _qualifying = select(_a.available_at, _a.base_minor - _a.base_returned_minor).wh
     _a.customer_id == bindparam("customer_id"),
     _a.available_at >= bindparam("since"),
     _a.available_at <= bindparam("until"),
-)
-_by_order = Hot(
-    select(accruals).where(
-        _a.program_id == bindparam("program_id"), _a.order_id == bindparam("order_id")
-    )
-)
-_lines_of = Hot(
-    select(
-        accrual_lines.c.line_id,
-        accrual_lines.c.quantity,
-        accrual_lines.c.base_minor,
-        accrual_lines.c.points,
-        accrual_lines.c.returned_units,
-    )
-    .where(accrual_lines.c.accrual_id == bindparam("accrual_id"))
-    .order_by(accrual_lines.c.position)
 )
 
 

@@ -3,7 +3,8 @@
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
+from sqlalchemy import BigInteger, Connection, and_, any_, bindparam, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from pricing.buckets import Bucket, Debit, Expired, Settlement
 from server.store.hot import Hot, const
@@ -42,7 +43,11 @@ _account_buckets = Hot(
         ),
     )
 )
-_by_id = select(*_columns).where(buckets.c.bucket_id.in_(bindparam("ids", expanding=True)))
+# PostgreSQL: one statement text for any number of ids (`= ANY (array)`); SQLite: IN (...).
+_by_id = Hot(
+    select(*_columns).where(buckets.c.bucket_id == any_(bindparam("ids", type_=ARRAY(BigInteger)))),
+    sqlite=select(*_columns).where(buckets.c.bucket_id.in_(bindparam("ids", expanding=True))),
+)
 
 
 def account_buckets(
@@ -56,8 +61,9 @@ def account_buckets(
 
 
 def buckets_by_id(connection: Connection, bucket_ids: Iterable[int]) -> dict[int, Bucket]:
-    rows = connection.execute(_by_id, {"ids": list(bucket_ids)})
-    return {bucket.bucket_id: bucket for bucket in (bucket_from_row(row) for row in rows)}
+    rows = _by_id.rows(connection, {"ids": list(bucket_ids)})
+    found = (bucket_from_row(row) for row in rows)  # type: ignore[arg-type]
+    return {bucket.bucket_id: bucket for bucket in found}
 
 
 def add_bucket(
@@ -121,7 +127,7 @@ def write_settlement(connection: Connection, settlement: Settlement) -> None:
         )
 
 
-_expire_more = (
+_expire_more = Hot(
     update(buckets)
     .where(buckets.c.bucket_id == bindparam("b_id"))
     .values(expired_points=buckets.c.expired_points + bindparam("points"))
@@ -130,16 +136,15 @@ _expire_more = (
 
 def record_expired(connection: Connection, amounts: Iterable[Debit]) -> None:
     """Points that came back into an already expired bucket: they stay expired."""
-    params = [{"b_id": a.bucket_id, "points": a.points} for a in amounts]
-    if params:
-        connection.execute(_expire_more, params)
+    _expire_more.many(connection, [{"b_id": a.bucket_id, "points": a.points} for a in amounts])
+
+
+_written_off = Hot(select(buckets.c.expired_points).where(buckets.c.bucket_id == bindparam("b_id")))
 
 
 def written_off(connection: Connection, bucket_id: int) -> int:
     """Points of the bucket written down as EXPIRY that no clawback has taken since."""
-    found = connection.execute(
-        select(buckets.c.expired_points).where(buckets.c.bucket_id == bucket_id)
-    ).scalar_one()
+    ((found,),) = _written_off.rows(connection, {"b_id": bucket_id})
     return int(found)
 
 
@@ -147,11 +152,7 @@ def take_written_off(connection: Connection, bucket_id: int, points: int) -> Non
     """A clawback took back expired points of the accrual's bucket (no ledger entry: the
     EXPIRY entry already took them off)."""
     if points:
-        connection.execute(
-            update(buckets)
-            .where(buckets.c.bucket_id == bucket_id)
-            .values(expired_points=buckets.c.expired_points - points)
-        )
+        _expire_more.run(connection, {"b_id": bucket_id, "points": -points})
 
 
 def expire_account(

@@ -8,11 +8,9 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, insert, select, text, update
 
 from pricing.cart import CartLine, LineKind
-from pricing.order import Order, OrderLine
-from server.store.accruals import find_accrual
+from pricing.order import Order
 from server.store.errors import DuplicateOrder, duplicates_as
 from server.store.hot import Hot
-from server.store.redemptions import order_attempts
 from server.store.schema import order_lines, orders
 
 _o, _l = orders.c, order_lines.c
@@ -24,24 +22,6 @@ _order = Hot(
     select(_o.customer_id).where(
         _o.program_id == bindparam("program_id"), _o.order_id == bindparam("order_id")
     )
-)
-_lines = Hot(
-    select(
-        _l.line_id,
-        _l.quantity,
-        _l.unit_price_minor,
-        _l.sku,
-        _l.category,
-        _l.brand,
-        _l.tags,
-        _l.kind,
-        _l.discount_minor,
-        _l.promo_discount_minor,
-        _l.returned_units,
-        _l.whole,
-    )
-    .where(_l.program_id == bindparam("program_id"), _l.order_id == bindparam("order_id"))
-    .order_by(_l.position)
 )
 _return_units = (
     update(order_lines)
@@ -159,29 +139,10 @@ def cart_line(row: Any) -> CartLine:
     )
 
 
-def find_order(connection: Connection, *, program_id: str, order_id: str) -> Order | None:
-    """The order with its lines, every redemption attempt and its accrual."""
-    key = {"program_id": program_id, "order_id": order_id}
-    found = _order.rows(connection, key)
-    if not found:
-        return None
-    customer_id = found[0][0]
-    lines = tuple(
-        OrderLine(
-            cart_line(row),
-            row.returned_units,
-            row.whole,
-        )
-        for row in _lines.named(connection, key)
-    )
-    return Order(
-        program_id,
-        order_id,
-        customer_id,
-        lines,
-        order_attempts(connection, program_id=program_id, order_id=order_id),
-        find_accrual(connection, program_id=program_id, order_id=order_id),
-    )
+def order_customer(connection: Connection, *, program_id: str, order_id: str) -> str | None:
+    """The order's customer (None: no such order)."""
+    found = _order.rows(connection, {"program_id": program_id, "order_id": order_id})
+    return found[0][0] if found else None
 
 
 def record_line_returns(

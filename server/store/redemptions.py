@@ -1,12 +1,11 @@
 """Redemptions with their line allocations and bucket debits."""
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     Connection,
-    Row,
     String,
     any_,
     bindparam,
@@ -30,22 +29,6 @@ _r = redemptions.c
 _insert_redemption = insert(redemptions)  # SQLite
 _insert_lines = insert(redemption_lines)
 _insert_debits = insert(redemption_debits)
-_of_order = select(redemptions).where(
-    _r.program_id == bindparam("program_id"), _r.order_id == bindparam("order_id")
-)
-_by_order = Hot(_of_order.order_by(_r.attempt))
-_latest = Hot(_of_order.order_by(_r.attempt.desc()).limit(const(1)))
-_lines_of = Hot(
-    select(
-        redemption_lines.c.line_id,
-        redemption_lines.c.quantity,
-        redemption_lines.c.points,
-        redemption_lines.c.discount_minor,
-        redemption_lines.c.returned_units,
-    )
-    .where(redemption_lines.c.redemption_id == bindparam("redemption_id"))
-    .order_by(redemption_lines.c.position)
-)
 _debits = select(
     redemption_debits.c.redemption_id,
     redemption_debits.c.bucket_id,
@@ -177,48 +160,6 @@ def _add_lines(
             for position, line in enumerate(lines)
         ],
     )
-
-
-def find_redemption(connection: Connection, *, program_id: str, order_id: str) -> Redemption | None:
-    """The order's latest redemption attempt."""
-    rows = _latest.named(connection, {"program_id": program_id, "order_id": order_id})
-    return _redemptions(connection, rows)[0] if rows else None
-
-
-def order_attempts(
-    connection: Connection, *, program_id: str, order_id: str
-) -> tuple[Redemption, ...]:
-    """Every redemption attempt of the order, oldest first."""
-    rows = _by_order.named(connection, {"program_id": program_id, "order_id": order_id})
-    return tuple(_redemptions(connection, rows)) if rows else ()
-
-
-def _redemptions(connection: Connection, rows: Sequence[Row[Any]]) -> list[Redemption]:
-    ids = [row.redemption_id for row in rows]
-    debits = _debit_records(connection, ids)
-    return [
-        Redemption(
-            redemption_id=row.redemption_id,
-            program_id=row.program_id,
-            order_id=row.order_id,
-            customer_id=row.customer_id,
-            state=RedemptionState(row.state),
-            points=row.points,
-            discount_minor=row.discount_minor,
-            points_reversed=row.points_reversed,
-            payment_method=row.payment_method,
-            program_version=row.program_version,
-            hold_expires_at=row.hold_expires_at,
-            created_at=row.created_at,
-            lines=tuple(
-                RedemptionLine(*line)
-                for line in _lines_of.rows(connection, {"redemption_id": row.redemption_id})
-            ),
-            debits=tuple(debits.get(row.redemption_id, [])),
-            attempt=row.attempt,
-        )
-        for row in rows
-    ]
 
 
 def record_return(

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import grpc
@@ -20,10 +21,16 @@ from sqlalchemy import Executable, Row, select
 from loyalty.v1 import account_service_pb2 as account_pb
 from loyalty.v1 import cart_pb2, redemption_pb2
 from loyalty.v1 import redemption_service_pb2 as redemption_pb
-from server.store.db import create_database_engine
+from pricing.program import load_programs
+from server.service import commands
+from server.service.deps import Deps
+from server.store.db import Database, create_database_engine
+from server.store.migrate import migrate
 from server.store.schema import metadata
+from tests.support.databases import fresh_postgres
 from tests.support.polling import wait_until
 
+PROGRAMS = Path(__file__).resolve().parents[2] / "programs"
 PROGRAM = "stomatorg"  # base tier: redeem cap 3 % of the eligible base; 1 point = 100 minor
 RPC_TIMEOUT = 30.0
 
@@ -262,3 +269,19 @@ def snapshot(url: str) -> dict[str, list[tuple[Any, ...]]]:
             }
     finally:
         engine.dispose()
+
+
+@contextmanager
+def postgres_deps() -> Iterator[Deps]:
+    """The use cases' dependencies on a fresh PostgreSQL database of one connection (every
+    call's statements are prepared in the one session), with the shipped programs."""
+    with fresh_postgres() as url:
+        engine = create_database_engine(url, pool_size=1)
+        migrate(engine)
+        yield Deps(Database(engine), load_programs(PROGRAMS))
+        engine.dispose()
+
+
+def key(name: str) -> commands.Idempotency:
+    """A request id whose fingerprint is its name."""
+    return commands.Idempotency(name, name.encode())

@@ -9,12 +9,10 @@ partial indexes, so the statement is planned anew on every call, for ever (issue
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
 from pricing.cart import Cart, CartLine
-from pricing.program import load_programs
 from pricing.reversal import ReturnedLine
 from server.service import commands
 from server.service.apply import apply_redemption
@@ -22,27 +20,16 @@ from server.service.deps import Deps
 from server.service.grant import grant_points
 from server.service.quote import quote_redemption
 from server.service.reverse import reverse_redemption
-from server.store.db import Database, create_database_engine
-from server.store.migrate import migrate
-from tests.support.databases import fresh_postgres
+from tests.integration.common import key, postgres_deps
 
-PROGRAMS = Path(__file__).resolve().parents[2] / "programs"
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 BURST = 12  # calls of each kind: more than the five custom plans PostgreSQL starts with
 
 
 @pytest.fixture
 def deps() -> Iterator[Deps]:
-    with fresh_postgres() as url:
-        # One connection: every call's statements are prepared in the session read below.
-        engine = create_database_engine(url, pool_size=1)
-        migrate(engine)
-        yield Deps(Database(engine), load_programs(PROGRAMS))
-        engine.dispose()
-
-
-def _key(name: str) -> commands.Idempotency:
-    return commands.Idempotency(name, name.encode())
+    with postgres_deps() as made:
+        yield made
 
 
 def _cart() -> Cart:
@@ -55,17 +42,17 @@ def _burst(deps: Deps) -> None:
     for n in range(BURST):
         customer = f"c{n}"
         grant = commands.GrantPoints(
-            _key(f"g{n}"), "stomatorg", customer, 5_000, "loyalty", None, None, ""
+            key(f"g{n}"), "stomatorg", customer, 5_000, "loyalty", None, None, ""
         )
         grant_points(deps, grant, now=NOW, render=render)  # type: ignore[arg-type]
         quote = commands.QuoteRedemption("stomatorg", customer, _cart(), "")
         points = quote_redemption(deps, quote, now=NOW).options[0].max_points
         apply = commands.ApplyRedemption(
-            _key(f"a{n}"), "stomatorg", customer, f"o{n}", _cart(), "", points, 0
+            key(f"a{n}"), "stomatorg", customer, f"o{n}", _cart(), "", points, 0
         )
         apply_redemption(deps, apply, now=NOW, render=render)  # type: ignore[arg-type]
         back = commands.ReverseRedemption(
-            _key(f"r{n}"), "stomatorg", f"o{n}", (ReturnedLine("l1", 1),), ""
+            key(f"r{n}"), "stomatorg", f"o{n}", (ReturnedLine("l1", 1),), ""
         )
         reverse_redemption(deps, back, now=NOW, render=render)  # type: ignore[arg-type]
 
@@ -79,10 +66,13 @@ def test_hot_statements_get_generic_plans(deps: Deps) -> None:
         ).all()
     burst = [row for row in rows if row.generic_plans + row.custom_plans >= BURST]
     # The hot statements: the account's snapshot, the request-id claim, the lock, the
-    # inserts of an apply; at least these ran as often as the burst.
+    # inserts of an apply, a return's order customer, whole order and writes; at least
+    # these ran as often as the burst.
     texts = " ".join(row.statement for row in burst)
     for table in ("FROM accounts LEFT OUTER JOIN buckets", "INSERT INTO idempotency_keys",
-                  "INSERT INTO accounts", "INSERT INTO redemptions", "UPDATE buckets"):  # fmt: skip
+                  "INSERT INTO accounts", "INSERT INTO redemptions", "UPDATE buckets",
+                  "SELECT orders.customer_id \nFROM orders", "json_agg(json_build_array(l.line_id",
+                  "WITH order_units AS"):  # fmt: skip
         assert table in texts, f"{table!r} was not prepared: {[r.statement[:60] for r in rows]}"
     custom_only = [
         (row.statement[:120], row.custom_plans) for row in burst if row.generic_plans == 0

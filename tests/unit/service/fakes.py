@@ -208,6 +208,10 @@ class FakeOrders:
     def get(self, *, program_id: str, order_id: str) -> Order | None:
         return self.s.orders.get((program_id, order_id))
 
+    def customer(self, *, program_id: str, order_id: str) -> str | None:
+        order = self.s.orders.get((program_id, order_id))
+        return None if order is None else order.customer_id
+
     def add(self, order: Order, *, now: datetime) -> None:
         key = (order.program_id, order.order_id)
         if key in self.s.orders:
