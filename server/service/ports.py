@@ -146,6 +146,20 @@ class Ledger(Protocol):
 class UnitOfWork(Protocol):
     """One transaction's repositories."""
 
+    def place(
+        self,
+        redemption: Redemption,
+        *,
+        order: Order | None,
+        taken: Sequence[Debit],
+        entries: Sequence[LedgerEntry],
+        request_id: str,
+        now: datetime,
+    ) -> None:
+        """An apply's writes at once: the order when new (`DuplicateOrder` when it was
+        recorded meanwhile), the attempt (`DuplicateRedemption` when the order got a live
+        one meanwhile), the points `taken` from their buckets, the ledger `entries`."""
+
     @property
     def accounts(self) -> Accounts: ...
 

@@ -17,7 +17,7 @@ from server.service.account_state import AccountState, locked_state, read_state,
 from server.service.errors import IdempotencyKeyReused
 from server.service.ports import NewBucket, Outcome, Request
 from server.service.tiers import current_tier, pricing_tier
-from server.store import accruals, idempotency, ledger, orders, redemptions
+from server.store import accruals, idempotency, ledger, orders, placement, redemptions
 from server.store import buckets as bucket_store
 from server.store.accounts import set_debt
 from server.store.db import Database
@@ -223,6 +223,21 @@ class SqlUnitOfWork:
         self.accounts = SqlAccounts(connection)
         self.orders = SqlOrders(connection)
         self.ledger = SqlLedger(connection)
+
+    def place(
+        self,
+        redemption: Redemption,
+        *,
+        order: Order | None,
+        taken: Sequence[Debit],
+        entries: Sequence[LedgerEntry],
+        request_id: str,
+        now: datetime,
+    ) -> None:
+        placement.place(
+            self.connection, order=order, redemption=redemption, taken=taken, entries=entries,
+            request_id=request_id, now=now,
+        )  # fmt: skip
 
 
 class SqlStore:

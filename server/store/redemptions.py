@@ -121,7 +121,7 @@ def add_redemption(connection: Connection, redemption: Redemption) -> None:
         )
 
 
-def _row(redemption: Redemption) -> dict[str, Any]:
+def attempt_row(redemption: Redemption) -> dict[str, Any]:
     """The attempt's row in `redemptions`."""
     return {
         "redemption_id": redemption.redemption_id,
@@ -145,7 +145,7 @@ def _whole(redemption: Redemption) -> dict[str, Any]:
     """The attempt's row with its lines and debits as arrays (`_insert_whole`)."""
     lines, debits = redemption.lines, redemption.debits
     return {
-        **_row(redemption),
+        **attempt_row(redemption),
         "bucket_ids": [debit.bucket_id for debit in debits],
         "taken": [debit.taken for debit in debits],
         "line_ids": [line.line_id for line in lines],
@@ -157,7 +157,7 @@ def _whole(redemption: Redemption) -> dict[str, Any]:
 
 
 def _insert(connection: Connection, redemption: Redemption) -> None:
-    connection.execute(_insert_redemption, _row(redemption))
+    connection.execute(_insert_redemption, attempt_row(redemption))
 
 
 def _add_lines(

@@ -327,6 +327,25 @@ class FakeUnitOfWork:
         self.orders = orders(state)
         self.ledger = FakeLedger(state)
 
+    def place(
+        self,
+        redemption: Redemption,
+        *,
+        order: Order | None,
+        taken: Sequence[Debit],
+        entries: Sequence[LedgerEntry],
+        request_id: str,
+        now: datetime,
+    ) -> None:
+        if order is not None:
+            self.orders.add(order, now=now)
+        self.orders.add_redemption(redemption)
+        self.accounts.take(taken)
+        self.ledger.append(
+            entries, program_id=redemption.program_id, customer_id=redemption.customer_id,
+            request_id=request_id, now=now,
+        )  # fmt: skip
+
 
 class FakeStore:
     """`orders`: another FakeOrders, to play what a concurrent transaction did."""
