@@ -37,8 +37,9 @@ def apply_redemption(
     deadline = now + timedelta(seconds=command.hold_seconds) if held else None
     effect = functools.partial(_apply, program=program, command=command, deadline=deadline, now=now)
     outcome = deps.once(
-        "ApplyRedemption", program.id, command.key, now=now, effect=effect, render=render
-    )
+        "ApplyRedemption", program.id, command.key, now=now, effect=effect, render=render,
+        locks=(command.customer_id, command.order_id),
+    )  # fmt: skip
     if outcome.result is not None:
         spent = deps.metrics.held if held else deps.metrics.redeemed
         spent.labels(program.id).inc(outcome.result.redemption.points)

@@ -186,6 +186,9 @@ class Request:
     request_id: str
     method: str
     fingerprint: bytes
+    # (customer, order) when the mutation starts by locking that account and reading that
+    # order (`Accounts.lock`): a store may claim, lock and read in one round trip.
+    locks: tuple[str, str] | None = None
 
 
 class Store(Protocol):

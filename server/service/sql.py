@@ -21,6 +21,7 @@ from server.store import accruals, idempotency, ledger, orders, placement, redem
 from server.store import buckets as bucket_store
 from server.store.accounts import set_debt
 from server.store.db import Database
+from server.store.opening import Opened, claim_and_lock
 from server.store.redemptions import accounts_with_lapsed_holds
 
 R = TypeVar("R")
@@ -30,16 +31,22 @@ T = TypeVar("T")
 class SqlAccounts:
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
+        self.opened: Opened | None = None  # locked and read with the claim (`Request.locks`)
 
     def lock(
         self, *, program_id: str, customer_id: str, now: datetime, order_id: str = ""
     ) -> AccountState:
+        opened, self.opened = self.opened, None
+        if opened is not None:
+            asked = (opened.program_id, opened.customer_id, opened.order_id)
+            assert asked == (program_id, customer_id, order_id), "locked ahead: another account"
         return locked_state(
             self.connection,
             program_id=program_id,
             customer_id=customer_id,
             now=now,
             order_id=order_id,
+            opened=opened,
         )
 
     def read(self, *, program_id: str, customer_id: str, now: datetime) -> AccountState:
@@ -240,6 +247,10 @@ class SqlUnitOfWork:
         )  # fmt: skip
 
 
+class _ClaimedBefore(Exception):
+    """The request id was claimed before: what was locked with the claim is rolled back."""
+
+
 class SqlStore:
     """Units of work on `db`: each mutation one transaction, its request id claimed first."""
 
@@ -255,25 +266,21 @@ class SqlStore:
         render: Callable[[R], bytes],
     ) -> Outcome[R]:
         made: list[R] = []
+        # PostgreSQL: claim, lock and read in one round trip (server/store/opening.py).
+        ahead = request.locks is not None and self.db.backend == "postgresql"
 
         def work(connection: Connection) -> bytes:
             made.clear()  # a retried transaction starts over
-            stored = idempotency.claim(
-                connection,
-                program_id=request.program_id,
-                request_id=request.request_id,
-                method=request.method,
-                fingerprint=request.fingerprint,
-                now=now,
-            )
-            if stored is not None:
-                same = (stored.method, stored.fingerprint) == (request.method, request.fingerprint)
-                if not same or stored.response is None:
-                    raise IdempotencyKeyReused(request.request_id)  # used for another request
-                return stored.response
-            result = effect(SqlUnitOfWork(connection))
+            uow = SqlUnitOfWork(connection)
+            if ahead:
+                uow.accounts.opened = _claim_and_lock(connection, request, now=now)
+            else:
+                stored = _claim(connection, request, now=now)
+                if stored is not None:
+                    return stored
+            result = effect(uow)
             answer = render(result)
-            idempotency.record_answer(
+            idempotency.record_answer(  # and commits
                 connection,
                 program_id=request.program_id,
                 request_id=request.request_id,
@@ -282,7 +289,11 @@ class SqlStore:
             made.append(result)
             return answer
 
-        answer = self.db.transact(work)
+        try:
+            answer = self.db.transact(work)
+        except _ClaimedBefore:  # a replay (or a reuse): answered the plain way
+            ahead = False
+            answer = self.db.transact(work)
         return Outcome(answer, made[0] if made else None)
 
     def transact(self, work: Callable[[SqlUnitOfWork], T]) -> T:
@@ -290,3 +301,34 @@ class SqlStore:
 
     def read(self, work: Callable[[SqlUnitOfWork], T]) -> T:
         return self.db.read(lambda connection: work(SqlUnitOfWork(connection)))
+
+
+def _claim(connection: Connection, request: Request, *, now: datetime) -> bytes | None:
+    """Claim the request id (None), or the answer stored by the call that claimed it first."""
+    stored = idempotency.claim(
+        connection,
+        program_id=request.program_id,
+        request_id=request.request_id,
+        method=request.method,
+        fingerprint=request.fingerprint,
+        now=now,
+    )
+    if stored is None:
+        return None
+    same = (stored.method, stored.fingerprint) == (request.method, request.fingerprint)
+    if not same or stored.response is None:
+        raise IdempotencyKeyReused(request.request_id)  # used for another request
+    return stored.response
+
+
+def _claim_and_lock(connection: Connection, request: Request, *, now: datetime) -> Opened:
+    assert request.locks is not None
+    customer_id, order_id = request.locks
+    opened = claim_and_lock(
+        connection, program_id=request.program_id, request_id=request.request_id,
+        method=request.method, fingerprint=request.fingerprint, customer_id=customer_id,
+        order_id=order_id, now=now,
+    )  # fmt: skip
+    if opened is None:
+        raise _ClaimedBefore
+    return opened

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from server.store.hot import Hot
+from server.store.hot import Hot, run_and_commit
 from server.store.schema import idempotency_keys
 
 _k = idempotency_keys.c
@@ -28,7 +28,7 @@ def _claiming(insert: Any) -> Any:
     )
 
 
-_claim = Hot(_claiming(postgresql.insert), sqlite=_claiming(sqlite.insert))
+CLAIM = Hot(_claiming(postgresql.insert), sqlite=_claiming(sqlite.insert))
 _stored = select(_k.method, _k.fingerprint, _k.response).where(
     _k.program_id == bindparam("program_id"), _k.request_id == bindparam("request_id")
 )
@@ -64,7 +64,7 @@ def claim(
     rolled back.
     """
     ids = {"program_id": program_id, "request_id": request_id}
-    claimed = _claim.rows(
+    claimed = CLAIM.rows(
         connection, {**ids, "method": method, "fingerprint": fingerprint, "created_at": now}
     )
     if claimed:
@@ -77,4 +77,6 @@ def claim(
 def record_answer(
     connection: Connection, *, program_id: str, request_id: str, response: bytes
 ) -> None:
-    _answer.run(connection, {"p_id": program_id, "r_id": request_id, "response": response})
+    """Store the answer and commit (one round trip on PostgreSQL): the transaction's end."""
+    params = {"p_id": program_id, "r_id": request_id, "response": response}
+    run_and_commit(connection, _answer, params)

@@ -19,7 +19,7 @@ from pricing.ledger import LedgerEntry
 from pricing.order import Order, Redemption
 from server.store import buckets, ledger, orders, redemptions
 from server.store.errors import DuplicateOrder, DuplicateRedemption, duplicates_as
-from server.store.hot import Hot
+from server.store.hot import Hot, together
 
 _PLACE = Hot(
     text(
@@ -59,12 +59,6 @@ WITH new_order AS (
   INSERT INTO redemption_debits (redemption_id, bucket_id, points_taken)
   SELECT CAST(:redemption_id AS VARCHAR), d.bucket_id, d.points
   FROM jsonb_to_recordset(CAST(:debits AS JSONB)) AS d(bucket_id BIGINT, points BIGINT)
-), taken AS (
-  UPDATE buckets SET remaining = buckets.remaining - t.points
-  FROM (SELECT d.bucket_id, sum(d.points) AS points
-        FROM jsonb_to_recordset(CAST(:taken AS JSONB)) AS d(bucket_id BIGINT, points BIGINT)
-        GROUP BY d.bucket_id) AS t
-  WHERE buckets.bucket_id = t.bucket_id
 )
 INSERT INTO ledger_entries (program_id, customer_id, kind, points, source, bucket_id, order_id,
   request_id, reason, effective_at, recorded_at)
@@ -105,12 +99,15 @@ def place(
         )
         return
     params = _params(order, redemption, taken, entries, request_id=request_id, now=now)
+    # The buckets one statement each, in the same round trip: in the statement above, their
+    # UPDATE would be planned for each call's bucket ids (a generic plan cannot know how many).
+    moves = [{"b_id": d.bucket_id, "delta": -d.points} for d in taken]
     # Two calls recording the same new order at once may collide on its lines first.
     with (
         duplicates_as(DuplicateOrder, tables=("orders", "order_lines")),
         duplicates_as(DuplicateRedemption, tables=("redemptions",)),
     ):
-        _PLACE.run(connection, params)
+        together(connection, (_PLACE, params), *((buckets.MOVE, move) for move in moves))
 
 
 def _params(
@@ -140,7 +137,6 @@ def _params(
             ]
         ),
         "debits": _json([{"bucket_id": d.bucket_id, "points": d.taken} for d in redemption.debits]),
-        "taken": _json([{"bucket_id": d.bucket_id, "points": d.points} for d in taken]),
         "entries": _json(
             [
                 {
