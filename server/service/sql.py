@@ -247,10 +247,6 @@ class SqlUnitOfWork:
         )  # fmt: skip
 
 
-class _ClaimedBefore(Exception):
-    """The request id was claimed before: what was locked with the claim is rolled back."""
-
-
 class SqlStore:
     """Units of work on `db`: each mutation one transaction, its request id claimed first."""
 
@@ -266,21 +262,16 @@ class SqlStore:
         render: Callable[[R], bytes],
     ) -> Outcome[R]:
         made: list[R] = []
-        # PostgreSQL: claim, lock and read in one round trip (server/store/opening.py).
-        ahead = request.locks is not None and self.db.backend == "postgresql"
 
         def work(connection: Connection) -> bytes:
             made.clear()  # a retried transaction starts over
             uow = SqlUnitOfWork(connection)
-            if ahead:
-                uow.accounts.opened = _claim_and_lock(connection, request, now=now)
-            else:
-                stored = _claim(connection, request, now=now)
-                if stored is not None:
-                    return stored
+            stored = _open(connection, request, uow, now=now)
+            if stored is not None:
+                return stored
             result = effect(uow)
             answer = render(result)
-            idempotency.record_answer(  # and commits
+            idempotency.record_answer(
                 connection,
                 program_id=request.program_id,
                 request_id=request.request_id,
@@ -289,11 +280,7 @@ class SqlStore:
             made.append(result)
             return answer
 
-        try:
-            answer = self.db.transact(work)
-        except _ClaimedBefore:  # a replay (or a reuse): answered the plain way
-            ahead = False
-            answer = self.db.transact(work)
+        answer = self.db.transact(work)
         return Outcome(answer, made[0] if made else None)
 
     def transact(self, work: Callable[[SqlUnitOfWork], T]) -> T:
@@ -303,32 +290,30 @@ class SqlStore:
         return self.db.read(lambda connection: work(SqlUnitOfWork(connection)))
 
 
-def _claim(connection: Connection, request: Request, *, now: datetime) -> bytes | None:
-    """Claim the request id (None), or the answer stored by the call that claimed it first."""
-    stored = idempotency.claim(
-        connection,
-        program_id=request.program_id,
-        request_id=request.request_id,
-        method=request.method,
-        fingerprint=request.fingerprint,
-        now=now,
-    )
+def _open(
+    connection: Connection, request: Request, uow: SqlUnitOfWork, *, now: datetime
+) -> bytes | None:
+    """Claim the request id (None), or the answer stored by the call that claimed it first.
+
+    On PostgreSQL a request naming the account it locks (`Request.locks`) has the account
+    locked and read with the claim (server/store/opening.py), for its `lock` to take.
+    """
+    key = {"program_id": request.program_id, "request_id": request.request_id}
+    if request.locks is not None and connection.dialect.name == "postgresql":
+        customer_id, order_id = request.locks
+        opened = claim_and_lock(
+            connection, **key, method=request.method, fingerprint=request.fingerprint,
+            customer_id=customer_id, order_id=order_id, now=now,
+        )  # fmt: skip
+        uow.accounts.opened = opened
+        stored = None if opened else idempotency.earlier_claim(connection, **key)
+    else:
+        stored = idempotency.claim(
+            connection, **key, method=request.method, fingerprint=request.fingerprint, now=now
+        )
     if stored is None:
         return None
     same = (stored.method, stored.fingerprint) == (request.method, request.fingerprint)
     if not same or stored.response is None:
         raise IdempotencyKeyReused(request.request_id)  # used for another request
     return stored.response
-
-
-def _claim_and_lock(connection: Connection, request: Request, *, now: datetime) -> Opened:
-    assert request.locks is not None
-    customer_id, order_id = request.locks
-    opened = claim_and_lock(
-        connection, program_id=request.program_id, request_id=request.request_id,
-        method=request.method, fingerprint=request.fingerprint, customer_id=customer_id,
-        order_id=order_id, now=now,
-    )  # fmt: skip
-    if opened is None:
-        raise _ClaimedBefore
-    return opened

@@ -30,7 +30,7 @@ def _locking(insert: Any) -> Any:
 
 # One statement creates the account if missing and locks its row: the upsert's DO UPDATE
 # takes the row lock on PostgreSQL (SQLite's BEGIN IMMEDIATE already serializes writers).
-LOCK = Hot(_locking(postgresql.insert), sqlite=_locking(sqlite.insert))
+_lock = Hot(_locking(postgresql.insert), sqlite=_locking(sqlite.insert))
 _set_debt = (
     update(accounts)
     .where(_a.program_id == bindparam("p_id"), _a.customer_id == bindparam("c_id"))
@@ -43,7 +43,7 @@ def lock_account(
 ) -> int:
     """Create the account if missing and lock its row until commit; returns its debt."""
     params = {"program_id": program_id, "customer_id": customer_id, "created_at": now}
-    ((debt,),) = LOCK.rows(connection, params)
+    ((debt,),) = _lock.rows(connection, params)
     return int(debt)
 
 

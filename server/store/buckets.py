@@ -95,7 +95,7 @@ def add_bucket(
     return int(connection.execute(statement).scalar_one())
 
 
-MOVE = Hot(
+_move = Hot(
     update(buckets)
     .where(buckets.c.bucket_id == bindparam("b_id"))
     .values(remaining=buckets.c.remaining + bindparam("delta"))
@@ -104,12 +104,12 @@ MOVE = Hot(
 
 def take(connection: Connection, debits: Iterable[Debit]) -> None:
     """Take points out of buckets; the schema's CHECK refuses to go below zero."""
-    MOVE.many(connection, [{"b_id": d.bucket_id, "delta": -d.points} for d in debits])
+    _move.many(connection, [{"b_id": d.bucket_id, "delta": -d.points} for d in debits])
 
 
 def give_back(connection: Connection, credits: Iterable[Debit]) -> None:
     """Put points back into the buckets they came from."""
-    MOVE.many(connection, [{"b_id": c.bucket_id, "delta": c.points} for c in credits])
+    _move.many(connection, [{"b_id": c.bucket_id, "delta": c.points} for c in credits])
 
 
 def write_settlement(connection: Connection, settlement: Settlement) -> None:

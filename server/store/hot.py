@@ -94,7 +94,9 @@ class Hot:
             rows = driver.execute(self.sql, params, prepare=True).fetchall()
         except psycopg.Error as exc:
             _raise(connection, exc, self.sql, params)
-        return self._converted(rows)
+        if not self._instants:
+            return rows
+        return [self._in_utc(row) for row in rows]
 
     def named(self, connection: Connection, params: Params) -> list[Any]:
         """The rows with their columns as attributes too (`row.order_id`), like SQLAlchemy's."""
@@ -131,51 +133,11 @@ class Hot:
         except psycopg.Error as exc:
             _raise(connection, exc, self.sql, batch)
 
-    def _one_by_one(self, connection: Connection, params: Params) -> list[Sequence[Any]]:
-        result = connection.execute(self.statement, params)
-        return list(result) if result.returns_rows else []
-
-    def _converted(self, rows: list[Sequence[Any]]) -> list[Sequence[Any]]:
-        return [self._in_utc(row) for row in rows] if self._instants else rows
-
     def _in_utc(self, row: Sequence[Any]) -> tuple[Any, ...]:
         values = list(row)
         for i in self._instants:
             values[i] = utc(values[i])
         return tuple(values)
-
-
-def together(connection: Connection, *calls: tuple[Hot, Params]) -> list[list[Sequence[Any]]]:
-    """Statements sent in one round trip on PostgreSQL (psycopg's pipeline mode: the server
-    runs them in order, as if sent one by one); their rows each ([] for one without)."""
-    if connection.dialect.name != "postgresql":
-        return [hot._one_by_one(connection, params) for hot, params in calls]
-    driver = _driver(connection)
-    try:
-        with driver.pipeline():
-            cursors = [driver.execute(hot.sql, params, prepare=True) for hot, params in calls]
-        pairs = zip(calls, cursors, strict=True)
-        return [
-            hot._converted(cursor.fetchall()) if cursor.description is not None else []
-            for (hot, _), cursor in pairs
-        ]
-    except psycopg.Error as exc:
-        _raise(connection, exc, calls[0][0].sql, calls[0][1])
-
-
-def run_and_commit(connection: Connection, hot: Hot, params: Params) -> None:
-    """Execute `hot` and commit the transaction, in one round trip on PostgreSQL (SQLAlchemy's
-    commit afterwards finds nothing to do); elsewhere only execute it (the caller commits)."""
-    if connection.dialect.name != "postgresql":
-        hot.run(connection, params)
-        return
-    driver = _driver(connection)
-    try:
-        with driver.pipeline():
-            driver.execute(hot.sql, params, prepare=True)
-            driver.execute("COMMIT", prepare=False)
-    except psycopg.Error as exc:
-        _raise(connection, exc, hot.sql, params)
 
 
 def _driver(connection: Connection) -> psycopg.Connection[Any]:

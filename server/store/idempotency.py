@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from server.store.hot import Hot, run_and_commit
+from server.store.hot import Hot
 from server.store.schema import idempotency_keys
 
 _k = idempotency_keys.c
@@ -28,7 +28,7 @@ def _claiming(insert: Any) -> Any:
     )
 
 
-CLAIM = Hot(_claiming(postgresql.insert), sqlite=_claiming(sqlite.insert))
+_claim = Hot(_claiming(postgresql.insert), sqlite=_claiming(sqlite.insert))
 _stored = select(_k.method, _k.fingerprint, _k.response).where(
     _k.program_id == bindparam("program_id"), _k.request_id == bindparam("request_id")
 )
@@ -63,13 +63,21 @@ def claim(
     first transaction ends: its answer if it committed, the claim if it
     rolled back.
     """
-    ids = {"program_id": program_id, "request_id": request_id}
-    claimed = CLAIM.rows(
-        connection, {**ids, "method": method, "fingerprint": fingerprint, "created_at": now}
-    )
+    claimed = _claim.rows(
+        connection,
+        {
+            "program_id": program_id, "request_id": request_id, "method": method,
+            "fingerprint": fingerprint, "created_at": now,
+        },
+    )  # fmt: skip
     if claimed:
         return None
-    row = connection.execute(_stored, ids).one()
+    return earlier_claim(connection, program_id=program_id, request_id=request_id)
+
+
+def earlier_claim(connection: Connection, *, program_id: str, request_id: str) -> EarlierClaim:
+    """What the call that claimed `request_id` stored (it is claimed: an insert found it)."""
+    row = connection.execute(_stored, {"program_id": program_id, "request_id": request_id}).one()
     response = None if row.response is None else bytes(row.response)
     return EarlierClaim(row.method, bytes(row.fingerprint), response)
 
@@ -77,6 +85,4 @@ def claim(
 def record_answer(
     connection: Connection, *, program_id: str, request_id: str, response: bytes
 ) -> None:
-    """Store the answer and commit (one round trip on PostgreSQL): the transaction's end."""
-    params = {"p_id": program_id, "r_id": request_id, "response": response}
-    run_and_commit(connection, _answer, params)
+    _answer.run(connection, {"p_id": program_id, "r_id": request_id, "response": response})

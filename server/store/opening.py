@@ -1,20 +1,39 @@
-"""A mutation's first round trip: claim its request id, lock its account, read the account.
+"""A mutation's opening on PostgreSQL: claim its request id and lock its account in one
+statement, then read the account.
 
-Three statements that each waited for the one before: sent together on PostgreSQL (one
-round trip, psycopg's pipeline mode; the server still runs them in order, so a concurrent
-claim of the same request id waits before the lock as before). The lock creates the
-account when it is missing, so the snapshot always finds it.
+The lock is taken only when the claim succeeded (a replay changes nothing), and after it: a
+concurrent claim of the same request id waits before the lock, as when they were two
+statements. The read stays a statement of its own: a statement reads the data as they were
+when it began, before the lock it may have waited for, and the account must be read as the
+transaction that held the lock left it. The lock creates the account when it is missing.
 """
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
-from server.store.accounts import LOCK
-from server.store.hot import together
-from server.store.idempotency import CLAIM
-from server.store.snapshot import SNAPSHOT, Snapshot, from_rows, snapshot_params
+from server.store.hot import Hot
+from server.store.snapshot import Snapshot, snapshot
+
+_CLAIM_AND_LOCK = Hot(
+    text(
+        """
+WITH claimed AS (
+  INSERT INTO idempotency_keys (program_id, request_id, method, fingerprint, created_at)
+  VALUES (CAST(:program_id AS VARCHAR), CAST(:request_id AS VARCHAR), CAST(:method AS VARCHAR),
+    CAST(:fingerprint AS BYTEA), CAST(:now AS TIMESTAMPTZ))
+  ON CONFLICT DO NOTHING
+  RETURNING 1
+)
+INSERT INTO accounts AS a (program_id, customer_id, created_at)
+SELECT CAST(:program_id AS VARCHAR), CAST(:customer_id AS VARCHAR), CAST(:now AS TIMESTAMPTZ)
+FROM claimed
+ON CONFLICT (program_id, customer_id) DO UPDATE SET version = a.version + 1
+RETURNING a.debt_points
+"""
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -39,16 +58,19 @@ def claim_and_lock(
     order_id: str,
     now: datetime,
 ) -> Opened | None:
-    """The account under its lock with the request id claimed; None when the id was claimed
-    before (roll back: the lock taken meanwhile is not this request's to keep)."""
-    claim = {
-        "program_id": program_id, "request_id": request_id, "method": method,
-        "fingerprint": fingerprint, "created_at": now,
-    }  # fmt: skip
-    lock = {"program_id": program_id, "customer_id": customer_id, "created_at": now}
-    read = snapshot_params(program_id, customer_id, now, order_id)
-    claimed, locked, rows = together(connection, (CLAIM, claim), (LOCK, lock), (SNAPSHOT, read))
-    if not claimed:
+    """The account under its lock, read, with the request id claimed; None (nothing locked)
+    when the id was claimed before."""
+    locked = _CLAIM_AND_LOCK.rows(
+        connection,
+        {
+            "program_id": program_id, "request_id": request_id, "method": method,
+            "fingerprint": fingerprint, "customer_id": customer_id, "now": now,
+        },
+    )  # fmt: skip
+    if not locked:
         return None
     ((debt,),) = locked
-    return Opened(program_id, customer_id, order_id, int(debt), from_rows(connection, rows, read))
+    seen = snapshot(
+        connection, program_id=program_id, customer_id=customer_id, now=now, order_id=order_id
+    )
+    return Opened(program_id, customer_id, order_id, int(debt), seen)

@@ -1,7 +1,10 @@
-"""An apply's writes in one statement on PostgreSQL: the order (when new) with its lines, the
-attempt with its lines and debits, the points taken from their buckets, the ledger entries.
+"""An apply's writes on PostgreSQL: the order (when new) with its lines, the attempt with its
+lines and debits and the ledger entries in one statement; then the points taken from their
+buckets, a statement per bucket (inside the one statement their UPDATE was planned anew on
+every call, or as a scan of every bucket: no generic plan knows how many buckets a call
+takes, and the scalar UPDATE's is exact).
 
-One round trip instead of four, and the rows go as JSON (one text parameter each) rather
+Two round trips instead of four, and the rows go as JSON (one text parameter each) rather
 than as a dozen arrays: psycopg dumps an array element by element in Python, which cost
 more client CPU than the rest of the statement (docs/benchmarks.md). The foreign keys are
 checked at the statement's end, when every row is in. SQLite writes them one by one.
@@ -19,7 +22,7 @@ from pricing.ledger import LedgerEntry
 from pricing.order import Order, Redemption
 from server.store import buckets, ledger, orders, redemptions
 from server.store.errors import DuplicateOrder, DuplicateRedemption, duplicates_as
-from server.store.hot import Hot, together
+from server.store.hot import Hot
 
 _PLACE = Hot(
     text(
@@ -83,12 +86,19 @@ def place(
     now: datetime,
 ) -> None:
     """`DuplicateOrder` when the new `order` was recorded meanwhile, `DuplicateRedemption`
-    when the order got a live redemption meanwhile; nothing is written then."""
-    if connection.dialect.name != "postgresql":
+    when the order got a live redemption meanwhile."""
+    if connection.dialect.name == "postgresql":
+        params = _params(order, redemption, entries, request_id=request_id, now=now)
+        # Two calls recording the same new order at once may collide on its lines first.
+        with (
+            duplicates_as(DuplicateOrder, tables=("orders", "order_lines")),
+            duplicates_as(DuplicateRedemption, tables=("redemptions",)),
+        ):
+            _PLACE.run(connection, params)
+    else:
         if order is not None:
             orders.add_order(connection, order, now=now)
         redemptions.add_redemption(connection, redemption)
-        buckets.take(connection, taken)
         ledger.append(
             connection,
             entries,
@@ -97,23 +107,12 @@ def place(
             request_id=request_id,
             now=now,
         )
-        return
-    params = _params(order, redemption, taken, entries, request_id=request_id, now=now)
-    # The buckets one statement each, in the same round trip: in the statement above, their
-    # UPDATE would be planned for each call's bucket ids (a generic plan cannot know how many).
-    moves = [{"b_id": d.bucket_id, "delta": -d.points} for d in taken]
-    # Two calls recording the same new order at once may collide on its lines first.
-    with (
-        duplicates_as(DuplicateOrder, tables=("orders", "order_lines")),
-        duplicates_as(DuplicateRedemption, tables=("redemptions",)),
-    ):
-        together(connection, (_PLACE, params), *((buckets.MOVE, move) for move in moves))
+    buckets.take(connection, taken)
 
 
 def _params(
     order: Order | None,
     redemption: Redemption,
-    taken: Sequence[Debit],
     entries: Sequence[LedgerEntry],
     *,
     request_id: str,

@@ -6,17 +6,15 @@ one is live). The holds themselves are read only when the account has one (rare:
 lives while payment is in flight).
 """
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, exists, func, or_, select, text
 
 from pricing.buckets import Bucket
 from pricing.order import OrderHead
 from server.store.buckets import bucket_from_row
-from server.store.hot import Hot, Params, const
+from server.store.hot import Hot, const
 from server.store.schema import LIVE_REDEMPTION, accounts, buckets, orders, redemptions
 
 _a, _b, _r, _o = accounts.c, buckets.c, redemptions.c, orders.c
@@ -56,7 +54,7 @@ _order_facts = (
 )
 # One row per live bucket (or one row of NULLs when there is none), each carrying the
 # account's debt and the three facts; no row at all when the account does not exist yet.
-SNAPSHOT = Hot(
+_snapshot = Hot(
     select(
         _a.debt_points,
         _has_holds.label("has_holds"),
@@ -99,23 +97,16 @@ def snapshot(
     order_id: str = "",
 ) -> Snapshot:
     """Read the account as it stands, and the order `order_id` ("" for none) if recorded."""
-    params = snapshot_params(program_id, customer_id, now, order_id)
-    return from_rows(connection, SNAPSHOT.rows(connection, params), params)
-
-
-def snapshot_params(program_id: str, customer_id: str, now: datetime, order_id: str) -> Params:
-    return {"program_id": program_id, "customer_id": customer_id, "now": now, "order_id": order_id}
-
-
-def from_rows(connection: Connection, rows: list[Sequence[Any]], params: Params) -> Snapshot:
-    """The snapshot in the rows `SNAPSHOT` returned for `params`."""
-    order_id = params["order_id"]
+    rows = _snapshot.rows(
+        connection,
+        {"program_id": program_id, "customer_id": customer_id, "now": now, "order_id": order_id},
+    )
     if not rows:
         # No account row: nothing of it can exist (every row refers to its account) but the order.
         order = None
         if order_id:
             (facts,) = _order_only.rows(
-                connection, {"program_id": params["program_id"], "order_id": order_id}
+                connection, {"program_id": program_id, "order_id": order_id}
             )
             order = _head(order_id, *facts)
         return Snapshot(0, [], False, order)
