@@ -35,12 +35,10 @@ WITH new_order AS (
 ), new_order_lines AS (
   INSERT INTO order_lines (program_id, order_id, line_id, position, sku, category, brand, tags,
     kind, quantity, unit_price_minor, discount_minor, promo_discount_minor, whole)
-  SELECT CAST(:program_id AS VARCHAR), CAST(:order_id AS VARCHAR), l.line_id, l.position,
-    l.sku, l.category, l.brand, l.tags, l.kind, l.quantity, l.unit_price_minor,
-    l.discount_minor, l.promo_discount_minor, l.whole
-  FROM jsonb_to_recordset(CAST(:order_lines AS JSONB)) AS l(line_id VARCHAR, position INTEGER,
-    sku VARCHAR, category VARCHAR, brand VARCHAR, tags TEXT, kind VARCHAR, quantity BIGINT,
-    unit_price_minor BIGINT, discount_minor BIGINT, promo_discount_minor BIGINT, whole BOOLEAN)
+  SELECT CAST(:program_id AS VARCHAR), CAST(:order_id AS VARCHAR), l->>0,
+    CAST(n - 1 AS INTEGER), l->>1, l->>2, l->>3, l->>4, l->>5, CAST(l->>6 AS BIGINT),
+    CAST(l->>7 AS BIGINT), CAST(l->>8 AS BIGINT), CAST(l->>9 AS BIGINT), CAST(l->>10 AS BOOLEAN)
+  FROM jsonb_array_elements(CAST(:order_lines AS JSONB)) WITH ORDINALITY AS x(l, n)
 ), attempt AS (
   INSERT INTO redemptions (redemption_id, program_id, order_id, customer_id, state, attempt,
     points, discount_minor, points_reversed, payment_method, program_version, hold_expires_at,
@@ -54,22 +52,20 @@ WITH new_order AS (
 ), attempt_lines AS (
   INSERT INTO redemption_lines (redemption_id, line_id, position, quantity, points,
     discount_minor)
-  SELECT CAST(:redemption_id AS VARCHAR), l.line_id, l.position, l.quantity, l.points,
-    l.discount_minor
-  FROM jsonb_to_recordset(CAST(:lines AS JSONB)) AS l(line_id VARCHAR, position INTEGER,
-    quantity BIGINT, points BIGINT, discount_minor BIGINT)
+  SELECT CAST(:redemption_id AS VARCHAR), l->>0, CAST(n - 1 AS INTEGER),
+    CAST(l->>1 AS BIGINT), CAST(l->>2 AS BIGINT), CAST(l->>3 AS BIGINT)
+  FROM jsonb_array_elements(CAST(:lines AS JSONB)) WITH ORDINALITY AS x(l, n)
 ), attempt_debits AS (
   INSERT INTO redemption_debits (redemption_id, bucket_id, points_taken)
-  SELECT CAST(:redemption_id AS VARCHAR), d.bucket_id, d.points
-  FROM jsonb_to_recordset(CAST(:debits AS JSONB)) AS d(bucket_id BIGINT, points BIGINT)
+  SELECT CAST(:redemption_id AS VARCHAR), CAST(d->>0 AS BIGINT), CAST(d->>1 AS BIGINT)
+  FROM jsonb_array_elements(CAST(:debits AS JSONB)) AS x(d)
 )
 INSERT INTO ledger_entries (program_id, customer_id, kind, points, source, bucket_id, order_id,
   request_id, reason, effective_at, recorded_at)
-SELECT CAST(:program_id AS VARCHAR), CAST(:customer_id AS VARCHAR), e.kind, e.points, e.source,
-  e.bucket_id, e.order_id, CAST(:request_id AS VARCHAR), e.reason, e.effective_at,
-  CAST(:now AS TIMESTAMPTZ)
-FROM jsonb_to_recordset(CAST(:entries AS JSONB)) AS e(kind VARCHAR, points BIGINT,
-  source VARCHAR, bucket_id BIGINT, order_id VARCHAR, reason VARCHAR, effective_at TIMESTAMPTZ)
+SELECT CAST(:program_id AS VARCHAR), CAST(:customer_id AS VARCHAR), e->>0,
+  CAST(e->>1 AS BIGINT), e->>2, CAST(e->>3 AS BIGINT), e->>4, CAST(:request_id AS VARCHAR),
+  e->>5, CAST(e->>6 AS TIMESTAMPTZ), CAST(:now AS TIMESTAMPTZ)
+FROM jsonb_array_elements(CAST(:entries AS JSONB)) AS x(e)
 """
     )
 )
@@ -118,61 +114,38 @@ def _params(
     request_id: str,
     now: datetime,
 ) -> dict[str, Any]:
+    """The rows as JSON arrays of arrays, in the statement's column order (a line's position
+    is its place in the array)."""
     return {
         **redemptions.attempt_row(redemption),
         "now": now,
         "request_id": request_id,
         "order_lines": None if order is None else _json(_order_lines(order)),
         "lines": _json(
-            [
-                {
-                    "line_id": line.line_id,
-                    "position": position,
-                    "quantity": line.quantity,
-                    "points": line.points,
-                    "discount_minor": line.discount_minor,
-                }
-                for position, line in enumerate(redemption.lines)
-            ]
+            [[x.line_id, x.quantity, x.points, x.discount_minor] for x in redemption.lines]
         ),
-        "debits": _json([{"bucket_id": d.bucket_id, "points": d.taken} for d in redemption.debits]),
+        "debits": _json([[d.bucket_id, d.taken] for d in redemption.debits]),
         "entries": _json(
             [
-                {
-                    "kind": e.kind,
-                    "points": e.points,
-                    "source": e.source,
-                    "bucket_id": e.bucket_id,
-                    "order_id": e.order_id,
-                    "reason": e.reason,
-                    "effective_at": e.effective_at.isoformat(),
-                }
+                [e.kind, e.points, e.source, e.bucket_id, e.order_id, e.reason,
+                 e.effective_at.isoformat()]
                 for e in entries
                 if e.points
             ]
         ),
-    }
+    }  # fmt: skip
 
 
-def _order_lines(order: Order) -> list[dict[str, Any]]:
+def _order_lines(order: Order) -> list[list[Any]]:
     return [
-        {
-            "line_id": x.line.line_id,
-            "position": position,
-            "sku": x.line.sku,
-            "category": x.line.category,
-            "brand": x.line.brand,
-            "tags": json.dumps(list(x.line.tags)),
-            "kind": x.line.kind.value,
-            "quantity": x.line.quantity,
-            "unit_price_minor": x.line.unit_price_minor,
-            "discount_minor": x.line.discount_minor,
-            "promo_discount_minor": x.line.promo_discount_minor,
-            "whole": x.whole,
-        }
-        for position, x in enumerate(order.lines)
-    ]
+        [
+            x.line.line_id, x.line.sku, x.line.category, x.line.brand,
+            json.dumps(list(x.line.tags)) if x.line.tags else "[]", x.line.kind.value,
+            x.line.quantity, x.line.unit_price_minor, x.line.discount_minor,
+            x.line.promo_discount_minor, x.whole,
+        ]
+        for x in order.lines
+    ]  # fmt: skip
 
 
-def _json(rows: list[dict[str, Any]]) -> str:
-    return json.dumps(rows, separators=(",", ":"))
+_json = json.JSONEncoder(separators=(",", ":")).encode

@@ -364,14 +364,18 @@ def _debits_given_back(connection: Connection, redemption_id: str, back: Iterabl
         connection.execute(_give_back_to_debit, params)
 
 
+_set_state = Hot(
+    update(redemptions)
+    .where(_r.redemption_id == bindparam("r_id"))
+    .values(state=bindparam("state"), updated_at=bindparam("now"))
+)
+
+
 def set_state(
     connection: Connection, *, redemption_id: str, state: RedemptionState, now: datetime
 ) -> None:
-    connection.execute(
-        update(redemptions)
-        .where(redemptions.c.redemption_id == redemption_id)
-        .values(state=state.value, updated_at=now)
-    )
+    """A capture's, a release's or a lapse's new state (prepared: CaptureRedemption's write)."""
+    _set_state.run(connection, {"r_id": redemption_id, "state": state.value, "now": now})
 
 
 def accounts_with_lapsed_holds(
