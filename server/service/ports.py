@@ -101,9 +101,6 @@ class Orders(Protocol):
     def add(self, order: Order, *, now: datetime) -> None:
         """Record a new order; `DuplicateOrder` when it was recorded meanwhile."""
 
-    def add_redemption(self, redemption: Redemption) -> None:
-        """`DuplicateRedemption` when the order got a live redemption meanwhile."""
-
     def set_state(self, *, redemption_id: str, state: RedemptionState, now: datetime) -> None: ...
 
     def add_accrual(self, accrual: Accrual) -> None:

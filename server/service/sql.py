@@ -144,9 +144,6 @@ class SqlOrders:
     def add(self, order: Order, *, now: datetime) -> None:
         orders.add_order(self.connection, order, now=now)
 
-    def add_redemption(self, redemption: Redemption) -> None:
-        redemptions.add_redemption(self.connection, redemption)
-
     def set_state(self, *, redemption_id: str, state: RedemptionState, now: datetime) -> None:
         redemptions.set_state(self.connection, redemption_id=redemption_id, state=state, now=now)
 

@@ -12,7 +12,6 @@ from sqlalchemy import (
     bindparam,
     insert,
     select,
-    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -67,43 +66,9 @@ _holds = Hot(
 )
 
 
-# On PostgreSQL an attempt, its lines and its debits go as one statement (data-modifying
-# CTEs; the foreign keys are checked at its end, when all three are in): one round trip.
-_insert_whole = Hot(
-    text(
-        """
-WITH attempt AS (
-  INSERT INTO redemptions (redemption_id, program_id, order_id, customer_id, state, attempt,
-    points, discount_minor, points_reversed, payment_method, program_version, hold_expires_at,
-    created_at, updated_at)
-  VALUES (CAST(:redemption_id AS VARCHAR), CAST(:program_id AS VARCHAR),
-    CAST(:order_id AS VARCHAR), CAST(:customer_id AS VARCHAR), CAST(:state AS VARCHAR),
-    CAST(:attempt AS INTEGER), CAST(:points AS BIGINT), CAST(:discount_minor AS BIGINT),
-    CAST(:points_reversed AS BIGINT), CAST(:payment_method AS VARCHAR),
-    CAST(:program_version AS BIGINT), CAST(:hold_expires_at AS TIMESTAMPTZ),
-    CAST(:created_at AS TIMESTAMPTZ), CAST(:created_at AS TIMESTAMPTZ))
-), debits AS (
-  INSERT INTO redemption_debits (redemption_id, bucket_id, points_taken)
-  SELECT CAST(:redemption_id AS VARCHAR), d.bucket_id, d.points_taken
-  FROM unnest(CAST(:bucket_ids AS BIGINT[]), CAST(:taken AS BIGINT[])) AS d(bucket_id, points_taken)
-)
-INSERT INTO redemption_lines (redemption_id, line_id, position, quantity, points, discount_minor)
-SELECT CAST(:redemption_id AS VARCHAR), l.line_id, l.position, l.quantity, l.points,
-  l.discount_minor
-FROM unnest(CAST(:line_ids AS VARCHAR[]), CAST(:positions AS INTEGER[]),
-  CAST(:quantities AS BIGINT[]), CAST(:line_points AS BIGINT[]), CAST(:discounts AS BIGINT[]))
-  AS l(line_id, position, quantity, points, discount_minor)
-"""
-    )
-)
-
-
 def add_redemption(connection: Connection, redemption: Redemption) -> None:
-    """Raises `DuplicateRedemption` when the order got a live redemption meanwhile."""
-    if connection.dialect.name == "postgresql":
-        with duplicates_as(DuplicateRedemption, tables=("redemptions",)):
-            _insert_whole.run(connection, _whole(redemption))
-        return
+    """Raises `DuplicateRedemption` when the order got a live redemption meanwhile (on
+    PostgreSQL an apply writes it with the rest: server/store/placement.py)."""
     with duplicates_as(DuplicateRedemption):
         _insert(connection, redemption)
     _add_lines(connection, redemption.redemption_id, redemption.lines)
@@ -138,21 +103,6 @@ def attempt_row(redemption: Redemption) -> dict[str, Any]:
         "hold_expires_at": redemption.hold_expires_at,
         "created_at": redemption.created_at,
         "updated_at": redemption.created_at,
-    }
-
-
-def _whole(redemption: Redemption) -> dict[str, Any]:
-    """The attempt's row with its lines and debits as arrays (`_insert_whole`)."""
-    lines, debits = redemption.lines, redemption.debits
-    return {
-        **attempt_row(redemption),
-        "bucket_ids": [debit.bucket_id for debit in debits],
-        "taken": [debit.taken for debit in debits],
-        "line_ids": [line.line_id for line in lines],
-        "positions": list(range(len(lines))),
-        "quantities": [line.quantity for line in lines],
-        "line_points": [line.points for line in lines],
-        "discounts": [line.discount_minor for line in lines],
     }
 
 
