@@ -15,7 +15,7 @@ from pricing.quote import check_currency
 from pricing.redemption import RedemptionPlan, plan_redemption
 from server.service import commands
 from server.service.deps import Deps
-from server.service.ports import UnitOfWork
+from server.service.ports import Placement, UnitOfWork
 from server.store.errors import DuplicateOrder, DuplicateRedemption
 
 
@@ -134,10 +134,7 @@ def _record(
             cart=command.cart,
         )
     try:
-        uow.place(
-            redemption, order=new, taken=taken, entries=entries,
-            request_id=command.key.request_id, now=now,
-        )  # fmt: skip
+        uow.place(Placement(redemption, new, taken, entries, command.key.request_id, now))
     except DuplicateOrder as exc:
         # Recorded meanwhile: under another customer (this one's calls wait for its lock).
         raise OrderCustomerMismatch(

@@ -93,6 +93,18 @@ class Accounts(Protocol):
     def tier_status(self, program: Program, *, customer_id: str, now: datetime) -> TierStatus: ...
 
 
+@dataclass(frozen=True)
+class Placement:
+    """What an apply writes (`UnitOfWork.place`)."""
+
+    redemption: Redemption
+    order: Order | None  # the order when it is new, with its lines
+    taken: Sequence[Debit]
+    entries: Sequence[LedgerEntry]
+    request_id: str
+    now: datetime
+
+
 class Orders(Protocol):
     """Orders with their lines, redemption attempts and accrual (docs/rules.md §6)."""
 
@@ -143,19 +155,10 @@ class Ledger(Protocol):
 class UnitOfWork(Protocol):
     """One transaction's repositories."""
 
-    def place(
-        self,
-        redemption: Redemption,
-        *,
-        order: Order | None,
-        taken: Sequence[Debit],
-        entries: Sequence[LedgerEntry],
-        request_id: str,
-        now: datetime,
-    ) -> None:
+    def place(self, placement: Placement) -> None:
         """An apply's writes at once: the order when new (`DuplicateOrder` when it was
         recorded meanwhile), the attempt (`DuplicateRedemption` when the order got a live
-        one meanwhile), the points `taken` from their buckets, the ledger `entries`."""
+        one meanwhile), the points taken from their buckets, the ledger entries."""
 
     @property
     def accounts(self) -> Accounts: ...

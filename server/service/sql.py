@@ -10,15 +10,16 @@ from pricing.accrual import Accrual
 from pricing.buckets import Bucket, Debit, Expired, Settlement
 from pricing.holds import Hold, Release
 from pricing.ledger import LedgerEntry
-from pricing.order import Order, Redemption, RedemptionState, ReturnPlan
+from pricing.order import Order, RedemptionState, ReturnPlan
 from pricing.program import Program, Tier
 from pricing.tiers import TierStatus
 from server.service.account_state import AccountState, locked_state, read_state, write_release
 from server.service.errors import IdempotencyKeyReused
-from server.service.ports import NewBucket, Outcome, Request
+from server.service.ports import NewBucket, Outcome, Placement, Request
 from server.service.tiers import current_tier, pricing_tier
-from server.store import accruals, idempotency, ledger, orders, placement, redemptions
+from server.store import accruals, idempotency, ledger, orders, redemptions
 from server.store import buckets as bucket_store
+from server.store import placement as placement_store
 from server.store.accounts import set_debt
 from server.store.db import Database
 from server.store.opening import Opened, claim_and_lock
@@ -228,19 +229,11 @@ class SqlUnitOfWork:
         self.orders = SqlOrders(connection)
         self.ledger = SqlLedger(connection)
 
-    def place(
-        self,
-        redemption: Redemption,
-        *,
-        order: Order | None,
-        taken: Sequence[Debit],
-        entries: Sequence[LedgerEntry],
-        request_id: str,
-        now: datetime,
-    ) -> None:
-        placement.place(
-            self.connection, order=order, redemption=redemption, taken=taken, entries=entries,
-            request_id=request_id, now=now,
+    def place(self, placement: Placement) -> None:
+        p = placement
+        placement_store.place(
+            self.connection, order=p.order, redemption=p.redemption, taken=p.taken,
+            entries=p.entries, request_id=p.request_id, now=p.now,
         )  # fmt: skip
 
 
