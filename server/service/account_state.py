@@ -33,6 +33,7 @@ from server.store import buckets as bucket_store
 from server.store.accounts import lock_account, set_debt
 from server.store.ledger import append
 from server.store.loop_pool import LoopPool
+from server.store.opening import Opened
 from server.store.redemptions import account_holds, lapsed_after, record_release
 from server.store.snapshot import Snapshot, snapshot, snapshot_on_loop
 
@@ -73,15 +74,20 @@ def locked_state(
     customer_id: str,
     now: datetime,
     order_id: str = "",
+    opened: Opened | None = None,
 ) -> AccountState:
     """Lock the account row (creating it if missing), then write down lapses and settlements.
 
-    `order_id`, when given, is looked up under the lock with the rest (`order`).
+    `order_id`, when given, is looked up under the lock with the rest (`order`). `opened`:
+    the account already locked and read (server/store/opening.py).
     """
-    debt = lock_account(connection, program_id=program_id, customer_id=customer_id, now=now)
-    seen = snapshot(
-        connection, program_id=program_id, customer_id=customer_id, now=now, order_id=order_id
-    )
+    if opened is None:
+        debt = lock_account(connection, program_id=program_id, customer_id=customer_id, now=now)
+        seen = snapshot(
+            connection, program_id=program_id, customer_id=customer_id, now=now, order_id=order_id
+        )
+    else:
+        debt, seen = opened.debt, opened.seen
     found = seen.buckets
     holds = _holds(connection, seen, program_id=program_id, customer_id=customer_id)
     lapsed = [hold for hold in lapse_order(holds) if hold.lapsed_at(now)]

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from pricing.buckets import Bucket, DebitRecord
+from pricing.buckets import Bucket, Debit, DebitRecord
 from pricing.errors import OrderAlreadyRedeemed, OrderCustomerMismatch
 from pricing.ledger import LedgerEntry
 from pricing.order import Order, OrderHead, Redemption, RedemptionLine, RedemptionState
@@ -15,7 +15,7 @@ from pricing.quote import check_currency
 from pricing.redemption import RedemptionPlan, plan_redemption
 from server.service import commands
 from server.service.deps import Deps
-from server.service.ports import UnitOfWork
+from server.service.ports import Placement, UnitOfWork
 from server.store.errors import DuplicateOrder, DuplicateRedemption
 
 
@@ -37,8 +37,9 @@ def apply_redemption(
     deadline = now + timedelta(seconds=command.hold_seconds) if held else None
     effect = functools.partial(_apply, program=program, command=command, deadline=deadline, now=now)
     outcome = deps.once(
-        "ApplyRedemption", program.id, command.key, now=now, effect=effect, render=render
-    )
+        "ApplyRedemption", program.id, command.key, now=now, effect=effect, render=render,
+        locks=(command.customer_id, command.order_id),
+    )  # fmt: skip
     if outcome.result is not None:
         spent = deps.metrics.held if held else deps.metrics.redeemed
         spent.labels(program.id).inc(outcome.result.redemption.points)
@@ -72,15 +73,8 @@ def _apply(
         now=now,
     )
     redemption = _redemption(program, command, plan, buckets, state.order, deadline, now)
-    _record(uow, command, state.order, redemption, now=now)
-    uow.accounts.take(plan.debits)
-    uow.ledger.append(
-        _entries(redemption, buckets, now=now),
-        program_id=program.id,
-        customer_id=customer,
-        request_id=command.key.request_id,
-        now=now,
-    )
+    entries = _entries(redemption, buckets, now=now)
+    _record(uow, command, state.order, redemption, plan.debits, entries, now=now)
     return ApplyResult(redemption, sum(b.remaining for b in buckets) - plan.points)
 
 
@@ -124,10 +118,14 @@ def _record(
     command: commands.ApplyRedemption,
     order: OrderHead | None,
     redemption: Redemption,
+    taken: Sequence[Debit],
+    entries: Sequence[LedgerEntry],
     *,
     now: datetime,
 ) -> None:
-    """The order (when new, with its lines whole), then the attempt."""
+    """The order (when new, with its lines whole), the attempt, the points taken and the
+    ledger entries: written at once."""
+    new = None
     if order is None:
         new = Order.new(
             program_id=redemption.program_id,
@@ -135,15 +133,13 @@ def _record(
             customer_id=command.customer_id,
             cart=command.cart,
         )
-        try:
-            uow.orders.add(new, now=now)
-        except DuplicateOrder as exc:
-            # Recorded meanwhile: under another customer (this one's calls wait for its lock).
-            raise OrderCustomerMismatch(
-                order_id=command.order_id, customer_id=command.customer_id
-            ) from exc
     try:
-        uow.orders.add_redemption(redemption)
+        uow.place(Placement(redemption, new, taken, entries, command.key.request_id, now))
+    except DuplicateOrder as exc:
+        # Recorded meanwhile: under another customer (this one's calls wait for its lock).
+        raise OrderCustomerMismatch(
+            order_id=command.order_id, customer_id=command.customer_id
+        ) from exc
     except DuplicateRedemption as exc:
         raise OrderAlreadyRedeemed(command.order_id) from exc
 

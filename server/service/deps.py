@@ -59,9 +59,12 @@ class Deps:
         now: datetime,
         effect: Callable[[UnitOfWork], R],
         render: Callable[[R], bytes],
+        locks: tuple[str, str] | None = None,
     ) -> Outcome[R]:
-        """Run a mutation exactly once per request id (docs/rules.md §7); replays are counted."""
-        request = Request(program_id, key.request_id, method, key.fingerprint)
+        """Run a mutation exactly once per request id (docs/rules.md §7); replays are counted.
+
+        `locks`: the (customer, order) the effect locks first (`Request.locks`)."""
+        request = Request(program_id, key.request_id, method, key.fingerprint, locks)
         outcome = self.store.once(request, now=now, effect=effect, render=render)
         if outcome.result is None:
             self.metrics.replays.labels(request.method).inc()

@@ -93,6 +93,18 @@ class Accounts(Protocol):
     def tier_status(self, program: Program, *, customer_id: str, now: datetime) -> TierStatus: ...
 
 
+@dataclass(frozen=True)
+class Placement:
+    """What an apply writes (`UnitOfWork.place`)."""
+
+    redemption: Redemption
+    order: Order | None  # the order when it is new, with its lines
+    taken: Sequence[Debit]
+    entries: Sequence[LedgerEntry]
+    request_id: str
+    now: datetime
+
+
 class Orders(Protocol):
     """Orders with their lines, redemption attempts and accrual (docs/rules.md §6)."""
 
@@ -103,9 +115,6 @@ class Orders(Protocol):
 
     def add(self, order: Order, *, now: datetime) -> None:
         """Record a new order; `DuplicateOrder` when it was recorded meanwhile."""
-
-    def add_redemption(self, redemption: Redemption) -> None:
-        """`DuplicateRedemption` when the order got a live redemption meanwhile."""
 
     def set_state(self, *, redemption_id: str, state: RedemptionState, now: datetime) -> None: ...
 
@@ -149,6 +158,11 @@ class Ledger(Protocol):
 class UnitOfWork(Protocol):
     """One transaction's repositories."""
 
+    def place(self, placement: Placement) -> None:
+        """An apply's writes at once: the order when new (`DuplicateOrder` when it was
+        recorded meanwhile), the attempt (`DuplicateRedemption` when the order got a live
+        one meanwhile), the points taken from their buckets, the ledger entries."""
+
     @property
     def accounts(self) -> Accounts: ...
 
@@ -175,6 +189,9 @@ class Request:
     request_id: str
     method: str
     fingerprint: bytes
+    # (customer, order) when the mutation starts by locking that account and reading that
+    # order (`Accounts.lock`): a store may claim, lock and read in one round trip.
+    locks: tuple[str, str] | None = None
 
 
 class Store(Protocol):

@@ -10,12 +10,12 @@ from pricing.accrual import Accrual
 from pricing.buckets import Bucket, Debit, Expired, Settlement
 from pricing.holds import Hold, Release
 from pricing.ledger import LedgerEntry
-from pricing.order import Order, Redemption, RedemptionState, ReturnPlan
+from pricing.order import Order, RedemptionState, ReturnPlan
 from pricing.program import Program, Tier
 from pricing.tiers import TierStatus
 from server.service.account_state import AccountState, locked_state, read_state, write_release
 from server.service.errors import IdempotencyKeyReused
-from server.service.ports import NewBucket, Outcome, Request
+from server.service.ports import NewBucket, Outcome, Placement, Request
 from server.service.tiers import current_tier, pricing_tier
 from server.store import (
     accruals,
@@ -27,8 +27,10 @@ from server.store import (
     returns,
 )
 from server.store import buckets as bucket_store
+from server.store import placement as placement_store
 from server.store.accounts import set_debt
 from server.store.db import Database
+from server.store.opening import Opened, claim_and_lock
 from server.store.redemptions import accounts_with_lapsed_holds
 
 R = TypeVar("R")
@@ -38,16 +40,22 @@ T = TypeVar("T")
 class SqlAccounts:
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
+        self.opened: Opened | None = None  # locked and read with the claim (`Request.locks`)
 
     def lock(
         self, *, program_id: str, customer_id: str, now: datetime, order_id: str = ""
     ) -> AccountState:
+        opened, self.opened = self.opened, None
+        if opened is not None:
+            asked = (opened.program_id, opened.customer_id, opened.order_id)
+            assert asked == (program_id, customer_id, order_id), "locked ahead: another account"
         return locked_state(
             self.connection,
             program_id=program_id,
             customer_id=customer_id,
             now=now,
             order_id=order_id,
+            opened=opened,
         )
 
     def read(self, *, program_id: str, customer_id: str, now: datetime) -> AccountState:
@@ -148,9 +156,6 @@ class SqlOrders:
     def add(self, order: Order, *, now: datetime) -> None:
         orders.add_order(self.connection, order, now=now)
 
-    def add_redemption(self, redemption: Redemption) -> None:
-        redemptions.add_redemption(self.connection, redemption)
-
     def set_state(self, *, redemption_id: str, state: RedemptionState, now: datetime) -> None:
         redemptions.set_state(self.connection, redemption_id=redemption_id, state=state, now=now)
 
@@ -241,6 +246,13 @@ class SqlUnitOfWork:
         self.orders = SqlOrders(connection)
         self.ledger = SqlLedger(connection)
 
+    def place(self, placement: Placement) -> None:
+        p = placement
+        placement_store.place(
+            self.connection, order=p.order, redemption=p.redemption, taken=p.taken,
+            entries=p.entries, request_id=p.request_id, now=p.now,
+        )  # fmt: skip
+
 
 class SqlStore:
     """Units of work on `db`: each mutation one transaction, its request id claimed first."""
@@ -260,20 +272,11 @@ class SqlStore:
 
         def work(connection: Connection) -> bytes:
             made.clear()  # a retried transaction starts over
-            stored = idempotency.claim(
-                connection,
-                program_id=request.program_id,
-                request_id=request.request_id,
-                method=request.method,
-                fingerprint=request.fingerprint,
-                now=now,
-            )
+            uow = SqlUnitOfWork(connection)
+            stored = _open(connection, request, uow, now=now)
             if stored is not None:
-                same = (stored.method, stored.fingerprint) == (request.method, request.fingerprint)
-                if not same or stored.response is None:
-                    raise IdempotencyKeyReused(request.request_id)  # used for another request
-                return stored.response
-            result = effect(SqlUnitOfWork(connection))
+                return stored
+            result = effect(uow)
             answer = render(result)
             idempotency.record_answer(
                 connection,
@@ -295,3 +298,32 @@ class SqlStore:
             lambda connection: work(SqlUnitOfWork(connection)),
             likely_one_statement=likely_one_statement,
         )
+
+
+def _open(
+    connection: Connection, request: Request, uow: SqlUnitOfWork, *, now: datetime
+) -> bytes | None:
+    """Claim the request id (None), or the answer stored by the call that claimed it first.
+
+    On PostgreSQL a request naming the account it locks (`Request.locks`) has the account
+    locked and read with the claim (server/store/opening.py), for its `lock` to take.
+    """
+    key = {"program_id": request.program_id, "request_id": request.request_id}
+    if request.locks is not None and connection.dialect.name == "postgresql":
+        customer_id, order_id = request.locks
+        opened = claim_and_lock(
+            connection, **key, method=request.method, fingerprint=request.fingerprint,
+            customer_id=customer_id, order_id=order_id, now=now,
+        )  # fmt: skip
+        uow.accounts.opened = opened
+        stored = None if opened else idempotency.earlier_claim(connection, **key)
+    else:
+        stored = idempotency.claim(
+            connection, **key, method=request.method, fingerprint=request.fingerprint, now=now
+        )
+    if stored is None:
+        return None
+    same = (stored.method, stored.fingerprint) == (request.method, request.fingerprint)
+    if not same or stored.response is None:
+        raise IdempotencyKeyReused(request.request_id)  # used for another request
+    return stored.response

@@ -63,13 +63,21 @@ def claim(
     first transaction ends: its answer if it committed, the claim if it
     rolled back.
     """
-    ids = {"program_id": program_id, "request_id": request_id}
     claimed = _claim.rows(
-        connection, {**ids, "method": method, "fingerprint": fingerprint, "created_at": now}
-    )
+        connection,
+        {
+            "program_id": program_id, "request_id": request_id, "method": method,
+            "fingerprint": fingerprint, "created_at": now,
+        },
+    )  # fmt: skip
     if claimed:
         return None
-    row = connection.execute(_stored, ids).one()
+    return earlier_claim(connection, program_id=program_id, request_id=request_id)
+
+
+def earlier_claim(connection: Connection, *, program_id: str, request_id: str) -> EarlierClaim:
+    """What the call that claimed `request_id` stored (it is claimed: an insert found it)."""
+    row = connection.execute(_stored, {"program_id": program_id, "request_id": request_id}).one()
     response = None if row.response is None else bytes(row.response)
     return EarlierClaim(row.method, bytes(row.fingerprint), response)
 

@@ -11,7 +11,6 @@ from sqlalchemy import (
     bindparam,
     insert,
     select,
-    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -50,43 +49,9 @@ _holds = Hot(
 )
 
 
-# On PostgreSQL an attempt, its lines and its debits go as one statement (data-modifying
-# CTEs; the foreign keys are checked at its end, when all three are in): one round trip.
-_insert_whole = Hot(
-    text(
-        """
-WITH attempt AS (
-  INSERT INTO redemptions (redemption_id, program_id, order_id, customer_id, state, attempt,
-    points, discount_minor, points_reversed, payment_method, program_version, hold_expires_at,
-    created_at, updated_at)
-  VALUES (CAST(:redemption_id AS VARCHAR), CAST(:program_id AS VARCHAR),
-    CAST(:order_id AS VARCHAR), CAST(:customer_id AS VARCHAR), CAST(:state AS VARCHAR),
-    CAST(:attempt AS INTEGER), CAST(:points AS BIGINT), CAST(:discount_minor AS BIGINT),
-    CAST(:points_reversed AS BIGINT), CAST(:payment_method AS VARCHAR),
-    CAST(:program_version AS BIGINT), CAST(:hold_expires_at AS TIMESTAMPTZ),
-    CAST(:created_at AS TIMESTAMPTZ), CAST(:created_at AS TIMESTAMPTZ))
-), debits AS (
-  INSERT INTO redemption_debits (redemption_id, bucket_id, points_taken)
-  SELECT CAST(:redemption_id AS VARCHAR), d.bucket_id, d.points_taken
-  FROM unnest(CAST(:bucket_ids AS BIGINT[]), CAST(:taken AS BIGINT[])) AS d(bucket_id, points_taken)
-)
-INSERT INTO redemption_lines (redemption_id, line_id, position, quantity, points, discount_minor)
-SELECT CAST(:redemption_id AS VARCHAR), l.line_id, l.position, l.quantity, l.points,
-  l.discount_minor
-FROM unnest(CAST(:line_ids AS VARCHAR[]), CAST(:positions AS INTEGER[]),
-  CAST(:quantities AS BIGINT[]), CAST(:line_points AS BIGINT[]), CAST(:discounts AS BIGINT[]))
-  AS l(line_id, position, quantity, points, discount_minor)
-"""
-    )
-)
-
-
 def add_redemption(connection: Connection, redemption: Redemption) -> None:
-    """Raises `DuplicateRedemption` when the order got a live redemption meanwhile."""
-    if connection.dialect.name == "postgresql":
-        with duplicates_as(DuplicateRedemption, tables=("redemptions",)):
-            _insert_whole.run(connection, _whole(redemption))
-        return
+    """Raises `DuplicateRedemption` when the order got a live redemption meanwhile (on
+    PostgreSQL an apply writes it with the rest: server/store/placement.py)."""
     with duplicates_as(DuplicateRedemption):
         _insert(connection, redemption)
     _add_lines(connection, redemption.redemption_id, redemption.lines)
@@ -104,7 +69,7 @@ def add_redemption(connection: Connection, redemption: Redemption) -> None:
         )
 
 
-def _row(redemption: Redemption) -> dict[str, Any]:
+def attempt_row(redemption: Redemption) -> dict[str, Any]:
     """The attempt's row in `redemptions`."""
     return {
         "redemption_id": redemption.redemption_id,
@@ -124,23 +89,8 @@ def _row(redemption: Redemption) -> dict[str, Any]:
     }
 
 
-def _whole(redemption: Redemption) -> dict[str, Any]:
-    """The attempt's row with its lines and debits as arrays (`_insert_whole`)."""
-    lines, debits = redemption.lines, redemption.debits
-    return {
-        **_row(redemption),
-        "bucket_ids": [debit.bucket_id for debit in debits],
-        "taken": [debit.taken for debit in debits],
-        "line_ids": [line.line_id for line in lines],
-        "positions": list(range(len(lines))),
-        "quantities": [line.quantity for line in lines],
-        "line_points": [line.points for line in lines],
-        "discounts": [line.discount_minor for line in lines],
-    }
-
-
 def _insert(connection: Connection, redemption: Redemption) -> None:
-    connection.execute(_insert_redemption, _row(redemption))
+    connection.execute(_insert_redemption, attempt_row(redemption))
 
 
 def _add_lines(
@@ -305,14 +255,18 @@ def _debits_given_back(connection: Connection, redemption_id: str, back: Iterabl
         connection.execute(_give_back_to_debit, params)
 
 
+_set_state = Hot(
+    update(redemptions)
+    .where(_r.redemption_id == bindparam("r_id"))
+    .values(state=bindparam("state"), updated_at=bindparam("now"))
+)
+
+
 def set_state(
     connection: Connection, *, redemption_id: str, state: RedemptionState, now: datetime
 ) -> None:
-    connection.execute(
-        update(redemptions)
-        .where(redemptions.c.redemption_id == redemption_id)
-        .values(state=state.value, updated_at=now)
-    )
+    """A capture's, a release's or a lapse's new state (prepared: CaptureRedemption's write)."""
+    _set_state.run(connection, {"r_id": redemption_id, "state": state.value, "now": now})
 
 
 def accounts_with_lapsed_holds(

@@ -24,7 +24,7 @@ from server.service.account_state import AccountState
 from server.service.commands import Idempotency
 from server.service.deps import Deps
 from server.service.errors import IdempotencyKeyReused
-from server.service.ports import NewBucket, Outcome, Request
+from server.service.ports import NewBucket, Outcome, Placement, Request
 from server.store.errors import DuplicateAccrual, DuplicateOrder, DuplicateRedemption
 
 R = TypeVar("R")
@@ -330,6 +330,17 @@ class FakeUnitOfWork:
         self.accounts = FakeAccounts(state)
         self.orders = orders(state)
         self.ledger = FakeLedger(state)
+
+    def place(self, placement: Placement) -> None:
+        p = placement
+        if p.order is not None:
+            self.orders.add(p.order, now=p.now)
+        self.orders.add_redemption(p.redemption)
+        self.accounts.take(p.taken)
+        self.ledger.append(
+            p.entries, program_id=p.redemption.program_id,
+            customer_id=p.redemption.customer_id, request_id=p.request_id, now=p.now,
+        )  # fmt: skip
 
 
 class FakeStore:
