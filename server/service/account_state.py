@@ -81,36 +81,37 @@ def locked_state(
     `order_id`, when given, is looked up under the lock with the rest (`order`). `opened`:
     the account already locked and read (server/store/opening.py).
     """
+    account = {"program_id": program_id, "customer_id": customer_id}
     if opened is None:
-        debt = lock_account(connection, program_id=program_id, customer_id=customer_id, now=now)
-        seen = snapshot(
-            connection, program_id=program_id, customer_id=customer_id, now=now, order_id=order_id
-        )
+        debt, seen = _lock_and_read(connection, **account, now=now, order_id=order_id)
     else:
         debt, seen = opened.debt, opened.seen
     found = seen.buckets
-    holds = _holds(connection, seen, program_id=program_id, customer_id=customer_id)
+    holds = _holds(connection, seen, **account)
     lapsed = [hold for hold in lapse_order(holds) if hold.lapsed_at(now)]
     for hold in lapsed:
         debt -= write_release(
-            connection, hold, program_id=program_id, customer_id=customer_id,
-            state=RedemptionState.EXPIRED, at=hold.deadline, now=now, request_id=None, debt=debt,
+            connection, hold, **account, state=RedemptionState.EXPIRED, at=hold.deadline,
+            now=now, request_id=None, debt=debt,
         ).to_debt  # fmt: skip
     if lapsed:  # the points came back into their buckets: read them again
-        found = bucket_store.account_buckets(
-            connection, program_id=program_id, customer_id=customer_id, now=now
-        )
+        found = bucket_store.account_buckets(connection, **account, now=now)
     settlement = _settle(connection, found, program_id, customer_id, debt=debt, now=now)
     live = [hold for hold in holds if not hold.lapsed_at(now)]
-    return AccountState(
-        program_id,
-        customer_id,
-        settlement.apply(found),
-        settlement.debt,
-        live,
-        now,
-        order=_after_lapses(seen.order, lapsed),
+    order = _after_lapses(seen.order, lapsed)
+    found = settlement.apply(found)
+    return AccountState(program_id, customer_id, found, settlement.debt, live, now, order=order)
+
+
+def _lock_and_read(
+    connection: Connection, *, program_id: str, customer_id: str, now: datetime, order_id: str
+) -> tuple[int, Snapshot]:
+    """The account locked (created if missing), its debt, and the account read under the lock."""
+    debt = lock_account(connection, program_id=program_id, customer_id=customer_id, now=now)
+    seen = snapshot(
+        connection, program_id=program_id, customer_id=customer_id, now=now, order_id=order_id
     )
+    return debt, seen
 
 
 def _settle(
