@@ -9,6 +9,7 @@ from server.service.account_state import AccountState, state_on_loop
 from server.service.deps import Deps
 from server.service.ports import UnitOfWork
 from server.service.tiers import needs_tier_lookup
+from server.store.loop_pool import LoopReadFailed
 
 
 def quote_redemption(deps: Deps, command: commands.QuoteRedemption, *, now: datetime) -> Quote:
@@ -30,14 +31,18 @@ async def quote_on_loop(
     deps: Deps, command: commands.QuoteRedemption, *, now: datetime
 ) -> Quote | None:
     """The same quote, its one statement awaited on the event loop (PostgreSQL); None when
-    it reads more than that (holds, a tier to look up): `quote_redemption` answers then."""
+    it reads more than that (holds, a tier to look up) or the database did not answer it
+    there: `quote_redemption` answers then, on a worker thread."""
     program = deps.program(command.program_id)
     check_currency(program, command.cart)
     if deps.loop_pool is None or needs_tier_lookup(program):
         return None
-    state = await state_on_loop(
-        deps.loop_pool, program_id=program.id, customer_id=command.customer_id, now=now
-    )
+    try:
+        state = await state_on_loop(
+            deps.loop_pool, program_id=program.id, customer_id=command.customer_id, now=now
+        )
+    except LoopReadFailed:
+        return None  # the database did not answer here: the worker thread's read will tell
     if state is None:
         return None
     return _counted(deps, program, _priced(program, command, state, program.tiers[0]))

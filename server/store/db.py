@@ -393,4 +393,5 @@ def _alone(connection: Connection, work: Callable[[Connection], T]) -> T:
     try:
         return work(connection)
     finally:
-        del connection.info[_STATEMENTS_LEFT]
+        # `info` is a new, empty dict when the statement lost the connection (invalidated).
+        connection.info.pop(_STATEMENTS_LEFT, None)

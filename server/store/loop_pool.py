@@ -8,10 +8,10 @@ loop instead, on a connection of this pool, it costs an asyncio wait.
 
 The pool's connections are autocommit (one statement is its own snapshot) and set up
 like the engine's (server/store/db.py: UTC, the lock timeout, the same hosts, so a
-failover URL finds the primary the same way). An error that means the database cannot
-be reached is `DatabaseUnavailable`, as on the threads; `reset` drops every connection
-(the health watch calls it when the database stops answering or is demoted, like the
-engine's `dispose`).
+failover URL finds the primary the same way). A read the database does not answer here
+goes to a worker thread (`LoopReadFailed`), whose engine handles outages as every other
+call's; `reset` drops every connection (the health watch calls it when the database stops
+answering or is demoted, like the engine's `dispose`).
 """
 
 import asyncio
@@ -22,10 +22,17 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy import Engine
 
-from server.store.db import DatabaseObserver, DatabaseUnavailable, connect_args
+from server.store.db import DatabaseObserver, connect_args
 from server.store.hot import Hot
 
-POOL_TIMEOUT = 10.0  # seconds a read waits for a connection, as the engine's pool does
+# Seconds a read waits for a connection of this pool before it goes to a worker thread
+# instead: a quote's statement takes well under a millisecond, so a longer wait means the
+# database cannot be reached (the pool keeps trying to connect in the background).
+POOL_TIMEOUT = 0.5
+
+
+class LoopReadFailed(Exception):
+    """The database did not answer a read sent from the event loop (see `LoopPool.rows`)."""
 
 
 class LoopPool:
@@ -76,27 +83,22 @@ class LoopPool:
     async def rows(self, hot: Hot, params: Mapping[str, Any]) -> list[Sequence[Any]]:
         """The statement's rows, sent alone as a prepared statement (instants in UTC).
 
-        A pooled connection the database dropped (it restarted, or terminated it) fails
-        once: every pooled connection is dropped and the read is sent once more on a new
-        one, as `Database.read` does on the engine's pool.
+        Raises `LoopReadFailed` when the database could not answer it here: a pooled
+        connection it dropped (it restarted, or terminated it: then every pooled connection
+        is dropped too), or no connection within `timeout`. The caller reads on a worker
+        thread then, whose engine retries a dropped connection once and reports a database
+        out of reach as `DatabaseUnavailable` at once.
         """
-        for attempt in (1, 2):
-            dropped = False
-            try:
-                async with self._pool.connection() as connection:
-                    try:
-                        cursor = await connection.execute(hot.sql, params, prepare=True)
-                        return hot.in_utc(await cursor.fetchall())
-                    finally:
-                        dropped = connection.closed
-            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-                if attempt == 1 and dropped:
-                    self._observer.retried("connection")
-                    await self.reset()
-                    continue
-                self._observer.failed("unavailable")
-                raise DatabaseUnavailable(str(exc)) from exc
-            except PoolTimeout as exc:  # no connection to be had within the timeout
-                self._observer.failed("unavailable")
-                raise DatabaseUnavailable(str(exc)) from exc
-        raise AssertionError("unreachable")
+        dropped = False
+        try:
+            async with self._pool.connection() as connection:
+                try:
+                    cursor = await connection.execute(hot.sql, params, prepare=True)
+                    return hot.in_utc(await cursor.fetchall())
+                finally:
+                    dropped = connection.closed
+        except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
+            self._observer.retried("connection")
+            if dropped:
+                await self.reset()
+            raise LoopReadFailed(str(exc)) from exc

@@ -44,11 +44,18 @@ UNAVAILABLE = (grpc.StatusCode.UNAVAILABLE, "DATABASE_UNAVAILABLE")
 
 # 20,000 RUB on one line: base-tier cap 3 % = 600 points, more than any apply here.
 BASKET = cart(("line-1", 1, 2_000_000))
+ONE_TIER = "denco"
+ONE_TIER_CART = cart(("line-1", 1, 1_000_000))
+# An outage is answered UNAVAILABLE at once, never by waiting out the caller's deadline.
+QUICK = 5.0
 
 
 def _calls(stubs: Stubs, ids: Ids, attempt: str) -> dict[str, Callable[[], Any]]:
     """One call of each kind (a write, a read, a quote), each a fresh request."""
     return {
+        # First, before health notices: a one-tier program's quote is read on the event
+        # loop (server/store/loop_pool.py), on a connection of its own pool.
+        "QuoteRedemption on the loop": lambda: _one_tier_quote(stubs, ids, timeout=QUICK),
         "GrantPoints": lambda: stubs.account.GrantPoints(
             grant_request(ids, points=10, as_of=AS_OF, n=f"grant-{attempt}"), timeout=RPC_TIMEOUT
         ),
@@ -73,6 +80,17 @@ def _calls(stubs: Stubs, ids: Ids, attempt: str) -> dict[str, Callable[[], Any]]
             timeout=RPC_TIMEOUT,
         ),
     }
+
+
+def _one_tier_quote(
+    stubs: Stubs, ids: Ids, *, timeout: float = RPC_TIMEOUT
+) -> redemption_pb.QuoteRedemptionResponse:
+    return stubs.redemption.QuoteRedemption(
+        redemption_pb.QuoteRedemptionRequest(
+            program_id=ONE_TIER, customer_id=ids.customer, cart=ONE_TIER_CART, as_of=ts(AS_OF)
+        ),
+        timeout=timeout,
+    )
 
 
 def _all_unavailable(stubs: Stubs, ids: Ids, attempt: str) -> None:
@@ -105,6 +123,10 @@ def test_database_stopped_under_the_server_then_back(
                 timeout=RPC_TIMEOUT,
             )
             assert before.balance_after == 800
+            one_tier = grant_request(ids, points=500, as_of=AS_OF, n="one-tier")
+            one_tier.program_id = ONE_TIER
+            stubs.account.GrantPoints(one_tier, timeout=RPC_TIMEOUT)
+            assert _one_tier_quote(stubs, ids).spendable_points == 500
 
             cluster.stop(mode)
             assert not cluster.is_running()
@@ -125,6 +147,7 @@ def test_database_stopped_under_the_server_then_back(
             # What was written before the outage is all there.
             account = stubs.account.GetAccount(account_request(ids, as_of=AS_OF), timeout=30)
             assert account.spendable_points == 800
+            assert _one_tier_quote(stubs, ids).spendable_points == 500
             got = stubs.redemption.GetRedemption(
                 redemption_pb.GetRedemptionRequest(
                     program_id=PROGRAM, order_id=ids.order("before"), as_of=ts(AS_OF)

@@ -3,8 +3,9 @@
 The quote a one-tier program's account without holds gets from its one statement sent
 alone on the loop is the quote the worker thread's transaction gives, to the point; an
 account with a hold, or a program of several tiers, is left to the thread (None). A
-connection the database dropped is retried once on another; a database that cannot be
-reached is `DatabaseUnavailable`, as on the threads.
+read the database does not answer there (a dropped connection, no connection to be had)
+goes to the thread too, whose engine retries a dropped connection and answers a database
+out of reach `DatabaseUnavailable`.
 """
 
 import asyncio
@@ -121,7 +122,7 @@ def test_a_program_of_several_tiers_is_left_to_the_thread(
     assert loop.run_until_complete(quote_on_loop(deps, ask, now=NOW)) is None
 
 
-def test_a_dropped_connection_is_retried_once_on_another(
+def test_a_dropped_connection_sends_the_quote_to_the_thread_and_empties_the_pool(
     deps: Deps, loop: asyncio.AbstractEventLoop
 ) -> None:
     _grant(deps, "c4", 500)
@@ -135,19 +136,27 @@ def test_a_dropped_connection_is_retried_once_on_another(
             " WHERE datname = current_database() AND pid <> pg_backend_pid()"
         ).fetchone()
     assert killed is not None and killed[0] >= 1
+    # This one meets the dropped connection: the thread's read answers it instead …
+    assert loop.run_until_complete(quote_on_loop(deps, ask, now=NOW)) is None
+    assert quote_redemption(deps, ask, now=NOW).spendable_points == 500
+    # … and the loop's pool was emptied: the next quote is read on the loop again.
     quote = loop.run_until_complete(quote_on_loop(deps, ask, now=NOW))
     assert quote is not None and quote.spendable_points == 500
     assert deps.metrics.events == ["retried connection"]  # type: ignore[attr-defined]
 
 
 def test_a_database_out_of_reach_is_unavailable(loop: asyncio.AbstractEventLoop) -> None:
+    """The loop's pool finds no connection: the quote goes to the thread, whose engine
+    answers `DatabaseUnavailable` as for any other call."""
     engine = create_database_engine("postgresql://postgres@127.0.0.1:9/none", pool_size=1)
     metrics = Counted()
-    pool = LoopPool(engine, size=1, observer=metrics, timeout=0.5)
+    pool = LoopPool(engine, size=1, observer=metrics)
     loop.run_until_complete(pool.open())
-    deps = Deps(Database(engine), load_programs(PROGRAMS), metrics, loop_pool=pool)
+    deps = Deps(Database(engine, observer=metrics), load_programs(PROGRAMS), metrics,
+                loop_pool=pool)  # fmt: skip
     ask = commands.QuoteRedemption("denco", "c5", CART, "")
+    assert loop.run_until_complete(quote_on_loop(deps, ask, now=NOW)) is None
     with pytest.raises(DatabaseUnavailable):
-        loop.run_until_complete(quote_on_loop(deps, ask, now=NOW))
-    assert metrics.events == ["failed unavailable"]
+        quote_redemption(deps, ask, now=NOW)
+    assert metrics.events == ["retried connection", "failed unavailable"]
     loop.run_until_complete(pool.close())
