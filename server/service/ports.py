@@ -213,6 +213,5 @@ class Store(Protocol):
     def transact(self, work: Callable[[UnitOfWork], T]) -> T:
         """Run `work` in one transaction (a job's, with no request id)."""
 
-    def read(self, work: Callable[[UnitOfWork], T], *, likely_one_statement: bool = False) -> T:
-        """Run a read-only `work` (reads never write); one `likely_one_statement` may be
-        tried first without a transaction, and again in one if it reads more."""
+    def read(self, work: Callable[[UnitOfWork], T]) -> T:
+        """Run a read-only `work` (reads never write)."""

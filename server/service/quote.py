@@ -22,8 +22,7 @@ def quote_redemption(deps: Deps, command: commands.QuoteRedemption, *, now: date
         tier = uow.accounts.pricing_tier(program, customer_id=customer, now=now)
         return _priced(program, command, state, tier)
 
-    # An account without holds, in a program of one tier, is read in one statement.
-    result = deps.store.read(read, likely_one_statement=not needs_tier_lookup(program))
+    result = deps.store.read(read)
     return _counted(deps, program, result)
 
 

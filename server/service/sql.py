@@ -293,11 +293,8 @@ class SqlStore:
     def transact(self, work: Callable[[SqlUnitOfWork], T]) -> T:
         return self.db.transact(lambda connection: work(SqlUnitOfWork(connection)))
 
-    def read(self, work: Callable[[SqlUnitOfWork], T], *, likely_one_statement: bool = False) -> T:
-        return self.db.read(
-            lambda connection: work(SqlUnitOfWork(connection)),
-            likely_one_statement=likely_one_statement,
-        )
+    def read(self, work: Callable[[SqlUnitOfWork], T]) -> T:
+        return self.db.read(lambda connection: work(SqlUnitOfWork(connection)))
 
 
 def _open(

@@ -129,11 +129,6 @@ def create_database_engine(
         connect_args=connect_args(lock_timeout),
     )
     event.listen(engine, "handle_error", failover_is_disconnect)
-    event.listen(
-        engine,
-        "before_cursor_execute",
-        lambda connection, *_: statement_starts(connection),
-    )
     return engine
 
 
@@ -178,30 +173,6 @@ _READ_OPTIONS: dict[str, dict[str, Any]] = {
     "postgresql": {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True},
     "sqlite": {"loyalty_read": True},
 }
-
-# A read that is likely one statement (a quote: the account's snapshot) sends that statement
-# alone on PostgreSQL, outside any transaction: one statement sees one snapshot by itself,
-# and BEGIN and COMMIT around it would be two more round trips. Should the read need a
-# second statement (the account has holds, the program several tiers), it stops there
-# (`SecondStatement`) and runs again whole in a read transaction, as every other read does.
-_ALONE_OPTIONS: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"}
-# In a connection's `info` while it serves a read sent alone: the statements it may still send.
-_STATEMENTS_LEFT = "loyalty_statements_left"
-
-
-class SecondStatement(Exception):
-    """A read sent alone (outside a transaction) asked for a second statement."""
-
-
-def statement_starts(connection: Connection) -> None:
-    """Count a statement about to be sent; stop a read sent alone at its second one."""
-    info = connection.info
-    left = info.get(_STATEMENTS_LEFT)
-    if left is None:
-        return
-    if left == 0:
-        raise SecondStatement()
-    info[_STATEMENTS_LEFT] = left - 1
 
 
 def _sqlite_begin(connection: Connection, busy_ms: int) -> None:
@@ -335,25 +306,14 @@ class Database:
         self.observer.failed("lock_timeout")
         return ConcurrentUpdate(str(exc.orig))
 
-    def read(self, work: Callable[[Connection], T], *, likely_one_statement: bool = False) -> T:
-        """Run a read-only `work`; reads never write (docs/rules.md §7). One that is
-        `likely_one_statement` is tried first as that statement alone (`_ALONE_OPTIONS`)."""
-        if likely_one_statement and self.backend == "postgresql":
-            try:
-                return self._read(work, alone=True)
-            except SecondStatement:
-                pass  # it reads more: all of it again, in one snapshot
-        return self._read(work, alone=False)
-
-    def _read(self, work: Callable[[Connection], T], *, alone: bool) -> T:
-        options = _ALONE_OPTIONS if alone else _READ_OPTIONS.get(self.backend, {})
+    def read(self, work: Callable[[Connection], T]) -> T:
+        """Run a read-only `work`; reads never write (docs/rules.md §7)."""
+        options = _READ_OPTIONS.get(self.backend, {})
         for attempt in (1, 2):
             wait_ms = self._lock_wait_for_call()
             try:
                 with self.engine.connect() as connection:
                     connection.execution_options(**options)
-                    if alone:
-                        return _alone(connection, work)
                     with connection.begin():
                         return work(connection)
             except DBAPIError as exc:
@@ -385,13 +345,3 @@ class Database:
             return True
         except DBAPIError:
             return False
-
-
-def _alone(connection: Connection, work: Callable[[Connection], T]) -> T:
-    """`work` on an autocommit `connection` that lets it send one statement."""
-    connection.info[_STATEMENTS_LEFT] = 1
-    try:
-        return work(connection)
-    finally:
-        # `info` is a new, empty dict when the statement lost the connection (invalidated).
-        connection.info.pop(_STATEMENTS_LEFT, None)

@@ -26,7 +26,6 @@ from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeEngine
 
-from server.store.db import statement_starts
 from server.store.types import UtcDateTime
 
 _DIALECT = PGDialect_psycopg()  # type: ignore[no-untyped-call]
@@ -146,8 +145,6 @@ class Hot:
 
 
 def _driver(connection: Connection) -> psycopg.Connection[Any]:
-    """The psycopg connection under `connection`, for one more statement."""
-    statement_starts(connection)
     driver = connection.connection.driver_connection
     assert driver is not None
     return driver  # type: ignore[no-any-return]

@@ -382,7 +382,7 @@ class FakeStore:
             self.state.__dict__.update(before.__dict__)
             raise
 
-    def read(self, work: Callable[[FakeUnitOfWork], T], *, likely_one_statement: bool = False) -> T:
+    def read(self, work: Callable[[FakeUnitOfWork], T]) -> T:
         return work(FakeUnitOfWork(self.state, self.orders))
 
 
