@@ -13,7 +13,7 @@ a constant as a parameter. On SQLite the same construct runs through SQLAlchemy.
 
 from collections import namedtuple
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any, NoReturn
 
 import psycopg
@@ -94,11 +94,12 @@ class Hot:
             rows = driver.execute(self.sql, params, prepare=True).fetchall()
         except psycopg.Error as exc:
             _raise(connection, exc, self.sql, params)
-        return self.in_utc(rows)
+        return self.in_utc(rows, driver.info.timezone)
 
-    def in_utc(self, rows: list[Any]) -> list[Any]:
-        """Rows read from PostgreSQL with their instants in UTC."""
-        if not self._instants:
+    def in_utc(self, rows: list[Any], zone: tzinfo) -> list[Any]:
+        """Rows read in a session of time zone `zone`, with their instants in UTC: as they
+        are when the session is in UTC, as the server's sessions are (server/store/db.py)."""
+        if not self._instants or zone is UTC:
             return rows
         return [self._in_utc(row) for row in rows]
 

@@ -94,7 +94,7 @@ class LoopPool:
             async with self._pool.connection() as connection:
                 try:
                     cursor = await connection.execute(hot.sql, params, prepare=True)
-                    return hot.in_utc(await cursor.fetchall())
+                    return hot.in_utc(await cursor.fetchall(), connection.info.timezone)
                 finally:
                     dropped = connection.closed
         except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
