@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from server.store.hot import Hot, const
@@ -12,25 +12,28 @@ from server.store.schema import accounts
 _a = accounts.c
 
 
-def _locking(insert: Any) -> Any:
-    return (
-        insert(accounts)
-        .values(
-            program_id=bindparam("program_id"),
-            customer_id=bindparam("customer_id"),
-            created_at=bindparam("created_at"),
+def locking(insert: Any, *, after: Any = None) -> Any:
+    """The upsert that creates the account if missing and locks its row, returning its debt;
+    with `after` (a CTE), only when that returned a row (server/store/opening.py)."""
+    values = {
+        name: bindparam(name, type_=accounts.c[name].type)
+        for name in ("program_id", "customer_id", "created_at")
+    }
+    if after is None:
+        statement = insert(accounts).values(**values)
+    else:
+        statement = insert(accounts).from_select(
+            list(values), select(*values.values()).select_from(after)
         )
-        .on_conflict_do_update(
-            index_elements=[_a.program_id, _a.customer_id],
-            set_={"version": _a.version + const(1)},
-        )
-        .returning(_a.debt_points)
-    )
+    return statement.on_conflict_do_update(
+        index_elements=[_a.program_id, _a.customer_id],
+        set_={"version": _a.version + const(1)},
+    ).returning(_a.debt_points)
 
 
 # One statement creates the account if missing and locks its row: the upsert's DO UPDATE
 # takes the row lock on PostgreSQL (SQLite's BEGIN IMMEDIATE already serializes writers).
-_lock = Hot(_locking(postgresql.insert), sqlite=_locking(sqlite.insert))
+_lock = Hot(locking(postgresql.insert), sqlite=locking(sqlite.insert))
 _set_debt = Hot(
     update(accounts)
     .where(_a.program_id == bindparam("p_id"), _a.customer_id == bindparam("c_id"))

@@ -13,7 +13,8 @@ from server.store.schema import idempotency_keys
 _k = idempotency_keys.c
 
 
-def _claiming(insert: Any) -> Any:
+def claiming(insert: Any) -> Any:
+    """The insert that claims a request id (returns it; nothing when it was claimed)."""
     return (
         insert(idempotency_keys)
         .values(
@@ -28,7 +29,7 @@ def _claiming(insert: Any) -> Any:
     )
 
 
-_claim = Hot(_claiming(postgresql.insert), sqlite=_claiming(sqlite.insert))
+_claim = Hot(claiming(postgresql.insert), sqlite=claiming(sqlite.insert))
 _stored = select(_k.method, _k.fingerprint, _k.response).where(
     _k.program_id == bindparam("program_id"), _k.request_id == bindparam("request_id")
 )

@@ -11,29 +11,16 @@ transaction that held the lock left it. The lock creates the account when it is 
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
+from sqlalchemy.dialects import postgresql
 
+from server.store.accounts import locking
 from server.store.hot import Hot
+from server.store.idempotency import claiming
 from server.store.snapshot import Snapshot, snapshot
 
-_CLAIM_AND_LOCK = Hot(
-    text(
-        """
-WITH claimed AS (
-  INSERT INTO idempotency_keys (program_id, request_id, method, fingerprint, created_at)
-  VALUES (CAST(:program_id AS VARCHAR), CAST(:request_id AS VARCHAR), CAST(:method AS VARCHAR),
-    CAST(:fingerprint AS BYTEA), CAST(:now AS TIMESTAMPTZ))
-  ON CONFLICT DO NOTHING
-  RETURNING 1
-)
-INSERT INTO accounts AS a (program_id, customer_id, created_at)
-SELECT CAST(:program_id AS VARCHAR), CAST(:customer_id AS VARCHAR), CAST(:now AS TIMESTAMPTZ)
-FROM claimed
-ON CONFLICT (program_id, customer_id) DO UPDATE SET version = a.version + 1
-RETURNING a.debt_points
-"""
-    )
-)
+# The claim as a CTE, the account's lock-or-create upsert on its row: one statement.
+_CLAIM_AND_LOCK = Hot(locking(postgresql.insert, after=claiming(postgresql.insert).cte("claimed")))
 
 
 @dataclass(frozen=True)
@@ -64,7 +51,7 @@ def claim_and_lock(
         connection,
         {
             "program_id": program_id, "request_id": request_id, "method": method,
-            "fingerprint": fingerprint, "customer_id": customer_id, "now": now,
+            "fingerprint": fingerprint, "customer_id": customer_id, "created_at": now,
         },
     )  # fmt: skip
     if not locked:
