@@ -14,6 +14,7 @@ import grpc
 
 from loyalty.v1 import redemption_service_pb2 as pb
 from loyalty.v1 import redemption_service_pb2_grpc as pb_grpc
+from server import event_loop
 
 
 class Echo(pb_grpc.RedemptionServiceServicer):
@@ -38,4 +39,4 @@ async def serve(listen: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(serve(sys.argv[1]))
+    event_loop.run(serve(sys.argv[1]))  # the service's loop (server/event_loop.py)

@@ -20,6 +20,7 @@ from bench.payloads import Templates
 from bench.processes import fresh_postgres, migrate
 from loyalty.v1 import redemption_service_pb2 as pb
 from pricing.program import load_programs
+from server import event_loop
 from server.api import convert
 from server.api.edge import Edge, Readiness
 from server.api.redemption import RedemptionServicer
@@ -124,7 +125,7 @@ def run(
     plain = Templates.build(program_id=program, points=1)
     quotes = [pb.QuoteRedemptionRequest.FromString(plain.quote_for(a)) for a in accounts]
     figures: dict[str, float] = {}
-    loop = asyncio.new_event_loop()
+    loop = event_loop.new_loop()  # the server's (server/event_loop.py)
     servicers: list[RedemptionServicer] = []
     try:
         on = servicer(url, explanations=True, loop=loop)

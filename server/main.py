@@ -1,6 +1,5 @@
 """The `loyalty-server` command: serve (default) or run a maintenance subcommand."""
 
-import asyncio
 import contextlib
 import ctypes
 import logging
@@ -13,7 +12,7 @@ from datetime import UTC, datetime
 from sqlalchemy.exc import OperationalError
 
 from pricing.program import ProgramConfigError, load_programs
-from server import logs, simulate
+from server import event_loop, logs, simulate
 from server import report as report_command
 from server.api.auth import Tokens, TokensError, load_tokens
 from server.app import CannotListen, TlsFiles, database_engine, read_tls, serve
@@ -36,7 +35,7 @@ PR_SET_PDEATHSIG = 1  # linux/prctl.h
 def _serve(config: Config, *, tokens: Tokens, tls: TlsFiles | None, worker: int | None) -> int:
     """Serve in this process until stopped, then exit 0; 2 when the address cannot be bound."""
     try:
-        asyncio.run(
+        event_loop.run(
             serve(config, tokens=tokens, tls=tls, reuse_port=worker is not None, worker=worker or 0)
         )
     except CannotListen as exc:
