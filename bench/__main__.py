@@ -7,7 +7,6 @@ python -m bench --backends postgres --workloads apply --concurrency 16 --duratio
 """
 
 import argparse
-import os
 import platform
 import shlex
 import sys
@@ -17,6 +16,7 @@ from pathlib import Path
 import psutil
 
 from bench import reporting
+from bench.processes import add_postgres_url
 from bench.report import markdown
 from bench.suite import Options, Suite
 
@@ -61,11 +61,7 @@ def parse(argv: list[str]) -> tuple[Options, bool]:
     p.add_argument("--warmup", type=float, default=1.0)
     p.add_argument("--pool-size", type=int, default=8, help="the server's --db-pool-size")
     p.add_argument("--program", default="denco")
-    p.add_argument(
-        "--postgres-url",
-        default=os.environ.get("LOYALTY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
-        help="an admin URL: each run creates its own databases there and drops them",
-    )  # fmt: skip
+    add_postgres_url(p)
     p.add_argument("--out", type=Path, default=Path("var/bench"))
     p.add_argument("--profile", action="store_true", help="py-spy each cell into OUT/profiles/")
     p.add_argument("--keep", action="store_true", help="keep the PostgreSQL databases")

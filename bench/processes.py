@@ -1,5 +1,6 @@
 """The processes a run starts: the service, the echo server, fresh databases; and CPU sampling."""
 
+import argparse
 import os
 import signal
 import socket
@@ -17,6 +18,17 @@ import psycopg
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def add_postgres_url(parser: argparse.ArgumentParser) -> None:
+    """`--postgres-url`: where a run creates its databases (and drops them)."""
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get(
+            "LOYALTY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+        ),
+        help="an admin URL: the run creates its own databases there and drops them",
+    )
 
 
 def free_port() -> int:
@@ -71,8 +83,11 @@ def cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
 class Server:
     """A server process on a free port: `python -m server.main` or `python -m bench.echo`."""
 
-    def __init__(self, args: list[str], *, log_path: Path, name: str) -> None:
+    def __init__(
+        self, args: list[str], *, log_path: Path, name: str, ready_seconds: float = 60
+    ) -> None:
         self.port = free_port()
+        self.ready_seconds = ready_seconds
         self.address = f"127.0.0.1:{self.port}"
         self.name = name
         self.log_path = log_path
@@ -88,9 +103,11 @@ class Server:
         pool_size: int,
         log_path: Path,
         explanations: bool = True,
+        under: tuple[str, ...] = (),
     ) -> "Server":
+        """`under`: a command the server runs under (a profiler), which slows start-up."""
         args = [
-            sys.executable, "-m", "server.main",
+            *under, sys.executable, "-m", "server.main",
             "--listen", "{listen}",
             "--database-url", database_url,
             "--workers", str(workers),
@@ -98,11 +115,12 @@ class Server:
             "--expire-every", "0",
             *([] if explanations else ["--no-explanations"]),
         ]  # fmt: skip
-        return cls(args, log_path=log_path, name="loyalty")
+        return cls(args, log_path=log_path, name="loyalty", ready_seconds=600 if under else 60)
 
     @classmethod
-    def echo(cls, *, log_path: Path) -> "Server":
-        return cls([sys.executable, "-m", "bench.echo", "{listen}"], log_path=log_path, name="echo")
+    def echo(cls, *, log_path: Path, under: tuple[str, ...] = ()) -> "Server":
+        args = [*under, sys.executable, "-m", "bench.echo", "{listen}"]
+        return cls(args, log_path=log_path, name="echo", ready_seconds=600 if under else 60)
 
     def start(self) -> "Server":
         env = {k: v for k, v in os.environ.items() if not k.startswith("LOYALTY_")}
@@ -113,8 +131,8 @@ class Server:
         self._wait_ready()
         return self
 
-    def _wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.ready_seconds
         with grpc.insecure_channel(self.address) as channel:
             while time.monotonic() < deadline:
                 assert self.process is not None
