@@ -4,8 +4,9 @@ CPU seconds per call move with whatever else this shared machine runs: the same 
 has measured 1.5 times apart within minutes (docs/benchmarks.md). Instructions executed do
 not: the same code, requests and calls count the same to within about 0.5 % (the echo's
 smaller call to within 4 %), whatever the load. A change to the hot path is measured here
-before and after, with the bench's cells for the rest: kernel time (system calls, thread switches) is not counted, so a change that
-trades instructions for round trips shows here only what it costs in the process.
+before and after, with the bench's cells for the rest: kernel time (system calls, thread
+switches) is not counted, so a change that trades instructions for round trips shows here
+only what it costs in the process.
 
 Each server runs under valgrind's callgrind (about 50 times slower: start-up takes a
 minute): the service with one process on a fresh PostgreSQL database seeded like the
