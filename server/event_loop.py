@@ -1,11 +1,11 @@
 """The event loop every server process runs on: uvloop (libuv's loop, written in C).
 
 A call crosses the event loop several times (gRPC's completions, the database's sockets,
-the worker threads' answers); on asyncio's own loop, written in Python, each crossing
-costs a few hundred instructions more. Measured with `python -m bench.instructions`
-(docs/benchmarks.md): uvloop takes 7 % off a quote's instructions, 5 % off an apply's,
-32 % off the bare gRPC echo's. gRPC's asyncio API runs on any asyncio loop. Where uvloop
-is not installed (it does not build on Windows), asyncio's loop runs the same code.
+the worker threads' answers), and asyncio's own loop does its bookkeeping in Python.
+Counted with `python -m bench.instructions` (docs/benchmarks.md), uvloop takes 8 % off a
+quote's instructions, 4 % off an apply's and 31 % off the bare gRPC echo's. gRPC's
+asyncio API runs on any asyncio loop. Where uvloop is not installed (it does not build on
+Windows), asyncio's loop runs the same code.
 """
 
 import asyncio
