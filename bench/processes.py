@@ -17,6 +17,8 @@ import psutil
 import psycopg
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from bench.payloads import QUOTE
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -140,14 +142,16 @@ class Server:
                     raise RuntimeError(f"{self.name} server exited; see {self.log_path}")
                 try:
                     if self.name == "echo":
-                        grpc.channel_ready_future(channel).result(timeout=1)
+                        # A call, not `channel_ready_future`: a future that times out keeps a
+                        # thread polling the channel, which fails once the channel is closed.
+                        channel.unary_unary(QUOTE)(b"", timeout=1)
                         return
                     status = health_pb2_grpc.HealthStub(channel).Check(
                         health_pb2.HealthCheckRequest(), timeout=1
                     )
                     if status.status == health_pb2.HealthCheckResponse.SERVING:
                         return
-                except (grpc.RpcError, grpc.FutureTimeoutError):
+                except grpc.RpcError:
                     pass
                 time.sleep(0.1)
         raise TimeoutError(f"{self.name} server never became ready; see {self.log_path}")
