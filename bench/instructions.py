@@ -30,11 +30,9 @@ import grpc
 
 from bench import seed
 from bench.payloads import APPLY, QUOTE, REVERSE, Templates
-from bench.processes import Server, add_postgres_url, fresh_postgres, migrate
-from loyalty.v1 import redemption_service_pb2 as pb
+from bench.processes import ROOT, Server, add_postgres_url, fresh_postgres, migrate
 from pricing.program import load_programs
 
-PROGRAMS = Path(__file__).resolve().parents[1] / "programs"
 WORKLOADS = {"quote": QUOTE, "apply": APPLY, "reverse": REVERSE}
 
 
@@ -122,7 +120,7 @@ def run(args: argparse.Namespace) -> list[Count]:
         echo.stop()
     with fresh_postgres(args.postgres_url) as url:
         migrate(url, log_path=out / "service.log")
-        sources = sorted(load_programs(PROGRAMS)[args.program].sources)
+        sources = sorted(load_programs(ROOT / "programs")[args.program].sources)
         seed.seed(url, program_id=args.program, sources=sources, prefix="i-", count=n, history=True)
         accounts = seed.customer_ids("i-", n)
         service_out = out / "callgrind.service"
@@ -143,14 +141,10 @@ def run(args: argparse.Namespace) -> list[Count]:
 
 
 def _bodies(server: Server, workload: str, program: str, accounts: list[str]) -> list[bytes]:
-    plain = Templates.build(program_id=program, points=1)
     if workload == "quote":
+        plain = Templates.build(program_id=program, points=1)
         return [plain.quote_for(a) for a in accounts]
-    with grpc.insecure_channel(server.address) as channel:
-        answer = pb.QuoteRedemptionResponse.FromString(
-            channel.unary_unary(QUOTE)(plain.quote_for(accounts[0]), timeout=120)
-        )
-    points = answer.options[answer.recommended_option].max_points
+    points = server.points_to_apply(program, accounts[0])
     templates = Templates.build(program_id=program, points=points)
     if workload == "apply":
         return [templates.apply_for(customer_id=a, order_id=f"o-{a}") for a in accounts]

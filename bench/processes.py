@@ -17,7 +17,8 @@ import psutil
 import psycopg
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from bench.payloads import QUOTE
+from bench.payloads import QUOTE, Templates
+from loyalty.v1 import redemption_service_pb2 as pb
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,14 +87,15 @@ class Server:
     """A server process on a free port: `python -m server.main` or `python -m bench.echo`."""
 
     def __init__(
-        self, args: list[str], *, log_path: Path, name: str, ready_seconds: float = 60
+        self, args: list[str], *, log_path: Path, name: str, under: tuple[str, ...] = ()
     ) -> None:
+        """`under`: a command the server runs under (a profiler), which slows start-up."""
         self.port = free_port()
-        self.ready_seconds = ready_seconds
+        self.ready_seconds = 600 if under else 60
         self.address = f"127.0.0.1:{self.port}"
         self.name = name
         self.log_path = log_path
-        self.args = [a.replace("{listen}", self.address) for a in args]
+        self.args = [*under, *(a.replace("{listen}", self.address) for a in args)]
         self.process: subprocess.Popen[bytes] | None = None
 
     @classmethod
@@ -107,9 +109,8 @@ class Server:
         explanations: bool = True,
         under: tuple[str, ...] = (),
     ) -> "Server":
-        """`under`: a command the server runs under (a profiler), which slows start-up."""
         args = [
-            *under, sys.executable, "-m", "server.main",
+            sys.executable, "-m", "server.main",
             "--listen", "{listen}",
             "--database-url", database_url,
             "--workers", str(workers),
@@ -117,12 +118,12 @@ class Server:
             "--expire-every", "0",
             *([] if explanations else ["--no-explanations"]),
         ]  # fmt: skip
-        return cls(args, log_path=log_path, name="loyalty", ready_seconds=600 if under else 60)
+        return cls(args, log_path=log_path, name="loyalty", under=under)
 
     @classmethod
     def echo(cls, *, log_path: Path, under: tuple[str, ...] = ()) -> "Server":
-        args = [*under, sys.executable, "-m", "bench.echo", "{listen}"]
-        return cls(args, log_path=log_path, name="echo", ready_seconds=600 if under else 60)
+        args = [sys.executable, "-m", "bench.echo", "{listen}"]
+        return cls(args, log_path=log_path, name="echo", under=under)
 
     def start(self) -> "Server":
         env = {k: v for k, v in os.environ.items() if not k.startswith("LOYALTY_")}
@@ -155,6 +156,16 @@ class Server:
                     pass
                 time.sleep(0.1)
         raise TimeoutError(f"{self.name} server never became ready; see {self.log_path}")
+
+    def points_to_apply(self, program: str, customer: str) -> int:
+        """What an apply spends: the quote's maximum for the bench's cart (all-or-nothing
+        programs need exactly it)."""
+        templates = Templates.build(program_id=program, points=1)
+        with grpc.insecure_channel(self.address) as channel:
+            answer = pb.QuoteRedemptionResponse.FromString(
+                channel.unary_unary(QUOTE)(templates.quote_for(customer), timeout=120)
+            )
+        return int(answer.options[answer.recommended_option].max_points)
 
     @property
     def pid(self) -> int:

@@ -8,15 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import grpc
-
 from bench import inprocess, profile, reporting, seed
 from bench.cells import START_DELAY, Cell, measure, split
 from bench.explain import explain_hot_queries
 from bench.payloads import Templates
 from bench.processes import Server, fresh_postgres, migrate
 from loyalty.v1 import redemption_service_pb2 as pb
-from loyalty.v1 import redemption_service_pb2_grpc as pb_grpc
 from pricing.program import load_program
 
 PROGRAMS = Path(__file__).resolve().parents[1] / "programs"
@@ -140,13 +137,7 @@ class Suite:
 
     def find_points(self, server: Server, customer: str) -> int:
         """What to apply: the quote's maximum for the cart (all-or-nothing programs need it)."""
-        with grpc.insecure_channel(server.address) as channel:
-            stub = pb_grpc.RedemptionServiceStub(channel)
-            templates = Templates.build(program_id=self.o.program, points=1)
-            answer = stub.QuoteRedemption(
-                pb.QuoteRedemptionRequest.FromString(templates.quote_for(customer))
-            )
-        return int(answer.options[answer.recommended_option].max_points)
+        return server.points_to_apply(self.o.program, customer)
 
     # -- the baselines --------------------------------------------------------------------
 

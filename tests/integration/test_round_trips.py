@@ -96,16 +96,10 @@ def _key(name: str) -> commands.Idempotency:
     return commands.Idempotency(name, name.encode())
 
 
-def _most(deps: Deps, customer: str) -> int:
+def _apply_command(deps: Deps, customer: str, order: str) -> commands.ApplyRedemption:
     ask = commands.QuoteRedemption("denco", customer, CART, "")
-    return quote_redemption(deps, ask, now=NOW).options[0].max_points  # all or nothing
-
-
-def _apply(deps: Deps, customer: str, order: str) -> None:
-    command = commands.ApplyRedemption(
-        _key(f"a-{order}"), "denco", customer, order, CART, "", _most(deps, customer), 0
-    )
-    apply_redemption(deps, command, now=NOW, render=repr)  # type: ignore[arg-type]
+    most = quote_redemption(deps, ask, now=NOW).options[0].max_points  # all or nothing
+    return commands.ApplyRedemption(_key(f"a-{order}"), "denco", customer, order, CART, "", most, 0)
 
 
 def test_a_first_apply_is_7_round_trips_its_replay_4_a_quote_3(deps: Deps) -> None:
@@ -114,11 +108,11 @@ def test_a_first_apply_is_7_round_trips_its_replay_4_a_quote_3(deps: Deps) -> No
             _key(f"g-{customer}"), "denco", customer, 5_000, "loyalty", None, None, ""
         )
         grant_points(deps, grant, now=NOW - timedelta(days=1), render=repr)  # type: ignore[arg-type]
-    _apply(deps, "warm", "o-warm")  # every statement prepared
+    warm = _apply_command(deps, "warm", "o-warm")
+    apply_redemption(deps, warm, now=NOW, render=repr)  # type: ignore[arg-type]  # all prepared
     assert deps.db is not None
     engine = deps.db.engine
-    most = _most(deps, "c1")
-    first = commands.ApplyRedemption(_key("a-o1"), "denco", "c1", "o1", CART, "", most, 0)
+    first = _apply_command(deps, "c1", "o1")
     with traced(engine) as applied:
         apply_redemption(deps, first, now=NOW, render=repr)  # type: ignore[arg-type]
     with traced(engine) as replayed:
